@@ -1,0 +1,119 @@
+"""The demo storefront. `flask --app app run` or `gunicorn 'app:create_app()'`.
+
+Configuration comes from the environment (and `.env`); see `.env.example`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from dotenv import load_dotenv
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from shop import cart, cli, db, inspector, order_pages, payments, security, store
+
+# Every setting, its default, and so its type. Each can be set in the environment.
+DEV_SECRET_KEY = "dev-only-secret-key"  # noqa: S105 - refused when SHOP_ENV=production
+
+DEFAULTS = {
+    "SHOP_ENV": "development",  # "production": real secret key and Secure cookies required
+    "SECRET_KEY": DEV_SECRET_KEY,
+    "DATABASE": "",  # default: instance/shop.sqlite
+    "FLEX_API_URL": "",  # empty: start the embedded Flex sandbox
+    "FLEX_APP_KEY": "",
+    "FLEX_APP_SECRET": "",
+    "FLEX_MID": "",
+    "FLEX_SITE_ID": "",
+    "FLEX_TOKENIZATION_KEY": "",
+    "FLEX_SENSEJS_URL": "",
+    "FLEX_ENABLED": True,  # False: processor only, no Flex calls (the benchmark's baseline)
+    "FLEX_SANDBOX_PORT": 0,
+    "FLEX_CONNECT_TIMEOUT": 3.05,
+    "FLEX_READ_TIMEOUT": 8.0,
+    "FLEX_DEADLINE": 12.0,
+    "FLEX_RELAY": True,
+    "FLEX_RELAY_POLL_SECONDS": 0.5,
+    "PROCESSOR_LATENCY_MS": 250,
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "LOG_LEVEL": "INFO",
+}
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    load_dotenv()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.update(_from_environment())
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["DATABASE"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["DATABASE"] = os.path.join(app.instance_path, "shop.sqlite")
+    production = app.config["SHOP_ENV"] == "production"
+    if production and app.config["SECRET_KEY"] == DEV_SECRET_KEY:
+        raise RuntimeError("SECRET_KEY is the development default; set a long random one.")
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=production,  # local demo runs on plain http://127.0.0.1
+    )
+
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(name)s %(message)s")
+    CSRFProtect(app)
+    db.init_app(app)
+    payments.init_app(app)
+    security.init_app(app)
+    cli.init_app(app)
+    for blueprint in (store.bp, order_pages.bp, inspector.bp):
+        app.register_blueprint(blueprint)
+    _template_helpers(app)
+    _error_pages(app)
+    return app
+
+
+def _from_environment() -> dict:
+    """Reads each known setting from the environment, typed like its default."""
+    settings = {}
+    for name, default in DEFAULTS.items():
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        if isinstance(default, bool):
+            settings[name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        elif isinstance(default, int | float):
+            settings[name] = type(default)(raw)
+        else:
+            settings[name] = raw
+    return settings
+
+
+def _template_helpers(app: Flask) -> None:
+    @app.template_filter("money")
+    def money(cents: int) -> str:
+        return f"${cents / 100:,.2f}"
+
+    @app.context_processor
+    def shop_globals() -> dict:
+        return {"cart_count": cart.count(), "flex_mode": payments.services().mode}
+
+
+def _error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        message = "This form expired or was not sent from this site. Go back, reload and retry."
+        return render_template("error.html", code=400, title="Form expired", message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return render_template(
+            "error.html", code=exc.code, title=exc.name, message=exc.description
+        ), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        app.logger.exception("unhandled error")
+        message = "Something went wrong on our side. Please check your orders before retrying."
+        return render_template("error.html", code=500, title="Server error", message=message), 500

@@ -1,0 +1,113 @@
+"""The Standard CIT flow, step by step (Flex integration guide, steps 3-6).
+
+    vault (/tokenize)  ∥  processor authorization
+    approved  -> build the /transmit payload; the caller queues it with the order (outbox)
+    declined  -> /evaluate with the vault token: APPROVED = rescued, CHALLENGE/DECLINED = declined
+    Flex silent (timeout, 5xx) -> declined for the shopper, and the evaluate payload is kept so
+                                  the same idempotencyKey can be replayed later (reconcile)
+
+Nothing here touches a database or the web framework: the caller owns persistence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from . import payloads
+from .client import FlexClient
+from .errors import FlexAuthError, FlexError, FlexUnavailableError
+from .models import Card, CardSummary, Evaluation, ProcessorResult, Purchase, VaultedCard
+
+log = logging.getLogger("flex.cit")
+
+Authorize = Callable[[Card, int], ProcessorResult]
+
+PAID = "paid"
+RESCUED = "rescued"
+DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class CitResult:
+    outcome: str  # PAID | RESCUED | DECLINED
+    processor: ProcessorResult
+    card: CardSummary
+    evaluation: Evaluation | None = None
+    transmit_payload: dict | None = None  # approved: queue it in the same transaction as the order
+    evaluate_payload: dict | None = None  # declined: kept for reconciliation replays
+    flex_error: str | None = None  # why Flex gave no answer, if it did not
+    reconcile: bool = False  # Flex's answer is unknown: replay evaluate_payload later
+
+
+class CitFlow:
+    """Runs one checkout through Flex. Share one instance (and its thread pool) per process."""
+
+    def __init__(self, client: FlexClient, *, vault_workers: int = 8):
+        self.client = client
+        # Bounded: a burst of checkouts cannot start unbounded vault threads.
+        self._vault_pool = ThreadPoolExecutor(vault_workers, thread_name_prefix="flex-vault")
+
+    def pay(self, purchase: Purchase, card: Card, authorize: Authorize) -> CitResult:
+        vault = self._vault_pool.submit(
+            self.client.tokenize,
+            card,
+            email=purchase.email,
+            sense_key=purchase.sense_key,
+            ref=purchase.order_id,
+        )
+        processor = authorize(card, purchase.amount_cents)
+        summary = card.summary
+
+        if processor.approved:
+            # Do not wait for the vault: the approved path must not be slower with Flex in it.
+            payload = payloads.transmit_body(
+                purchase, summary, processor, mid=self.client.config.mid,
+                site_id=self.client.config.site_id,
+            )
+            return CitResult(PAID, processor, summary, transmit_payload=payload)
+
+        try:
+            vaulted: VaultedCard = vault.result()  # bounded by the client's own deadline
+        except FlexError as exc:
+            log.warning("vault failed for order %s: %s", purchase.order_id, exc)
+            return CitResult(DECLINED, processor, summary, flex_error=f"tokenize: {exc}")
+
+        payload = payloads.evaluate_body(
+            purchase, summary, vaulted.token, processor,
+            mid=self.client.config.mid, site_id=self.client.config.site_id,
+            idempotency_key=purchase.order_id,
+        )
+        return self._evaluate(purchase.order_id, processor, summary, payload)
+
+    def reconcile(self, order_id: str, evaluate_payload: dict) -> Evaluation:
+        """Replays an unanswered /evaluate with its original idempotencyKey: Flex returns the
+        decision it took the first time, or decides now if the first call never arrived."""
+        return self.client.evaluate(evaluate_payload, ref=order_id)
+
+    def refund(self, order_session_key: str, amount_cents: int, *, ref: str,
+               message: str = "Customer request") -> dict:
+        """Refunds a Flex-approved order (Flex charged it, so Flex refunds it)."""
+        return self.client.refund(order_session_key, amount_cents, message, ref=ref)
+
+    def close(self) -> None:
+        self._vault_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _evaluate(self, order_id: str, processor: ProcessorResult, card: CardSummary,
+                  payload: dict) -> CitResult:
+        try:
+            evaluation = self.client.evaluate(payload, ref=order_id)
+        except (FlexUnavailableError, FlexAuthError) as exc:
+            # We do not know whether Flex charged the card: keep the payload, replay it later.
+            return CitResult(DECLINED, processor, card, evaluate_payload=payload,
+                             flex_error=str(exc), reconcile=True)
+        except FlexError as exc:
+            # Flex refused the request itself (e.g. validation): nothing was charged.
+            log.error("evaluate refused for order %s: %s", order_id, exc)
+            return CitResult(DECLINED, processor, card, evaluate_payload=payload,
+                             flex_error=str(exc))
+        outcome = RESCUED if evaluation.approved else DECLINED  # CHALLENGE is a decline in CIT
+        return CitResult(outcome, processor, card, evaluation=evaluation,
+                         evaluate_payload=payload)

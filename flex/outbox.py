@@ -1,0 +1,205 @@
+"""A durable queue for /transmit (the transactional-outbox pattern, on SQLite).
+
+The approved order and its outbox row are written in ONE transaction by the caller
+(`enqueue(conn, ...)`), so a crash can never leave a paid order without its transmit.
+A relay thread delivers due rows at least once, with capped exponential backoff.
+Several relays (e.g. one per gunicorn worker) may run: a row is leased before it is sent,
+so two relays do not send the same row at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .client import FlexClient
+from .errors import FlexError, FlexValidationError
+
+log = logging.getLogger("flex.outbox")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS flex_outbox (
+    order_id        TEXT PRIMARY KEY,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    next_attempt_at REAL NOT NULL,
+    leased_until    REAL NOT NULL DEFAULT 0,
+    created_at      REAL NOT NULL,
+    delivered_at    REAL
+);
+CREATE INDEX IF NOT EXISTS flex_outbox_due ON flex_outbox (state, next_attempt_at);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    order_id: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: float
+    created_at: float
+    delivered_at: float | None
+
+
+def create_table(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def enqueue(conn: sqlite3.Connection, order_id: str, payload: dict) -> None:
+    """Adds a transmit to the caller's open transaction. Idempotent per order."""
+    now = time.time()
+    conn.execute(
+        "INSERT OR IGNORE INTO flex_outbox (order_id, payload, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?)",
+        (order_id, json.dumps(payload), now, now),
+    )
+
+
+def get(conn: sqlite3.Connection, order_id: str) -> OutboxRow | None:
+    row = conn.execute(
+        "SELECT order_id, state, attempts, last_error, next_attempt_at, created_at, delivered_at"
+        " FROM flex_outbox WHERE order_id = ?",
+        (order_id,),
+    ).fetchone()
+    return OutboxRow(*row) if row else None
+
+
+def recent(conn: sqlite3.Connection, limit: int = 50) -> list[OutboxRow]:
+    rows = conn.execute(
+        "SELECT order_id, state, attempts, last_error, next_attempt_at, created_at, delivered_at"
+        " FROM flex_outbox ORDER BY created_at DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [OutboxRow(*row) for row in rows]
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    found = dict(conn.execute("SELECT state, COUNT(*) FROM flex_outbox GROUP BY state"))
+    return {state: found.get(state, 0) for state in ("pending", "delivered", "failed")}
+
+
+class Relay:
+    """Delivers queued transmits. `connect` opens a new SQLite connection (one per thread)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        client: FlexClient,
+        *,
+        poll_interval: float = 0.5,
+        max_attempts: int = 12,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 300.0,
+        lease: float = 60.0,
+        batch: int = 20,
+        also_run: Callable[[], object] | None = None,
+    ):
+        self.connect = connect
+        self.client = client
+        self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.lease = lease
+        self.batch = batch
+        self.also_run = also_run  # more periodic work for the same thread (e.g. reconciliation)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """Deliver now instead of at the next poll (call after committing an enqueue)."""
+        self._wake.set()
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run_forever, name="flex-relay", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                if self.also_run:
+                    self.also_run()
+            except Exception:  # keep relaying whatever one bad round raised
+                log.exception("relay round failed")
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def run_once(self) -> int:
+        """Delivers every due row once; returns how many were delivered."""
+        conn = self.connect()
+        try:
+            delivered = 0
+            for order_id, payload in self._due(conn):
+                if self._lease(conn, order_id):
+                    delivered += self._deliver(conn, order_id, json.loads(payload))
+            return delivered
+        finally:
+            conn.close()
+
+    def _due(self, conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        now = time.time()
+        return conn.execute(
+            "SELECT order_id, payload FROM flex_outbox WHERE state = 'pending'"
+            " AND next_attempt_at <= ? AND leased_until <= ? ORDER BY next_attempt_at LIMIT ?",
+            (now, now, self.batch),
+        ).fetchall()
+
+    def _lease(self, conn: sqlite3.Connection, order_id: str) -> bool:
+        """Claims a row for this relay; False if another relay claimed it first."""
+        now = time.time()
+        with conn:
+            claimed = conn.execute(
+                "UPDATE flex_outbox SET leased_until = ? WHERE order_id = ?"
+                " AND state = 'pending' AND leased_until <= ?",
+                (now + self.lease, order_id, now),
+            ).rowcount
+        return claimed == 1
+
+    def _deliver(self, conn: sqlite3.Connection, order_id: str, payload: dict) -> int:
+        try:
+            self.client.transmit(payload, ref=order_id)
+        except FlexError as exc:
+            self._record_failure(conn, order_id, exc)
+            return 0
+        with conn:
+            conn.execute(
+                "UPDATE flex_outbox SET state = 'delivered', attempts = attempts + 1,"
+                " delivered_at = ?, last_error = NULL, leased_until = 0 WHERE order_id = ?",
+                (time.time(), order_id),
+            )
+        return 1
+
+    def _record_failure(self, conn: sqlite3.Connection, order_id: str, exc: FlexError) -> None:
+        attempts = conn.execute(
+            "SELECT attempts FROM flex_outbox WHERE order_id = ?", (order_id,)
+        ).fetchone()[0] + 1
+        # A 400 will not get better by retrying; everything else might.
+        final = isinstance(exc, FlexValidationError) or attempts >= self.max_attempts
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1))
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+        log.warning("transmit for order %s failed (attempt %d): %s", order_id, attempts, exc)
+        with conn:
+            conn.execute(
+                "UPDATE flex_outbox SET state = ?, attempts = ?, last_error = ?,"
+                " next_attempt_at = ?, leased_until = 0 WHERE order_id = ?",
+                ("failed" if final else "pending", attempts, str(exc)[:500],
+                 time.time() + delay, order_id),
+            )

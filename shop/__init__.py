@@ -1,0 +1,1 @@
+"""The merchant's own systems, simulated: catalog, cart, order store, processor, pages."""

@@ -1,0 +1,105 @@
+"""Checkout and refunds: the merchant's side of the Standard CIT flow.
+
+The order row is created first, keyed by the checkout id, so a double click or a replayed
+POST finds the same order instead of charging twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+
+from flex.cit import RESCUED
+from flex.errors import FlexError, FlexRefundRefused, FlexUnavailableError
+from flex.models import Address, Card, LineItem, Purchase
+
+from . import orders
+from .cart import CartLine
+from .payments import Services
+
+log = logging.getLogger(__name__)
+
+CURRENCY = "USD"
+
+
+def purchase_for(checkout_id: str, lines: list[CartLine], form, customer_ip: str) -> Purchase:
+    """Prices the cart on the server; the client's numbers are never used."""
+    items = tuple(
+        LineItem(line.product.sku, line.product.name, line.quantity, line.product.price_cents)
+        for line in lines
+    )
+    return Purchase(
+        order_id=checkout_id,
+        amount_cents=sum(i.quantity * i.unit_price_cents for i in items),
+        currency=CURRENCY,
+        email=form.email.data.strip(),
+        billing=Address(
+            line1=form.address.data.strip(),
+            city=form.city.data.strip(),
+            state=form.state.data.strip(),
+            zip_code=form.zip_code.data.strip(),
+            country=form.country.data.strip().upper(),
+        ),
+        items=items,
+        customer_ip=customer_ip,
+        sense_key=checkout_id,  # the page's SenseJS filed its data under the checkout id
+    )
+
+
+def place_order(conn: sqlite3.Connection, services: Services, purchase: Purchase,
+                card: Card) -> orders.Order:
+    """Runs the checkout once per checkout id; a duplicate waits for the first one."""
+    if not orders.create(conn, purchase, card.summary):
+        return wait_until_settled(conn, purchase.order_id)
+    result = services.flow.pay(purchase, card, services.processor.authorize)
+    orders.record_result(conn, purchase.order_id, result)
+    if result.transmit_payload is not None:
+        services.relay.wake()
+    return orders.get(conn, purchase.order_id)
+
+
+def wait_until_settled(conn: sqlite3.Connection, order_id: str, timeout: float = 30.0,
+                       ) -> orders.Order:
+    """Waits (bounded) while another request is still paying for this order."""
+    deadline = time.monotonic() + timeout
+    order = orders.get(conn, order_id)
+    while order.outcome == orders.PENDING and time.monotonic() < deadline:
+        time.sleep(0.05)
+        order = orders.get(conn, order_id)
+    return order
+
+
+class RefundError(Exception):
+    """A refund that did not happen; the message is for the person who asked."""
+
+
+def refund(conn: sqlite3.Connection, services: Services, order: orders.Order,
+           amount_cents: int) -> None:
+    """Refunds part or all of an order, through Flex if Flex charged it."""
+    channel = "Flex" if order.outcome == RESCUED else "processor"
+    refund_id = orders.reserve_refund(conn, order.id, amount_cents, channel)
+    if refund_id is None:
+        raise RefundError(
+            f"Refund refused: only ${order.refundable_cents / 100:,.2f} can still be refunded."
+            if order.refundable_cents else "Refund refused: this order cannot be refunded."
+        )
+    try:
+        if channel == "Flex":
+            services.flow.refund(order.order_session_key, amount_cents, ref=order.id)
+        else:
+            services.processor.refund(order.processor_txn, amount_cents)
+    except FlexRefundRefused as exc:
+        orders.release_refund(conn, refund_id)
+        raise RefundError(f"Flex refused the refund: {exc}") from exc
+    except FlexUnavailableError as exc:
+        # Flex may have refunded: keep the amount reserved so it is never refunded twice.
+        orders.settle_refund(conn, refund_id, "unknown")
+        raise RefundError(
+            "Flex did not answer in time. The refund is on hold until Flex confirms it."
+        ) from exc
+    except FlexError as exc:
+        orders.release_refund(conn, refund_id)
+        log.error("refund for order %s failed: %s", order.id, exc)
+        raise RefundError("The refund could not be sent to Flex. Please try again.") from exc
+    orders.settle_refund(conn, refund_id, "succeeded")

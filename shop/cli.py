@@ -1,0 +1,64 @@
+"""Command-line tools: `flask flex relay|reconcile|check` and `flask shop reset`."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from flex.errors import FlexError
+
+from . import db
+from .payments import services
+from .reconcile import reconcile_due
+
+flex_cli = AppGroup("flex", help="The Flex integration.")
+shop_cli = AppGroup("shop", help="The demo shop.")
+
+
+@flex_cli.command("relay")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+def relay_command(once: bool) -> None:
+    """Deliver queued /transmit calls (run as its own process if you like)."""
+    relay = services().relay
+    if once:
+        click.echo(f"delivered {relay.run_once()}")
+        return
+    click.echo("relaying queued transmits; Ctrl+C to stop")
+    relay.run_forever()
+
+
+@flex_cli.command("reconcile")
+def reconcile_command() -> None:
+    """Replay due /evaluate calls that went unanswered, and settle their orders."""
+    with closing(db.connect(current_app.config["DATABASE"])) as conn:
+        settled = reconcile_due(conn, services().flow)
+    click.echo(f"settled {settled} order(s)")
+
+
+@flex_cli.command("check")
+def check_command() -> None:
+    """Authenticate to Flex with the configured credentials and report the result."""
+    client = services().client
+    try:
+        client.authenticate(force=True)
+    except FlexError as exc:
+        raise click.ClickException(
+            f"Flex token call to {client.config.api_url} failed: {exc}"
+        ) from exc
+    click.echo(f"OK: authenticated to {client.config.api_url} (mid {client.config.mid})")
+
+
+@shop_cli.command("reset")
+def reset_command() -> None:
+    """Remove every order, refund, queued transmit and logged Flex call."""
+    with closing(db.connect(current_app.config["DATABASE"])) as conn:
+        db.clear(conn)
+    click.echo("demo reset: all orders removed")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(flex_cli)
+    app.cli.add_command(shop_cli)

@@ -1,0 +1,22 @@
+"""The integration inspector: recent Flex calls across orders and the transmit queue."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from flex import calllog, outbox
+
+from .db import get_db
+
+bp = Blueprint("inspector", __name__)
+
+
+@bp.get("/flex")
+def calls():
+    conn = get_db()
+    queue = outbox.counts(conn)
+    return render_template(
+        "flex_calls.html",
+        calls=calllog.recent(conn),
+        outbox={**queue, "rows": outbox.recent(conn)},
+    )

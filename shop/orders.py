@@ -1,0 +1,275 @@
+"""The order store: orders, their items and refunds, in SQLite.
+
+A checkout id becomes the order's primary key, so a replayed checkout finds its order
+instead of charging twice. Refunds reserve their amount with one conditional UPDATE, so
+concurrent refunds can never exceed what was charged.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from flex import outbox
+from flex.cit import DECLINED, PAID, RESCUED, CitResult
+from flex.models import CardSummary, Evaluation, Purchase
+
+PENDING = "pending"
+RECONCILE_BACKOFF_SECONDS = 10.0  # first replay of an unanswered /evaluate; doubles each time
+REFUNDABLE = (PAID, RESCUED)
+
+_LABELS = {PENDING: "Pending", PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined"}
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    created_at: datetime
+    outcome: str
+    amount_cents: int
+    refunded_cents: int
+    currency: str
+    email: str
+    card_brand: str | None
+    card_first6: str | None
+    card_last4: str | None
+    processor_txn: str | None
+    processor_code: str | None
+    processor_message: str | None
+    flex_status: str | None
+    order_session_key: str | None
+    flex_error: str | None
+    reconciling: bool
+    reconcile_attempts: int
+    evaluate_payload: str | None
+    transmit: outbox.OutboxRow | None = field(default=None, compare=False)
+
+    @property
+    def status_label(self) -> str:
+        if self.outcome in REFUNDABLE and self.refunded_cents:
+            return "Refunded" if self.refunded_cents >= self.amount_cents else "Partially refunded"
+        return _LABELS[self.outcome]
+
+    @property
+    def refundable_cents(self) -> int:
+        return self.amount_cents - self.refunded_cents if self.outcome in REFUNDABLE else 0
+
+    @property
+    def flex_outcome(self) -> str | None:
+        """One word on what Flex did for this order, for the order list."""
+        if self.flex_status:
+            return self.flex_status
+        if self.flex_error:
+            return "UNAVAILABLE"
+        if self.transmit:
+            return {"pending": "transmit queued", "delivered": "transmitted"}.get(
+                self.transmit.state, "transmit failed"
+            )
+        return None
+
+    @property
+    def shopper_message(self) -> str | None:
+        if self.outcome == DECLINED:
+            if self.flex_error:
+                return ("We could not complete this payment right now. No money was taken; "
+                        "please try again in a few minutes or use another card.")
+            return "Your bank declined this payment. No money was taken; please try another card."
+        if self.outcome == RESCUED:
+            return "Payment approved. Thank you for your order!"
+        if self.outcome == PAID:
+            return "Payment approved. Thank you for your order!"
+        return None
+
+
+@dataclass(frozen=True)
+class Item:
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: int
+    amount_cents: int
+    channel: str
+    status: str
+    created_at: datetime
+
+
+def _when(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+_SELECT = """SELECT o.*, t.state AS t_state, t.attempts AS t_attempts,
+    t.last_error AS t_last_error, t.next_attempt_at AS t_next_attempt_at,
+    t.created_at AS t_created_at, t.delivered_at AS t_delivered_at
+    FROM orders o LEFT JOIN flex_outbox t ON t.order_id = o.id"""
+
+_PLAIN_COLUMNS = (
+    "id", "outcome", "amount_cents", "refunded_cents", "currency", "email", "card_brand",
+    "card_first6", "card_last4", "processor_txn", "processor_code", "processor_message",
+    "flex_status", "order_session_key", "flex_error", "reconcile_attempts", "evaluate_payload",
+)
+
+
+def _order(row: sqlite3.Row) -> Order:
+    transmit = None
+    if row["t_state"] is not None:
+        transmit = outbox.OutboxRow(
+            row["id"], row["t_state"], row["t_attempts"], row["t_last_error"],
+            row["t_next_attempt_at"], row["t_created_at"], row["t_delivered_at"],
+        )
+    return Order(
+        **{name: row[name] for name in _PLAIN_COLUMNS},
+        created_at=_when(row["created_at"]),
+        reconciling=bool(row["reconcile"]),
+        transmit=transmit,
+    )
+
+
+def create(conn: sqlite3.Connection, purchase: Purchase, card: CardSummary) -> bool:
+    """Creates the pending order; False if this checkout id already has one."""
+    with conn:
+        created = conn.execute(
+            "INSERT OR IGNORE INTO orders (id, created_at, amount_cents, currency, email,"
+            " card_brand, card_first6, card_last4) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (purchase.order_id, time.time(), purchase.amount_cents, purchase.currency,
+             purchase.email, card.brand, card.first6, card.last4),
+        ).rowcount == 1
+        if created:
+            conn.executemany(
+                "INSERT INTO order_items (order_id, sku, name, quantity, unit_price_cents)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(purchase.order_id, i.sku, i.name, i.quantity, i.unit_price_cents)
+                 for i in purchase.items],
+            )
+    return created
+
+
+def record_result(conn: sqlite3.Connection, order_id: str, result: CitResult) -> None:
+    """Stores the checkout's outcome; an approved order's transmit is queued in the SAME
+    transaction, so no paid order can exist without its transmit."""
+    evaluation = result.evaluation
+    with conn:
+        conn.execute(
+            "UPDATE orders SET outcome = ?, processor_txn = ?, processor_code = ?,"
+            " processor_message = ?, flex_status = ?, order_session_key = ?, flex_error = ?,"
+            " reconcile = ?, reconcile_at = ?, evaluate_payload = ? WHERE id = ?",
+            (result.outcome, result.processor.transaction_id, result.processor.response_code,
+             result.processor.response_description,
+             evaluation.status if evaluation else None,
+             evaluation.order_session_key if evaluation else None,
+             result.flex_error, int(result.reconcile),
+             time.time() + RECONCILE_BACKOFF_SECONDS if result.reconcile else None,
+             json.dumps(result.evaluate_payload) if result.evaluate_payload else None,
+             order_id),
+        )
+        if result.transmit_payload is not None:
+            outbox.enqueue(conn, order_id, result.transmit_payload)
+
+
+def get(conn: sqlite3.Connection, order_id: str) -> Order | None:
+    row = conn.execute(f"{_SELECT} WHERE o.id = ?", (order_id,)).fetchone()  # noqa: S608
+    return _order(row) if row else None
+
+
+def recent(conn: sqlite3.Connection, limit: int = 200) -> list[Order]:
+    rows = conn.execute(f"{_SELECT} ORDER BY o.created_at DESC LIMIT ?", (limit,))  # noqa: S608
+    return [_order(row) for row in rows]
+
+
+def items(conn: sqlite3.Connection, order_id: str) -> list[Item]:
+    rows = conn.execute(
+        "SELECT sku, name, quantity, unit_price_cents FROM order_items WHERE order_id = ?",
+        (order_id,),
+    )
+    return [Item(*row) for row in rows]
+
+
+def refunds(conn: sqlite3.Connection, order_id: str) -> list[Refund]:
+    rows = conn.execute(
+        "SELECT id, amount_cents, channel, status, created_at FROM refunds WHERE order_id = ?"
+        " ORDER BY id",
+        (order_id,),
+    )
+    return [Refund(*row[:4], _when(row[4])) for row in rows]
+
+
+def reserve_refund(conn: sqlite3.Connection, order_id: str, amount_cents: int,
+                   channel: str) -> int | None:
+    """Reserves `amount_cents` of the order for a refund; None if it is more than remains.
+    One conditional UPDATE, so two concurrent refunds cannot both pass the check."""
+    with conn:
+        reserved = conn.execute(
+            "UPDATE orders SET refunded_cents = refunded_cents + ? WHERE id = ?"
+            " AND outcome IN (?, ?) AND refunded_cents + ? <= amount_cents",
+            (amount_cents, order_id, *REFUNDABLE, amount_cents),
+        ).rowcount == 1
+        if not reserved:
+            return None
+        return conn.execute(
+            "INSERT INTO refunds (order_id, amount_cents, channel, status, created_at)"
+            " VALUES (?, ?, ?, 'pending', ?)",
+            (order_id, amount_cents, channel, time.time()),
+        ).lastrowid
+
+
+def settle_refund(conn: sqlite3.Connection, refund_id: int, status: str) -> None:
+    """Marks a reserved refund succeeded, or unknown (kept reserved until checked)."""
+    with conn:
+        conn.execute("UPDATE refunds SET status = ? WHERE id = ?", (status, refund_id))
+
+
+def release_refund(conn: sqlite3.Connection, refund_id: int) -> None:
+    """Gives back the reservation of a refund that was refused."""
+    with conn:
+        conn.execute(
+            "UPDATE orders SET refunded_cents = refunded_cents -"
+            " (SELECT amount_cents FROM refunds WHERE id = ?)"
+            " WHERE id = (SELECT order_id FROM refunds WHERE id = ?)",
+            (refund_id, refund_id),
+        )
+        conn.execute("DELETE FROM refunds WHERE id = ?", (refund_id,))
+
+
+def to_reconcile(conn: sqlite3.Connection, limit: int = 20) -> list[Order]:
+    """Orders whose /evaluate went unanswered and are due for a replay."""
+    rows = conn.execute(
+        f"{_SELECT} WHERE o.reconcile = 1 AND o.reconcile_at <= ? ORDER BY o.reconcile_at"  # noqa: S608
+        " LIMIT ?",
+        (time.time(), limit),
+    )
+    return [_order(row) for row in rows]
+
+
+def record_reconciled(conn: sqlite3.Connection, order_id: str, evaluation: Evaluation) -> None:
+    """Flex answered the replayed /evaluate: settle the order on its decision."""
+    with conn:
+        conn.execute(
+            "UPDATE orders SET outcome = ?, flex_status = ?, order_session_key = ?,"
+            " flex_error = NULL, reconcile = 0, reconcile_at = NULL,"
+            " reconcile_attempts = reconcile_attempts + 1 WHERE id = ? AND reconcile = 1",
+            (RESCUED if evaluation.approved else DECLINED, evaluation.status,
+             evaluation.order_session_key, order_id),
+        )
+
+
+def record_reconcile_failure(conn: sqlite3.Connection, order_id: str, error: str,
+                             give_up: bool) -> None:
+    """The replay went unanswered too: try again later, or stop trying (stays declined)."""
+    with conn:
+        conn.execute(
+            "UPDATE orders SET flex_error = ?, reconcile = ?,"
+            " reconcile_at = ? + ? * (1 << reconcile_attempts),"
+            " reconcile_attempts = reconcile_attempts + 1 WHERE id = ?",
+            (error[:500], 0 if give_up else 1, time.time(), RECONCILE_BACKOFF_SECONDS, order_id),
+        )

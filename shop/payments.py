@@ -1,0 +1,145 @@
+"""Wires the Flex integration into this app: settings, the embedded sandbox, the client,
+the CIT flow, the Flex call log and the transmit relay. Views reach them via `services()`."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from contextlib import closing
+from dataclasses import dataclass
+from functools import partial
+
+from flask import Flask, current_app
+
+from flex import FlexClient, FlexConfig
+from flex.calllog import CallLog
+from flex.cit import DECLINED, PAID, Authorize, CitFlow, CitResult
+from flex.models import Card, Purchase
+from flex.outbox import Relay
+
+from . import db
+from .processor import SimulatedProcessor
+from .reconcile import reconcile_due
+
+log = logging.getLogger(__name__)
+
+# Settings that must all be present to talk to Flex's real sandbox (or production).
+REAL_FLEX_SETTINGS = (
+    "FLEX_API_URL", "FLEX_APP_KEY", "FLEX_APP_SECRET", "FLEX_MID", "FLEX_TOKENIZATION_KEY",
+    "FLEX_SENSEJS_URL",
+)
+
+
+class ConfigError(RuntimeError):
+    """Start-up refused: a setting is missing or still a placeholder."""
+
+
+@dataclass(frozen=True)
+class SenseJS:
+    url: str
+    mid: str
+    site_id: str
+
+
+class ProcessorOnly:
+    """Checkout without Flex (FLEX_ENABLED=0): the baseline the benchmark measures against."""
+
+    def pay(self, purchase: Purchase, card: Card, authorize: Authorize) -> CitResult:
+        processor = authorize(card, purchase.amount_cents)
+        return CitResult(PAID if processor.approved else DECLINED, processor, card.summary)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Services:
+    client: FlexClient
+    flow: CitFlow | ProcessorOnly
+    relay: Relay
+    processor: SimulatedProcessor
+    sensejs: SenseJS
+    mode: str  # shown in the page footer
+
+
+def services() -> Services:
+    return current_app.extensions["payments"]
+
+
+def init_app(app: Flask) -> None:
+    config = app.config
+    if config.get("FLEX_API_URL"):
+        flex_config, sensejs, mode = _real_flex(config)
+    else:
+        flex_config, sensejs, mode = _embedded_sandbox(config)
+
+    connect = db.connector(app)
+    client = FlexClient(flex_config, on_call=CallLog(connect).record)
+    flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
+    relay = Relay(connect, client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
+                  also_run=partial(_reconcile, connect, flow))
+    app.extensions["payments"] = Services(
+        client=client,
+        flow=flow,
+        relay=relay,
+        processor=SimulatedProcessor(config["PROCESSOR_LATENCY_MS"]),
+        sensejs=sensejs,
+        mode=mode,
+    )
+    if config["FLEX_RELAY"]:
+        relay.start()
+        atexit.register(relay.stop)
+
+
+def _reconcile(connect, flow: CitFlow) -> None:
+    with closing(connect()) as conn:
+        reconcile_due(conn, flow)
+
+
+def _timeouts(config: dict) -> dict:
+    return {
+        "connect_timeout": float(config["FLEX_CONNECT_TIMEOUT"]),
+        "read_timeout": float(config["FLEX_READ_TIMEOUT"]),
+        "deadline": float(config["FLEX_DEADLINE"]),
+    }
+
+
+def _real_flex(config: dict) -> tuple[FlexConfig, SenseJS, str]:
+    for name in REAL_FLEX_SETTINGS:
+        value = str(config.get(name) or "")
+        if not value or value.startswith("your-") or "<" in value:
+            raise ConfigError(
+                f"{name} is missing (or still the placeholder from .env.example). "
+                "Set it in .env, or unset FLEX_API_URL to use the embedded sandbox."
+            )
+    flex_config = FlexConfig(
+        api_url=config["FLEX_API_URL"],
+        app_key=config["FLEX_APP_KEY"],
+        app_secret=config["FLEX_APP_SECRET"],
+        mid=config["FLEX_MID"],
+        tokenization_key=config["FLEX_TOKENIZATION_KEY"],
+        site_id=config.get("FLEX_SITE_ID") or "",
+        **_timeouts(config),
+    )
+    sensejs = SenseJS(config["FLEX_SENSEJS_URL"], flex_config.mid, flex_config.site_id)
+    return flex_config, sensejs, f"Flex API at {flex_config.api_url}"
+
+
+def _embedded_sandbox(config: dict) -> tuple[FlexConfig, SenseJS, str]:
+    # Imported here: a shop talking to the real Flex never loads the simulator.
+    from flex import sandbox
+
+    server = sandbox.serve(port=int(config.get("FLEX_SANDBOX_PORT") or 0))
+    atexit.register(server.shutdown)
+    log.info("embedded Flex sandbox serving at %s", server.url)
+    flex_config = FlexConfig(
+        api_url=server.api_url,
+        app_key=sandbox.DEFAULT_APP_KEY,
+        app_secret=sandbox.DEFAULT_APP_SECRET,
+        mid=sandbox.DEFAULT_MID,
+        tokenization_key=sandbox.DEFAULT_TOKENIZATION_KEY,
+        site_id=sandbox.DEFAULT_SITE_ID,
+        **_timeouts(config),
+    )
+    sensejs = SenseJS(f"{server.url}/widget.js", sandbox.DEFAULT_MID, sandbox.DEFAULT_SITE_ID)
+    return flex_config, sensejs, f"embedded Flex sandbox at {server.url}"

@@ -1,0 +1,43 @@
+-- The merchant's order store. The status shown to people is derived from `outcome`
+-- and `refunded_cents` (see shop/orders.py), never stored twice.
+CREATE TABLE IF NOT EXISTS orders (
+    id                TEXT PRIMARY KEY,      -- the checkout id (UUID4): idempotency key + senseKey
+    created_at        REAL NOT NULL,
+    outcome           TEXT NOT NULL DEFAULT 'pending',  -- pending | paid | rescued | declined
+    amount_cents      INTEGER NOT NULL CHECK (amount_cents > 0),
+    refunded_cents    INTEGER NOT NULL DEFAULT 0 CHECK (refunded_cents >= 0),
+    currency          TEXT NOT NULL,
+    email             TEXT NOT NULL,
+    card_brand        TEXT,
+    card_first6       TEXT,
+    card_last4        TEXT,
+    processor_txn     TEXT,
+    processor_code    TEXT,
+    processor_message TEXT,
+    flex_status       TEXT,                  -- APPROVED | CHALLENGE | DECLINED, when Flex answered
+    order_session_key TEXT,                  -- Flex's order id, the key for refunds
+    flex_error        TEXT,                  -- why Flex gave no answer
+    reconcile         INTEGER NOT NULL DEFAULT 0,  -- 1: Flex's answer unknown, replay evaluate
+    reconcile_attempts INTEGER NOT NULL DEFAULT 0,
+    reconcile_at      REAL,                  -- when to replay next
+    evaluate_payload  TEXT,                  -- vault token, never a card number
+    CHECK (refunded_cents <= amount_cents)
+);
+CREATE INDEX IF NOT EXISTS orders_created ON orders (created_at DESC);
+
+CREATE TABLE IF NOT EXISTS order_items (
+    order_id         TEXT NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    sku              TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    quantity         INTEGER NOT NULL CHECK (quantity > 0),
+    unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0)
+);
+
+CREATE TABLE IF NOT EXISTS refunds (
+    id           INTEGER PRIMARY KEY,
+    order_id     TEXT NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+    channel      TEXT NOT NULL,              -- Flex | processor
+    status       TEXT NOT NULL,              -- pending | succeeded | unknown
+    created_at   REAL NOT NULL
+);

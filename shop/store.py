@@ -1,0 +1,112 @@
+"""Shop pages: catalog, cart and checkout."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+
+from . import cart, catalog, checkout, orders
+from .db import get_db
+from .forms import CheckoutForm, QuantityForm
+from .payments import services
+
+bp = Blueprint("shop", __name__)
+
+# The test cards shown on the checkout page (shared/DESIGN.md).
+TEST_CARDS = (
+    ("4242 4242 4242 4242", "approved", "— (transmit queued)", "Paid"),
+    ("5555 5555 5555 4444", "approved", "— (transmit queued)", "Paid"),
+    ("4000 0000 0000 0002", "declined 05 do not honor", "APPROVED", "Rescued by Flex"),
+    ("4000 0000 0000 0127", "declined N7 CVV mismatch", "CHALLENGE", "Declined"),
+    ("4000 0000 0000 9995", "declined 51 insufficient funds", "DECLINED", "Declined"),
+    ("4000 0000 0000 0119", "declined 96 system error", "Flex unavailable",
+     "Declined (reconciling)"),
+)
+
+ISSUED_CHECKOUTS = 5  # checkout ids remembered per session (a few open tabs)
+
+
+@bp.get("/")
+def catalog_page():
+    return render_template("catalog.html", products=catalog.PRODUCTS)
+
+
+@bp.post("/cart/add")
+def add_to_cart():
+    form = QuantityForm()
+    if not form.validate() or catalog.get(form.sku.data) is None or form.quantity.data < 1:
+        abort(400, "Choose a product and a quantity from 1 to 10.")
+    cart.add(form.sku.data, form.quantity.data)
+    flash(f"Added {catalog.get(form.sku.data).name} to your cart.", "success")
+    return redirect(url_for("shop.cart_page"))
+
+
+@bp.get("/cart")
+def cart_page():
+    lines = cart.lines()
+    return render_template("cart.html", lines=lines, total_cents=cart.total_cents(lines))
+
+
+@bp.post("/cart/update")
+def update_cart():
+    form = QuantityForm()
+    if not form.validate() or catalog.get(form.sku.data) is None:
+        abort(400, "Choose a product and a quantity from 0 to 10.")
+    cart.set_quantity(form.sku.data, form.quantity.data)
+    return redirect(url_for("shop.cart_page"))
+
+
+@bp.route("/checkout", methods=("GET", "POST"))
+def checkout_page():
+    lines = cart.lines()
+    if not lines:
+        flash("Your cart is empty.", "info")
+        return redirect(url_for("shop.cart_page"))
+    total = cart.total_cents(lines)
+    form = CheckoutForm()
+
+    if request.method == "POST":
+        if not form.validate():
+            return _render_checkout(form, lines, total, status=400)
+        checkout_id = form.checkout_id.data
+        if orders.get(get_db(), checkout_id) is None and checkout_id not in _issued():
+            form_error = "This checkout page has expired. Please check your cart and pay again."
+            return _render_checkout(form, lines, total, form_error, status=400)
+        if form.expected_total_cents.data != str(total):
+            form_error = "Your cart changed while you were paying. Please check the new total."
+            return _render_checkout(form, lines, total, form_error, status=409)
+
+        purchase = checkout.purchase_for(checkout_id, lines, form, request.remote_addr or "")
+        order = checkout.place_order(get_db(), services(), purchase, form.card())
+        if order.refundable_cents:  # paid or rescued: the cart is bought
+            cart.clear()
+        session["checkouts"] = [c for c in _issued() if c != checkout_id]
+        return redirect(url_for("orders.detail", order_id=order.id))
+
+    return _render_checkout(form, lines, total)
+
+
+def _issued() -> list[str]:
+    return session.get("checkouts", [])
+
+
+def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | None = None,
+                     status: int = 200):
+    # Every render mints a new checkout id: a reload is a new attempt (shared/DESIGN.md).
+    checkout_id = str(uuid.uuid4())
+    session["checkouts"] = [*_issued(), checkout_id][-ISSUED_CHECKOUTS:]
+    form.checkout_id.data = checkout_id
+    form.expected_total_cents.data = str(total)
+    form.card_number.data = form.cvc.data = ""  # never echo card data back into a page
+    if not form.country.data:
+        form.country.data = "US"
+    return render_template(
+        "checkout.html", form=form, lines=lines, total_cents=total, checkout_id=checkout_id,
+        sensejs=services().sensejs, test_cards=_test_cards(), form_error=form_error,
+    ), status
+
+
+def _test_cards():
+    keys = ("number", "processor", "flex", "shows")
+    return [dict(zip(keys, card, strict=True)) for card in TEST_CARDS]

@@ -1,0 +1,113 @@
+"""Starts the real app (with its embedded Flex sandbox) as a separate process on free
+loopback ports, and points Playwright's Chromium at it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+class Shop:
+    def __init__(self, url: str, sandbox_url: str):
+        self.url = url
+        self.sandbox_url = sandbox_url
+
+    def sandbox_calls(self, endpoint: str) -> list[dict]:
+        response = requests.get(f"{self.sandbox_url}/_sandbox/calls",
+                                params={"endpoint": endpoint}, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def poll_sandbox_calls(self, endpoint: str, predicate, timeout: float = 5.0) -> list[dict]:
+        """The sandbox's calls to `endpoint` matching `predicate`, once there is at least one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [call for call in self.sandbox_calls(endpoint) if predicate(call)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory) -> Shop:
+    port, sandbox_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE": str(tmp_path_factory.mktemp("e2e") / "shop.sqlite"),
+        "FLEX_SANDBOX_PORT": str(sandbox_port),
+        "PROCESSOR_LATENCY_MS": "50",
+        "FLEX_RELAY_POLL_SECONDS": "0.2",
+        "FLEX_READ_TIMEOUT": "3",
+        "FLEX_DEADLINE": "5",
+    }
+    for name in ("FLEX_API_URL", "FLEX_SANDBOX_FAULTS"):  # always the embedded sandbox
+        env.pop(name, None)
+    log = open(tmp_path_factory.mktemp("e2e-log") / "server.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port),
+         "--no-reload", "--no-debugger"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield Shop(url, f"http://127.0.0.1:{sandbox_port}")
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def base_url(shop) -> str:
+    return shop.url
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium",
+                      shutil.which("chromium")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None  # Playwright's own build, if `playwright install chromium` fetched one
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    args = {**browser_type_launch_args,
+            "args": ["--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run",
+                     "--disable-quic"]}
+    path = chromium_path()
+    if path:
+        args["executable_path"] = path
+        args["chromium_sandbox"] = False  # root in CI containers
+    return args

@@ -1,0 +1,269 @@
+"""The storefront through the Flask test client, with the Flex sandbox serving real HTTP
+on loopback and the shop configured exactly as for Flex's real sandbox (FLEX_API_URL set)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import create_app
+from flex import sandbox as flex_sandbox
+from shop.payments import ConfigError, services
+
+APPROVED = "4242424242424242"
+RESCUED = "4000000000000002"
+CHALLENGED = "4000000000000127"
+FLEX_DECLINED = "4000000000009995"
+FLEX_DOWN = "4000000000000119"
+
+
+@pytest.fixture(scope="module")
+def flex():
+    with flex_sandbox.serve(port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def app(flex, tmp_path):
+    requests.post(f"{flex.url}/_sandbox/reset", timeout=5)
+    app = create_app({
+        "TESTING": True,
+        "DATABASE": str(tmp_path / "shop.sqlite"),
+        "FLEX_API_URL": flex.api_url,
+        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
+        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
+        "FLEX_MID": flex_sandbox.DEFAULT_MID,
+        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
+        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+        "FLEX_SENSEJS_URL": f"{flex.url}/widget.js",
+        "FLEX_RELAY": False,  # tests run the relay themselves, to see each step
+        "FLEX_READ_TIMEOUT": 2.0,
+        "FLEX_DEADLINE": 3.0,
+        "PROCESSOR_LATENCY_MS": 0,
+    })
+    yield app
+    services_ = app.extensions["payments"]
+    services_.flow.close()
+    services_.client.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def hidden(html: str, name: str) -> str:
+    """The value of the form field `name` in a page."""
+    match = re.search(rf'name="{name}"[^>]*value="([^"]*)"', html)
+    assert match, f"no field {name}"
+    return match[1]
+
+
+def fill_cart(client, sku="mug", quantity=1) -> None:
+    page = client.get("/").get_data(as_text=True)
+    response = client.post("/cart/add", data={
+        "csrf_token": hidden(page, "csrf_token"), "sku": sku, "quantity": quantity,
+    })
+    assert response.status_code == 302
+
+
+def checkout_form(client) -> dict:
+    page = client.get("/checkout").get_data(as_text=True)
+    return {
+        "csrf_token": hidden(page, "csrf_token"),
+        "checkout_id": hidden(page, "checkout_id"),
+        "expected_total_cents": hidden(page, "expected_total_cents"),
+        "email": "shopper@example.com",
+        "name": "Ada Lovelace",
+        "card_number": "4242 4242 4242 4242",
+        "expiry": "12/34",
+        "cvc": "123",
+        "address": "1 Main St",
+        "city": "Springfield",
+        "state": "IL",
+        "zip_code": "62701",
+        "country": "US",
+    }
+
+
+def pay(client, card: str, sku="mug", quantity=1):
+    """Fills the cart, pays with `card`; returns (order id, order page html)."""
+    fill_cart(client, sku, quantity)
+    form = checkout_form(client)
+    form["card_number"] = card
+    response = client.post("/checkout", data=form)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    order_id = response.headers["Location"].rsplit("/", 1)[-1]
+    assert order_id == form["checkout_id"]
+    return order_id, client.get(f"/orders/{order_id}").get_data(as_text=True)
+
+
+def status_label(html: str) -> str:
+    labels = ("Partially refunded", "Refunded", "Rescued by Flex", "Declined", "Paid", "Pending")
+    found = [label for label in labels if re.search(rf">\s*{label}\s*<", html)]
+    assert found, "no status label on the page"
+    return found[0]
+
+
+def sandbox_calls(flex, endpoint: str) -> list[dict]:
+    return requests.get(f"{flex.url}/_sandbox/calls", params={"endpoint": endpoint},
+                        timeout=5).json()
+
+
+@pytest.mark.parametrize("card", [APPROVED, "5555555555554444", "4111111111111111"])
+def test_approved_card_is_paid_and_transmit_is_queued_not_sent(client, flex, card):
+    order_id, page = pay(client, card)
+    assert status_label(page) == "Paid"
+    assert "transmit queued" in page or "pending" in page
+    assert sandbox_calls(flex, "evaluate") == []
+    assert sandbox_calls(flex, "transmit") == []  # the response did not wait for it
+
+
+def test_relay_delivers_the_transmit(app, client, flex):
+    order_id, _ = pay(client, APPROVED)
+    assert services_of(app).relay.run_once() == 1
+    transmits = sandbox_calls(flex, "transmit")
+    assert [call["request"]["orderId"] for call in transmits] == [order_id]
+    assert transmits[0]["status"] == 200
+    page = client.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert "delivered" in page
+    assert services_of(app).relay.run_once() == 0  # delivered once, not again
+
+
+def test_declined_card_rescued_by_flex(client, flex):
+    order_id, page = pay(client, RESCUED)
+    assert status_label(page) == "Rescued by Flex"
+    evaluate = sandbox_calls(flex, "evaluate")
+    assert len(evaluate) == 1
+    body = evaluate[0]["request"]
+    assert body["orderId"] == order_id
+    assert body["idempotencyKey"] == order_id
+    assert body["senseKey"] == order_id
+    assert body["transaction"]["responseCode"] == "05"
+    assert body["paymentMethod"]["token"] is True
+    assert evaluate[0]["response"]["orderSessionKey"] in page
+    assert "/v1/evaluate" in page and "/v1/tokenize" in page  # the timeline
+
+
+@pytest.mark.parametrize("card", [CHALLENGED, FLEX_DECLINED])
+def test_challenge_and_flex_decline_are_declines(client, card):
+    _, page = pay(client, card)
+    assert status_label(page) == "Declined"
+    assert "No money was taken" in page
+
+
+def test_flex_unavailable_declines_and_flags_reconciliation(client, flex):
+    _, page = pay(client, FLEX_DOWN)
+    assert status_label(page) == "Declined"
+    assert "Awaiting reconciliation" in page
+    assert len(sandbox_calls(flex, "evaluate")) == 3  # first try + 2 retries, then gave up
+
+
+def test_refunds_partial_then_full_then_refused(client, flex):
+    order_id, page = pay(client, RESCUED, quantity=2)  # $36.00
+    csrf = hidden(page, "csrf_token")
+    response = client.post(f"/orders/{order_id}/refund",
+                           data={"csrf_token": csrf, "amount": "10.00"})
+    assert response.status_code == 303
+    page = client.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert status_label(page) == "Partially refunded"
+    assert hidden(page, "amount") == "26.00"  # defaults to what remains
+
+    client.post(f"/orders/{order_id}/refund", data={"csrf_token": csrf, "amount": "26.00"})
+    page = client.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert status_label(page) == "Refunded"
+    refunds = sandbox_calls(flex, "refund")
+    assert [c["request"]["amountToRefund"] for c in refunds] == [10.0, 26.0]
+
+    response = client.post(f"/orders/{order_id}/refund",
+                           data={"csrf_token": csrf, "amount": "1.00"})
+    assert response.status_code == 409
+    assert "Refund refused" in response.get_data(as_text=True)
+    assert len(sandbox_calls(flex, "refund")) == 2  # refused before reaching Flex
+
+
+def test_over_refund_refused_and_paid_order_refunds_through_processor(client, flex):
+    order_id, page = pay(client, APPROVED)  # $18.00
+    csrf = hidden(page, "csrf_token")
+    response = client.post(f"/orders/{order_id}/refund",
+                           data={"csrf_token": csrf, "amount": "18.01"})
+    assert response.status_code == 409
+    assert "Refund refused" in response.get_data(as_text=True)
+    response = client.post(f"/orders/{order_id}/refund",
+                           data={"csrf_token": csrf, "amount": "18.00"}, follow_redirects=True)
+    assert status_label(response.get_data(as_text=True)) == "Refunded"
+    assert sandbox_calls(flex, "refund") == []  # Flex did not charge it, so Flex does not refund
+
+
+def test_declined_order_cannot_be_refunded(client):
+    order_id, page = pay(client, FLEX_DECLINED)
+    response = client.post(f"/orders/{order_id}/refund",
+                           data={"csrf_token": hidden(page, "csrf_token"), "amount": "1.00"})
+    assert response.status_code == 409
+    assert "cannot be refunded" in response.get_data(as_text=True)
+
+
+def test_replayed_checkout_returns_the_same_order(client, flex):
+    fill_cart(client)
+    form = checkout_form(client)
+    first = client.post("/checkout", data=form)
+    second = client.post("/checkout", data=form)
+    assert first.headers["Location"] == second.headers["Location"]
+    orders_page = client.get("/orders").get_data(as_text=True)
+    assert orders_page.count(form["checkout_id"][:8]) == 1
+
+
+def test_csrf_is_enforced(client, flex):
+    fill_cart(client)
+    form = checkout_form(client)
+    del form["csrf_token"]
+    response = client.post("/checkout", data=form)
+    assert response.status_code == 400
+    assert "Form expired" in response.get_data(as_text=True)
+    assert sandbox_calls(flex, "tokenize") == []
+
+
+def test_invalid_card_gets_a_clear_message_and_no_calls(client, flex):
+    fill_cart(client)
+    form = checkout_form(client)
+    form["card_number"] = "4242 4242 4242 4241"
+    response = client.post("/checkout", data=form)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "This card number is not valid." in page
+    assert "4242 4242 4242 4241" not in page  # the number is not echoed back
+    assert sandbox_calls(flex, "tokenize") == []
+
+
+def test_card_number_never_reaches_the_database(app, client):
+    for card in (APPROVED, RESCUED, FLEX_DECLINED):
+        pay(client, card)
+    services_of(app).relay.run_once()
+    time.sleep(0.2)  # let background vault calls finish writing their log rows
+    database = Path(app.config["DATABASE"])
+    for path in (database, Path(f"{database}-wal")):
+        if path.exists():
+            data = path.read_bytes()
+            for card in (APPROVED, RESCUED, FLEX_DECLINED):
+                assert card.encode() not in data
+
+
+def test_real_mode_refuses_to_start_without_a_setting(flex, tmp_path):
+    with pytest.raises(ConfigError, match="FLEX_APP_SECRET"):
+        create_app({
+            "DATABASE": str(tmp_path / "x.sqlite"),
+            "FLEX_API_URL": flex.api_url,
+            "FLEX_APP_KEY": "key",
+            "FLEX_APP_SECRET": "",
+            "FLEX_RELAY": False,
+        })
+
+
+def services_of(app):
+    with app.app_context():
+        return services()
+

@@ -1,0 +1,81 @@
+"""Pure shop logic: card checks, expiry parsing, refund amounts, status labels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shop import orders
+from shop.forms import RefundForm, luhn_valid, parse_expiry
+from shop.processor import DECLINES
+from shop.store import TEST_CARDS
+
+
+@pytest.mark.parametrize("number", [
+    "4242424242424242", "5555555555554444", "4000000000000002", "4000000000000127",
+    "4000000000009995", "4000000000000119", "378282246310005",
+])
+def test_test_cards_are_luhn_valid(number):
+    assert luhn_valid(number)
+
+
+@pytest.mark.parametrize("number", ["4242424242424241", "1234567812345678", "4000000000000001"])
+def test_luhn_rejects_typos(number):
+    assert not luhn_valid(number)
+
+
+def test_declining_test_cards_on_the_page_match_the_processor():
+    shown = {card[0].replace(" ", "") for card in TEST_CARDS}
+    assert set(DECLINES) <= shown
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("12/34", (12, 2034)), ("1/30", (1, 2030)), (" 09 / 2031 ", (9, 2031)),
+    ("13/30", None), ("00/30", None), ("1230", None), ("", None), ("ab/cd", None),
+])
+def test_parse_expiry(text, expected):
+    assert parse_expiry(text) == expected
+
+
+@pytest.mark.parametrize(("text", "cents"), [
+    ("12.34", 1234), ("$5", 500), ("1,000.00", 100000), ("0.01", 1),
+    ("0", None), ("-1", None), ("abc", None), ("1.234", None), ("NaN", None), ("inf", None),
+])
+def test_refund_amount_parsing(app_context, text, cents):
+    form = RefundForm(meta={"csrf": False}, data={"amount": text})
+    assert form.amount_cents() == cents
+
+
+@pytest.fixture
+def app_context():
+    from flask import Flask
+
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "test"
+    with app.test_request_context():
+        yield
+
+
+def order(outcome: str, amount: int = 1000, refunded: int = 0) -> orders.Order:
+    return orders.Order(
+        id="o1", created_at=datetime.now(UTC), outcome=outcome, amount_cents=amount,
+        refunded_cents=refunded, currency="USD", email="a@b.co", card_brand="VISA",
+        card_first6="424242", card_last4="4242", processor_txn=None, processor_code=None,
+        processor_message=None, flex_status=None, order_session_key=None, flex_error=None,
+        reconciling=False, reconcile_attempts=0, evaluate_payload=None,
+    )
+
+
+@pytest.mark.parametrize(("outcome", "refunded", "label", "refundable"), [
+    ("pending", 0, "Pending", 0),
+    ("paid", 0, "Paid", 1000),
+    ("rescued", 0, "Rescued by Flex", 1000),
+    ("declined", 0, "Declined", 0),
+    ("rescued", 400, "Partially refunded", 600),
+    ("paid", 1000, "Refunded", 0),
+])
+def test_status_label_is_derived(outcome, refunded, label, refundable):
+    o = order(outcome, refunded=refunded)
+    assert o.status_label == label
+    assert o.refundable_cents == refundable
