@@ -59,32 +59,39 @@ def update_cart():
 
 @bp.route("/checkout", methods=("GET", "POST"))
 def checkout_page():
+    if request.method == "POST":
+        # A replayed POST (double click, back + resubmit) finds its order, even once the
+        # cart is gone. CSRFProtect has already checked the token.
+        replayed = orders.get(get_db(), request.form.get("checkout_id", ""))
+        if replayed is not None:
+            checkout.wait_until_settled(get_db(), replayed.id)
+            return redirect(url_for("orders.detail", order_id=replayed.id))
+
     lines = cart.lines()
     if not lines:
         flash("Your cart is empty.", "info")
         return redirect(url_for("shop.cart_page"))
     total = cart.total_cents(lines)
     form = CheckoutForm()
+    if request.method == "GET":
+        return _render_checkout(form, lines, total)
 
-    if request.method == "POST":
-        if not form.validate():
-            return _render_checkout(form, lines, total, status=400)
-        checkout_id = form.checkout_id.data
-        if orders.get(get_db(), checkout_id) is None and checkout_id not in _issued():
-            form_error = "This checkout page has expired. Please check your cart and pay again."
-            return _render_checkout(form, lines, total, form_error, status=400)
-        if form.expected_total_cents.data != str(total):
-            form_error = "Your cart changed while you were paying. Please check the new total."
-            return _render_checkout(form, lines, total, form_error, status=409)
+    if not form.validate():
+        return _render_checkout(form, lines, total, status=400)
+    checkout_id = form.checkout_id.data
+    if checkout_id not in _issued():
+        form_error = "This checkout page has expired. Please check your cart and pay again."
+        return _render_checkout(form, lines, total, form_error, status=400)
+    if form.expected_total_cents.data != str(total):
+        form_error = "Your cart changed while you were paying. Please check the new total."
+        return _render_checkout(form, lines, total, form_error, status=409)
 
-        purchase = checkout.purchase_for(checkout_id, lines, form, request.remote_addr or "")
-        order = checkout.place_order(get_db(), services(), purchase, form.card())
-        if order.refundable_cents:  # paid or rescued: the cart is bought
-            cart.clear()
-        session["checkouts"] = [c for c in _issued() if c != checkout_id]
-        return redirect(url_for("orders.detail", order_id=order.id))
-
-    return _render_checkout(form, lines, total)
+    purchase = checkout.purchase_for(checkout_id, lines, form, request.remote_addr or "")
+    order = checkout.place_order(get_db(), services(), purchase, form.card())
+    if order.refundable_cents:  # paid or rescued: the cart is bought
+        cart.clear()
+    session["checkouts"] = [c for c in _issued() if c != checkout_id]
+    return redirect(url_for("orders.detail", order_id=order.id))
 
 
 def _issued() -> list[str]:

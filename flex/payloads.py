@@ -1,0 +1,143 @@
+"""Pure functions: the merchant's order data -> Flex request bodies (shared/flex-api.md).
+
+Money is integer cents everywhere except the refund's `amountToRefund`, which Flex takes in
+dollars. No I/O here, so every field can be unit-tested.
+"""
+
+from __future__ import annotations
+
+from .models import Card, CardSummary, LineItem, ProcessorResult, Purchase
+
+NOT_AVAILABLE = "NA"  # Flex's sandbox rejects missing result codes; "NA" means "not given"
+
+
+def tokenize_body(card: Card, *, email: str = "", sense_key: str = "") -> dict:
+    first_name, last_name = split_name(card.holder_name)
+    payment_method: dict = {
+        "credit_card": {
+            "first_name": first_name,
+            "last_name": last_name,
+            "number": card.number,
+            "verification_value": card.cvc,
+            "month": f"{card.exp_month:02d}",
+            "year": f"{card.exp_year:04d}",
+        }
+    }
+    if email:
+        payment_method["email"] = email
+    if sense_key:
+        payment_method["sense_key"] = sense_key
+    return {"payment_method": payment_method}
+
+
+def transmit_body(purchase: Purchase, card: CardSummary, processor: ProcessorResult, *,
+                  mid: str, site_id: str = "") -> dict:
+    """After the processor approved: tells Flex about the sale. Carries no card number."""
+    return _order_body(purchase, card, processor, mid=mid, site_id=site_id, declined=False)
+
+
+def evaluate_body(purchase: Purchase, card: CardSummary, vault_token: str,
+                  processor: ProcessorResult, *, mid: str, site_id: str = "",
+                  idempotency_key: str) -> dict:
+    """After the processor declined: asks Flex to evaluate (and maybe approve) the payment."""
+    body = _order_body(purchase, card, processor, mid=mid, site_id=site_id, declined=True)
+    body["idempotencyKey"] = idempotency_key
+    body["paymentMethod"] = {**body["paymentMethod"], "cardNumber": vault_token, "token": True}
+    return body
+
+
+def refund_body(amount_cents: int, message: str = "") -> dict:
+    body: dict = {"amountToRefund": cents_to_dollars(amount_cents)}
+    if message:
+        body["refundMessage"] = message
+    return body
+
+
+def cents_to_dollars(cents: int) -> float:
+    """Integer cents -> dollars for the refund body. Exact: every whole number of cents below
+    2**53 / 100 has a float nearest to it whose shortest repr has at most 2 decimals, so
+    JSON carries e.g. 1999 -> 19.99, never 19.990000000000002."""
+    if isinstance(cents, bool) or not isinstance(cents, int) or cents <= 0:
+        raise ValueError(f"amount must be a positive whole number of cents, not {cents!r}")
+    return round(cents / 100, 2)
+
+
+def split_name(full_name: str) -> tuple[str, str]:
+    """'Ada King Lovelace' -> ('Ada King', 'Lovelace'); a single word is both."""
+    parts = full_name.split()
+    if not parts:
+        return "", ""
+    if len(parts) == 1:
+        return parts[0], parts[0]
+    return " ".join(parts[:-1]), parts[-1]
+
+
+def _order_body(purchase: Purchase, card: CardSummary, processor: ProcessorResult, *,
+                mid: str, site_id: str, declined: bool) -> dict:
+    _check_cents(purchase.amount_cents)
+    first_name, last_name = split_name(card.holder_name)
+    billing = purchase.billing
+    body: dict = {
+        "isDeclined": declined,
+        "isMIT": False,
+        "mid": mid,
+        "orderId": purchase.order_id,
+        "transactionType": "PURCHASE",
+        "customerIp": purchase.customer_ip,
+        "senseKey": purchase.sense_key,
+        "transaction": {
+            "id": processor.transaction_id,
+            "amount": purchase.amount_cents,
+            "currency": purchase.currency,
+            "timestampUtc": processor.timestamp_utc,
+            "responseCode": processor.response_code or NOT_AVAILABLE,
+            "responseCodeSource": processor.processor_name or NOT_AVAILABLE,
+            "responseDescription": processor.response_description,
+            "avsResultCode": processor.avs_result or NOT_AVAILABLE,
+            "cvvResultCode": processor.cvv_result or NOT_AVAILABLE,
+            "cavvResultCode": NOT_AVAILABLE,
+            "processorName": processor.processor_name,
+            "cardNotPresent": True,
+        },
+        "payer": {"email": purchase.email},
+        "billingInformation": {
+            "firstName": first_name,
+            "lastName": last_name,
+            "addressLine1": billing.line1,
+            "city": billing.city,
+            "state": billing.state,
+            "zipCode": billing.zip_code.replace("-", ""),
+            "country": billing.country,
+            "countryCode": billing.country,
+        },
+        "paymentMethod": {
+            "holderName": card.holder_name,
+            "cardType": "CREDIT",
+            "cardBrand": card.brand,
+            "cardCountry": billing.country,
+            "expirationMonth": card.exp_month,
+            "expirationYear": card.exp_year,
+            "cardBinNumber": card.first6,
+            "cardLast4Digits": card.last4,
+        },
+        "orderItems": [_item(item) for item in purchase.items],
+    }
+    if site_id:
+        body["siteId"] = site_id
+    return body
+
+
+def _item(item: LineItem) -> dict:
+    _check_cents(item.unit_price_cents, allow_zero=True)
+    return {
+        "sku": item.sku,
+        "name": item.name,
+        "quantity": item.quantity,
+        "amount": item.unit_price_cents,
+        "totalAmount": item.unit_price_cents * item.quantity,
+    }
+
+
+def _check_cents(value: int, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise ValueError(f"money must be whole cents, not {value!r}")

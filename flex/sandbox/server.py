@@ -1,0 +1,46 @@
+"""Serves the sandbox on a loopback port in a daemon thread (tests, the embedded demo)."""
+
+from __future__ import annotations
+
+import threading
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from .app import create_sandbox_app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: the query string of /tokenize carries the tokenization key."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+    def log_error(self, *args, **kwargs) -> None:  # e.g. the "reset" fault's broken pipe
+        pass
+
+
+class SandboxServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None):
+        self.app = create_sandbox_app(config)
+        self._server = make_server(host, port, self.app, threaded=True,
+                                   request_handler=_QuietHandler)
+        self.url = f"http://{host}:{self._server.server_port}"
+        self.api_url = f"{self.url}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="flex-sandbox", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self.app.extensions["sandbox_state"].clear_faults()  # let hanging requests go
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.shutdown()
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> SandboxServer:
+    return SandboxServer(host, port, config)
