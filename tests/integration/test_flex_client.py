@@ -1,0 +1,223 @@
+"""The real FlexClient against the sandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import requests
+
+from flex import (
+    Address,
+    Card,
+    FlexAuthError,
+    FlexClient,
+    FlexRefundRefused,
+    FlexUnavailableError,
+    FlexValidationError,
+    ProcessorResult,
+    Purchase,
+    payloads,
+)
+from flex import sandbox as flex_sandbox
+
+from .conftest import calls, flex_config, set_fault
+
+CARDS = {
+    "4000000000000002": "APPROVED",
+    "4000000000000127": "CHALLENGE",
+    "4000000000009995": "DECLINED",
+    "4111111111111111": "DECLINED",
+}
+
+
+def card(number="4000000000000002") -> Card:
+    return Card(number=number, cvc="123", exp_month=12, exp_year=2034, holder_name="Ada Lovelace")
+
+
+def purchase(order_id="order-1", amount=1800) -> Purchase:
+    return Purchase(order_id, amount, "USD", "shopper@example.com",
+                    Address("1 Main St", "Springfield", "IL", "62701", "US"),
+                    customer_ip="127.0.0.1", sense_key=order_id)
+
+
+DECLINE = ProcessorResult(False, "txn-1", "05", "Do not honor", "SimulatedPSP",
+                          timestamp_utc="2026-11-24T12:00:00.000Z")
+
+
+def evaluate_payload(client: FlexClient, number="4000000000000002", order_id="order-1",
+                     amount=1800) -> dict:
+    vaulted = client.tokenize(card(number), email="shopper@example.com", sense_key=order_id)
+    return payloads.evaluate_body(purchase(order_id, amount), card(number).summary,
+                                  vaulted.token, DECLINE, mid=client.config.mid,
+                                  idempotency_key=order_id)
+
+
+def test_tokenize_returns_the_vault_token_and_card_summary(client):
+    vaulted = client.tokenize(card("4242424242424242"), email="a@b.co", sense_key="k")
+    assert len(vaulted.token) == 36
+    assert (vaulted.brand, vaulted.first6, vaulted.last4) == ("VISA", "424242", "4242")
+
+
+@pytest.mark.parametrize(("number", "status"), CARDS.items())
+def test_evaluate_outcome_by_test_card(client, number, status):
+    evaluation = client.evaluate(evaluate_payload(client, number))
+    assert evaluation.status == status
+    assert evaluation.approved is (status == "APPROVED")
+    assert len(evaluation.order_session_key) == 36
+
+
+def test_flex_unavailable_card_is_retried_then_reported_unavailable(client, fresh_sandbox):
+    payload = evaluate_payload(client, "4000000000000119")
+    with pytest.raises(FlexUnavailableError):
+        client.evaluate(payload)
+    attempts = calls(fresh_sandbox, "evaluate")
+    assert [c["status"] for c in attempts] == [503, 503, 503]  # 1 try + max_retries 2
+
+
+def test_transmit_and_get_order(client):
+    body = payloads.transmit_body(purchase(), card("4242424242424242").summary,
+                                  DECLINE, mid=client.config.mid)
+    answer = client.transmit(body)
+    assert answer["result"] == "success" and answer["transmitId"]
+    evaluation = client.evaluate(evaluate_payload(client))
+    order = client.get_order(evaluation.order_session_key)
+    assert (order["status"], order["statusName"]) == (7, "COMPLETED")
+
+
+def test_refunds_partial_full_and_over_refund(client):
+    key = client.evaluate(evaluate_payload(client)).order_session_key  # $18.00
+    assert client.refund(key, 1000, "Customer request")["status"] == "SUCCESS"
+    with pytest.raises(FlexRefundRefused) as refused:
+        client.refund(key, 801)
+    assert refused.value.response_code == "2001"
+    assert "Amount to refund (8.01) is greater than maximum refund amount in (8.00))" in str(
+        refused.value)
+    client.refund(key, 800)
+    assert client.get_order(key)["statusName"] == "RETURNED"
+
+
+def test_one_token_for_many_calls(client, fresh_sandbox):
+    for i in range(5):
+        client.evaluate(evaluate_payload(client, order_id=f"order-{i}"))
+    assert len(calls(fresh_sandbox, "token")) == 1
+
+
+def test_concurrent_cold_start_fetches_one_token(client, fresh_sandbox):
+    threads = [threading.Thread(target=client.tokenize, args=(card(),)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(calls(fresh_sandbox, "token")) == 1
+    assert len(calls(fresh_sandbox, "tokenize")) == 8
+
+
+def test_token_renewed_before_expiry():
+    with flex_sandbox.serve(config={"token_ttl": 1.0, "faults": {}}) as server:
+        flex = FlexClient(flex_config(server))
+        flex.REFRESH_MARGIN = 0.2
+        flex.authenticate()
+        time.sleep(0.9)  # inside the refresh margin: renewed before Flex would say 401
+        flex.tokenize(card())
+        assert [c["status"] for c in calls(server, "token")] == [200, 200]
+        assert all(c["status"] == 200 for c in calls(server, "tokenize"))
+        flex.close()
+
+
+def test_token_renewed_once_after_a_401(client, fresh_sandbox):
+    client.authenticate()
+    requests.post(f"{fresh_sandbox.url}/_sandbox/tokens/expire", timeout=5).raise_for_status()
+    client.transmit(payloads.transmit_body(purchase(), card().summary, DECLINE,
+                                           mid=client.config.mid))
+    assert [c["status"] for c in calls(fresh_sandbox, "transmit")] == [401, 200]
+    assert len(calls(fresh_sandbox, "token")) == 2
+
+
+def test_bad_credentials_raise_auth_error(fresh_sandbox):
+    flex = FlexClient(flex_config(fresh_sandbox, app_secret="wrong"))
+    with pytest.raises(FlexAuthError):
+        flex.authenticate()
+    assert [c["status"] for c in calls(fresh_sandbox, "token")] == [400]
+
+
+def test_validation_error_keeps_field_errors_and_is_not_retried(client, fresh_sandbox):
+    payload = evaluate_payload(client, amount=10)  # sandbox: must be > 10 cents
+    del payload["payer"]
+    with pytest.raises(FlexValidationError) as error:
+        client.evaluate(payload)
+    assert "Transaction.Amount" in error.value.field_errors
+    assert "Payer.Email" in error.value.field_errors
+    assert len(calls(fresh_sandbox, "evaluate")) == 1
+
+
+def test_retries_keep_the_idempotency_key(client, fresh_sandbox):
+    payload = evaluate_payload(client)
+    set_fault(fresh_sandbox, "evaluate", status=503, times=2)
+    assert client.evaluate(payload).approved
+    attempts = calls(fresh_sandbox, "evaluate")
+    assert [c["status"] for c in attempts] == [503, 503, 200]
+    assert {c["request"]["idempotencyKey"] for c in attempts} == {"order-1"}
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 500}, {"status": 503}, {"status": 429}, {"reset": True}, {"malformed": True},
+    {"delay_ms": 1500}, {"hang": True},
+], ids=["500", "503", "429", "reset", "malformed", "past-timeout", "hang"])
+def test_each_fault_is_a_bounded_unavailable_error(client, fresh_sandbox, fault):
+    body = payloads.transmit_body(purchase(), card().summary, DECLINE, mid=client.config.mid)
+    client.authenticate()
+    set_fault(fresh_sandbox, "transmit", **fault)
+    started = time.monotonic()
+    with pytest.raises(FlexUnavailableError):
+        client.transmit(body)
+    elapsed = time.monotonic() - started
+    assert elapsed < client.config.deadline + 0.2  # never beyond the deadline
+    attempts = calls(fresh_sandbox, "transmit")
+    expected = 1 if "malformed" in fault else 3  # a 200 with a broken body is not retried
+    assert len(attempts) <= expected
+    requests.delete(f"{fresh_sandbox.url}/_sandbox/faults", timeout=5)
+
+
+def test_retry_after_is_honoured(client, fresh_sandbox):
+    client.authenticate()
+    set_fault(fresh_sandbox, "transmit", status=429, retry_after=1, times=1)
+    started = time.monotonic()
+    client.transmit(payloads.transmit_body(purchase(), card().summary, DECLINE,
+                                           mid=client.config.mid))
+    assert time.monotonic() - started >= 1.0
+    assert [c["status"] for c in calls(fresh_sandbox, "transmit")] == [429, 200]
+
+
+def test_deadline_caps_retries(fresh_sandbox):
+    flex = FlexClient(flex_config(fresh_sandbox, read_timeout=0.3, deadline=0.5))
+    flex.authenticate()
+    set_fault(fresh_sandbox, "evaluate", delay_ms=400)
+    started = time.monotonic()
+    with pytest.raises(FlexUnavailableError):
+        flex.evaluate({"orderId": "x"})
+    assert time.monotonic() - started < 0.7
+    flex.close()
+
+
+def test_refund_is_not_retried_once_it_may_have_reached_flex(client, fresh_sandbox):
+    key = client.evaluate(evaluate_payload(client)).order_session_key
+    set_fault(fresh_sandbox, "refund", status=500)
+    with pytest.raises(FlexUnavailableError):
+        client.refund(key, 500)
+    assert len(calls(fresh_sandbox, "refund")) == 1
+
+
+def test_reports_carry_no_card_data_or_secrets(client, reports):
+    evaluation = client.evaluate(evaluate_payload(client))
+    client.refund(evaluation.order_session_key, 100)
+    text = json.dumps([r.__dict__ for r in reports], default=str)
+    assert {r.endpoint for r in reports} == {"token", "tokenize", "evaluate", "refund"}
+    assert "4000000000000002" not in text
+    assert '"verification_value": "123"' not in text
+    assert flex_sandbox.DEFAULT_APP_SECRET not in text
+    assert client._token not in text  # the bearer itself
+    tokenize = next(r for r in reports if r.endpoint == "tokenize")
+    assert tokenize.request["payment_method"]["credit_card"]["number"] == "400000******0002"
