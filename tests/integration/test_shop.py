@@ -13,6 +13,7 @@ import requests
 from app import create_app
 from flex import sandbox as flex_sandbox
 from shop.payments import ConfigError, services
+from tests.support import checkout_form, fill_cart, hidden
 
 APPROVED = "4242424242424242"
 RESCUED = "4000000000000002"
@@ -54,40 +55,6 @@ def app(flex, tmp_path):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-def hidden(html: str, name: str) -> str:
-    """The value of the form field `name` in a page."""
-    match = re.search(rf'name="{name}"[^>]*value="([^"]*)"', html)
-    assert match, f"no field {name}"
-    return match[1]
-
-
-def fill_cart(client, sku="mug", quantity=1) -> None:
-    page = client.get("/").get_data(as_text=True)
-    response = client.post("/cart/add", data={
-        "csrf_token": hidden(page, "csrf_token"), "sku": sku, "quantity": quantity,
-    })
-    assert response.status_code == 302
-
-
-def checkout_form(client) -> dict:
-    page = client.get("/checkout").get_data(as_text=True)
-    return {
-        "csrf_token": hidden(page, "csrf_token"),
-        "checkout_id": hidden(page, "checkout_id"),
-        "expected_total_cents": hidden(page, "expected_total_cents"),
-        "email": "shopper@example.com",
-        "name": "Ada Lovelace",
-        "card_number": "4242 4242 4242 4242",
-        "expiry": "12/34",
-        "cvc": "123",
-        "address": "1 Main St",
-        "city": "Springfield",
-        "state": "IL",
-        "zip_code": "62701",
-        "country": "US",
-    }
 
 
 def pay(client, card: str, sku="mug", quantity=1):

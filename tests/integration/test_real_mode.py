@@ -1,0 +1,110 @@
+"""Real-Flex mode, with the sandbox started as its own process exactly as if it were Flex:
+start-up validation, `flask flex check`, a checkout, and `flask shop reset`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import create_app
+from flex import sandbox as flex_sandbox
+from tests.support import checkout_form, fill_cart, free_port, wait_until_up
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def flex_process():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flex.sandbox", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/widget.js", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def real_env(url: str, tmp_path, **overrides) -> dict:
+    env = {
+        **os.environ,
+        "DATABASE": str(tmp_path / "shop.sqlite"),
+        "FLEX_API_URL": f"{url}/v1",
+        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
+        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
+        "FLEX_MID": flex_sandbox.DEFAULT_MID,
+        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
+        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+        "FLEX_SENSEJS_URL": f"{url}/widget.js",
+        "FLEX_RELAY": "0",
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def flask(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_flex_check_reports_success(flex_process, tmp_path):
+    result = flask(real_env(flex_process, tmp_path), "flex", "check")
+    assert result.returncode == 0, result.stderr
+    assert f"OK: authenticated to {flex_process}/v1" in result.stdout
+
+
+def test_flex_check_reports_refused_credentials(flex_process, tmp_path):
+    result = flask(real_env(flex_process, tmp_path, FLEX_APP_SECRET="wrong-secret"),
+                   "flex", "check")
+    assert result.returncode != 0
+    assert "Flex refused the AppKey/AppSecret" in result.stderr
+    assert "wrong-secret" not in result.stderr + result.stdout
+
+
+def test_flex_check_reports_an_unreachable_api(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = flask(real_env(url, tmp_path, FLEX_DEADLINE="2"), "flex", "check")
+    assert result.returncode != 0
+    assert "connection refused" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["FLEX_APP_KEY", "FLEX_APP_SECRET", "FLEX_MID",
+                                     "FLEX_TOKENIZATION_KEY", "FLEX_SENSEJS_URL"])
+def test_start_up_names_the_missing_setting(flex_process, tmp_path, missing):
+    result = flask(real_env(flex_process, tmp_path, **{missing: None}), "flex", "check")
+    assert result.returncode != 0
+    assert f"{missing} is missing" in result.stderr
+
+
+def test_placeholder_from_env_example_is_refused(flex_process, tmp_path):
+    result = flask(real_env(flex_process, tmp_path, FLEX_MID="your-merchant-guid"),
+                   "flex", "check")
+    assert "FLEX_MID is missing (or still the placeholder" in result.stderr
+
+
+def test_checkout_then_reset_against_the_separate_process(flex_process, tmp_path):
+    env = real_env(flex_process, tmp_path)
+    settings = {k: env[k] for k in env if k.startswith("FLEX_") or k == "DATABASE"}
+    app = create_app({**settings, "FLEX_RELAY": False, "PROCESSOR_LATENCY_MS": 0,
+                      "TESTING": True})
+    client = app.test_client()
+    fill_cart(client)
+    form = {**checkout_form(client), "card_number": "4000000000000002"}
+    order_page = client.post("/checkout", data=form, follow_redirects=True)
+    assert "Rescued by Flex" in order_page.get_data(as_text=True)
+    evaluations = requests.get(f"{flex_process}/_sandbox/calls",
+                               params={"endpoint": "evaluate"}, timeout=5).json()
+    assert form["checkout_id"] in {call["request"]["orderId"] for call in evaluations}
+
+    result = flask(env, "shop", "reset")
+    assert result.returncode == 0 and "all orders removed" in result.stdout
+    assert "No orders yet" in client.get("/orders").get_data(as_text=True)
