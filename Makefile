@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench screenshots clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(VENV)/.dev
 
 test: lint
 	$(BIN)/pytest
+
+screenshots: $(VENV)/.dev
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/test_screenshots.py
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
