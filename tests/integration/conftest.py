@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from app import create_app
 from flex import FlexClient, FlexConfig
 from flex import sandbox as flex_sandbox
 
@@ -54,7 +55,48 @@ def reports():
 
 
 @pytest.fixture
-def client(fresh_sandbox, reports):
+def flex_client(fresh_sandbox, reports):
     flex = FlexClient(flex_config(fresh_sandbox), on_call=reports.append)
     yield flex
     flex.close()
+
+
+@pytest.fixture
+def make_app(fresh_sandbox, tmp_path):
+    """Builds the shop configured for "real" Flex (FLEX_API_URL set) against the sandbox."""
+    apps = []
+
+    def build(**overrides):
+        app = create_app({
+            "TESTING": True,
+            "DATABASE": str(tmp_path / "shop.sqlite"),
+            "FLEX_API_URL": fresh_sandbox.api_url,
+            "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
+            "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
+            "FLEX_MID": flex_sandbox.DEFAULT_MID,
+            "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
+            "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+            "FLEX_SENSEJS_URL": f"{fresh_sandbox.url}/widget.js",
+            "FLEX_RELAY": False,  # tests run the relay themselves, to see each step
+            "FLEX_READ_TIMEOUT": 2.0,
+            "FLEX_DEADLINE": 3.0,
+            "PROCESSOR_LATENCY_MS": 0,
+            **overrides,
+        })
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.extensions["payments"].flow.close()
+        app.extensions["payments"].client.close()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -47,66 +47,66 @@ DECLINE = ProcessorResult(False, "txn-1", "05", "Do not honor", "SimulatedPSP",
                           timestamp_utc="2026-11-24T12:00:00.000Z")
 
 
-def evaluate_payload(client: FlexClient, number="4000000000000002", order_id="order-1",
+def evaluate_payload(flex_client: FlexClient, number="4000000000000002", order_id="order-1",
                      amount=1800) -> dict:
-    vaulted = client.tokenize(card(number), email="shopper@example.com", sense_key=order_id)
+    vaulted = flex_client.tokenize(card(number), email="shopper@example.com", sense_key=order_id)
     return payloads.evaluate_body(purchase(order_id, amount), card(number).summary,
-                                  vaulted.token, DECLINE, mid=client.config.mid,
+                                  vaulted.token, DECLINE, mid=flex_client.config.mid,
                                   idempotency_key=order_id)
 
 
-def test_tokenize_returns_the_vault_token_and_card_summary(client):
-    vaulted = client.tokenize(card("4242424242424242"), email="a@b.co", sense_key="k")
+def test_tokenize_returns_the_vault_token_and_card_summary(flex_client):
+    vaulted = flex_client.tokenize(card("4242424242424242"), email="a@b.co", sense_key="k")
     assert len(vaulted.token) == 36
     assert (vaulted.brand, vaulted.first6, vaulted.last4) == ("VISA", "424242", "4242")
 
 
 @pytest.mark.parametrize(("number", "status"), CARDS.items())
-def test_evaluate_outcome_by_test_card(client, number, status):
-    evaluation = client.evaluate(evaluate_payload(client, number))
+def test_evaluate_outcome_by_test_card(flex_client, number, status):
+    evaluation = flex_client.evaluate(evaluate_payload(flex_client, number))
     assert evaluation.status == status
     assert evaluation.approved is (status == "APPROVED")
     assert len(evaluation.order_session_key) == 36
 
 
-def test_flex_unavailable_card_is_retried_then_reported_unavailable(client, fresh_sandbox):
-    payload = evaluate_payload(client, "4000000000000119")
+def test_flex_unavailable_card_is_retried_then_reported_unavailable(flex_client, fresh_sandbox):
+    payload = evaluate_payload(flex_client, "4000000000000119")
     with pytest.raises(FlexUnavailableError):
-        client.evaluate(payload)
+        flex_client.evaluate(payload)
     attempts = calls(fresh_sandbox, "evaluate")
     assert [c["status"] for c in attempts] == [503, 503, 503]  # 1 try + max_retries 2
 
 
-def test_transmit_and_get_order(client):
+def test_transmit_and_get_order(flex_client):
     body = payloads.transmit_body(purchase(), card("4242424242424242").summary,
-                                  DECLINE, mid=client.config.mid)
-    answer = client.transmit(body)
+                                  DECLINE, mid=flex_client.config.mid)
+    answer = flex_client.transmit(body)
     assert answer["result"] == "success" and answer["transmitId"]
-    evaluation = client.evaluate(evaluate_payload(client))
-    order = client.get_order(evaluation.order_session_key)
+    evaluation = flex_client.evaluate(evaluate_payload(flex_client))
+    order = flex_client.get_order(evaluation.order_session_key)
     assert (order["status"], order["statusName"]) == (7, "COMPLETED")
 
 
-def test_refunds_partial_full_and_over_refund(client):
-    key = client.evaluate(evaluate_payload(client)).order_session_key  # $18.00
-    assert client.refund(key, 1000, "Customer request")["status"] == "SUCCESS"
+def test_refunds_partial_full_and_over_refund(flex_client):
+    key = flex_client.evaluate(evaluate_payload(flex_client)).order_session_key  # $18.00
+    assert flex_client.refund(key, 1000, "Customer request")["status"] == "SUCCESS"
     with pytest.raises(FlexRefundRefused) as refused:
-        client.refund(key, 801)
+        flex_client.refund(key, 801)
     assert refused.value.response_code == "2001"
     assert "Amount to refund (8.01) is greater than maximum refund amount in (8.00))" in str(
         refused.value)
-    client.refund(key, 800)
-    assert client.get_order(key)["statusName"] == "RETURNED"
+    flex_client.refund(key, 800)
+    assert flex_client.get_order(key)["statusName"] == "RETURNED"
 
 
-def test_one_token_for_many_calls(client, fresh_sandbox):
+def test_one_token_for_many_calls(flex_client, fresh_sandbox):
     for i in range(5):
-        client.evaluate(evaluate_payload(client, order_id=f"order-{i}"))
+        flex_client.evaluate(evaluate_payload(flex_client, order_id=f"order-{i}"))
     assert len(calls(fresh_sandbox, "token")) == 1
 
 
-def test_concurrent_cold_start_fetches_one_token(client, fresh_sandbox):
-    threads = [threading.Thread(target=client.tokenize, args=(card(),)) for _ in range(8)]
+def test_concurrent_cold_start_fetches_one_token(flex_client, fresh_sandbox):
+    threads = [threading.Thread(target=flex_client.tokenize, args=(card(),)) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -127,11 +127,11 @@ def test_token_renewed_before_expiry():
         flex.close()
 
 
-def test_token_renewed_once_after_a_401(client, fresh_sandbox):
-    client.authenticate()
+def test_token_renewed_once_after_a_401(flex_client, fresh_sandbox):
+    flex_client.authenticate()
     requests.post(f"{fresh_sandbox.url}/_sandbox/tokens/expire", timeout=5).raise_for_status()
-    client.transmit(payloads.transmit_body(purchase(), card().summary, DECLINE,
-                                           mid=client.config.mid))
+    flex_client.transmit(payloads.transmit_body(purchase(), card().summary, DECLINE,
+                                           mid=flex_client.config.mid))
     assert [c["status"] for c in calls(fresh_sandbox, "transmit")] == [401, 200]
     assert len(calls(fresh_sandbox, "token")) == 2
 
@@ -143,20 +143,20 @@ def test_bad_credentials_raise_auth_error(fresh_sandbox):
     assert [c["status"] for c in calls(fresh_sandbox, "token")] == [400]
 
 
-def test_validation_error_keeps_field_errors_and_is_not_retried(client, fresh_sandbox):
-    payload = evaluate_payload(client, amount=10)  # sandbox: must be > 10 cents
+def test_validation_error_keeps_field_errors_and_is_not_retried(flex_client, fresh_sandbox):
+    payload = evaluate_payload(flex_client, amount=10)  # sandbox: must be > 10 cents
     del payload["payer"]
     with pytest.raises(FlexValidationError) as error:
-        client.evaluate(payload)
+        flex_client.evaluate(payload)
     assert "Transaction.Amount" in error.value.field_errors
     assert "Payer.Email" in error.value.field_errors
     assert len(calls(fresh_sandbox, "evaluate")) == 1
 
 
-def test_retries_keep_the_idempotency_key(client, fresh_sandbox):
-    payload = evaluate_payload(client)
+def test_retries_keep_the_idempotency_key(flex_client, fresh_sandbox):
+    payload = evaluate_payload(flex_client)
     set_fault(fresh_sandbox, "evaluate", status=503, times=2)
-    assert client.evaluate(payload).approved
+    assert flex_client.evaluate(payload).approved
     attempts = calls(fresh_sandbox, "evaluate")
     assert [c["status"] for c in attempts] == [503, 503, 200]
     assert {c["request"]["idempotencyKey"] for c in attempts} == {"order-1"}
@@ -166,27 +166,27 @@ def test_retries_keep_the_idempotency_key(client, fresh_sandbox):
     {"status": 500}, {"status": 503}, {"status": 429}, {"reset": True}, {"malformed": True},
     {"delay_ms": 1500}, {"hang": True},
 ], ids=["500", "503", "429", "reset", "malformed", "past-timeout", "hang"])
-def test_each_fault_is_a_bounded_unavailable_error(client, fresh_sandbox, fault):
-    body = payloads.transmit_body(purchase(), card().summary, DECLINE, mid=client.config.mid)
-    client.authenticate()
+def test_each_fault_is_a_bounded_unavailable_error(flex_client, fresh_sandbox, fault):
+    body = payloads.transmit_body(purchase(), card().summary, DECLINE, mid=flex_client.config.mid)
+    flex_client.authenticate()
     set_fault(fresh_sandbox, "transmit", **fault)
     started = time.monotonic()
     with pytest.raises(FlexUnavailableError):
-        client.transmit(body)
+        flex_client.transmit(body)
     elapsed = time.monotonic() - started
-    assert elapsed < client.config.deadline + 0.2  # never beyond the deadline
+    assert elapsed < flex_client.config.deadline + 0.2  # never beyond the deadline
     attempts = calls(fresh_sandbox, "transmit")
     expected = 1 if "malformed" in fault else 3  # a 200 with a broken body is not retried
     assert len(attempts) <= expected
     requests.delete(f"{fresh_sandbox.url}/_sandbox/faults", timeout=5)
 
 
-def test_retry_after_is_honoured(client, fresh_sandbox):
-    client.authenticate()
+def test_retry_after_is_honoured(flex_client, fresh_sandbox):
+    flex_client.authenticate()
     set_fault(fresh_sandbox, "transmit", status=429, retry_after=1, times=1)
     started = time.monotonic()
-    client.transmit(payloads.transmit_body(purchase(), card().summary, DECLINE,
-                                           mid=client.config.mid))
+    flex_client.transmit(payloads.transmit_body(purchase(), card().summary, DECLINE,
+                                           mid=flex_client.config.mid))
     assert time.monotonic() - started >= 1.0
     assert [c["status"] for c in calls(fresh_sandbox, "transmit")] == [429, 200]
 
@@ -202,22 +202,22 @@ def test_deadline_caps_retries(fresh_sandbox):
     flex.close()
 
 
-def test_refund_is_not_retried_once_it_may_have_reached_flex(client, fresh_sandbox):
-    key = client.evaluate(evaluate_payload(client)).order_session_key
+def test_refund_is_not_retried_once_it_may_have_reached_flex(flex_client, fresh_sandbox):
+    key = flex_client.evaluate(evaluate_payload(flex_client)).order_session_key
     set_fault(fresh_sandbox, "refund", status=500)
     with pytest.raises(FlexUnavailableError):
-        client.refund(key, 500)
+        flex_client.refund(key, 500)
     assert len(calls(fresh_sandbox, "refund")) == 1
 
 
-def test_reports_carry_no_card_data_or_secrets(client, reports):
-    evaluation = client.evaluate(evaluate_payload(client))
-    client.refund(evaluation.order_session_key, 100)
+def test_reports_carry_no_card_data_or_secrets(flex_client, reports):
+    evaluation = flex_client.evaluate(evaluate_payload(flex_client))
+    flex_client.refund(evaluation.order_session_key, 100)
     text = json.dumps([r.__dict__ for r in reports], default=str)
     assert {r.endpoint for r in reports} == {"token", "tokenize", "evaluate", "refund"}
     assert "4000000000000002" not in text
     assert '"verification_value": "123"' not in text
     assert flex_sandbox.DEFAULT_APP_SECRET not in text
-    assert client._token not in text  # the bearer itself
+    assert flex_client._token not in text  # the bearer itself
     tokenize = next(r for r in reports if r.endpoint == "tokenize")
     assert tokenize.request["payment_method"]["credit_card"]["number"] == "400000******0002"

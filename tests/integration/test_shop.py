@@ -11,7 +11,6 @@ import pytest
 import requests
 
 from app import create_app
-from flex import sandbox as flex_sandbox
 from shop.payments import ConfigError, services
 from tests.support import checkout_form, fill_cart, hidden
 
@@ -20,41 +19,6 @@ RESCUED = "4000000000000002"
 CHALLENGED = "4000000000000127"
 FLEX_DECLINED = "4000000000009995"
 FLEX_DOWN = "4000000000000119"
-
-
-@pytest.fixture(scope="module")
-def flex():
-    with flex_sandbox.serve(port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def app(flex, tmp_path):
-    requests.post(f"{flex.url}/_sandbox/reset", timeout=5)
-    app = create_app({
-        "TESTING": True,
-        "DATABASE": str(tmp_path / "shop.sqlite"),
-        "FLEX_API_URL": flex.api_url,
-        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-        "FLEX_MID": flex_sandbox.DEFAULT_MID,
-        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
-        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "FLEX_SENSEJS_URL": f"{flex.url}/widget.js",
-        "FLEX_RELAY": False,  # tests run the relay themselves, to see each step
-        "FLEX_READ_TIMEOUT": 2.0,
-        "FLEX_DEADLINE": 3.0,
-        "PROCESSOR_LATENCY_MS": 0,
-    })
-    yield app
-    services_ = app.extensions["payments"]
-    services_.flow.close()
-    services_.client.close()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def pay(client, card: str, sku="mug", quantity=1):
@@ -76,24 +40,24 @@ def status_label(html: str) -> str:
     return found[0]
 
 
-def sandbox_calls(flex, endpoint: str) -> list[dict]:
-    return requests.get(f"{flex.url}/_sandbox/calls", params={"endpoint": endpoint},
+def sandbox_calls(server, endpoint: str) -> list[dict]:
+    return requests.get(f"{server.url}/_sandbox/calls", params={"endpoint": endpoint},
                         timeout=5).json()
 
 
 @pytest.mark.parametrize("card", [APPROVED, "5555555555554444", "4111111111111111"])
-def test_approved_card_is_paid_and_transmit_is_queued_not_sent(client, flex, card):
+def test_approved_card_is_paid_and_transmit_is_queued_not_sent(client, fresh_sandbox, card):
     order_id, page = pay(client, card)
     assert status_label(page) == "Paid"
     assert "transmit queued" in page or "pending" in page
-    assert sandbox_calls(flex, "evaluate") == []
-    assert sandbox_calls(flex, "transmit") == []  # the response did not wait for it
+    assert sandbox_calls(fresh_sandbox, "evaluate") == []
+    assert sandbox_calls(fresh_sandbox, "transmit") == []  # the response did not wait for it
 
 
-def test_relay_delivers_the_transmit(app, client, flex):
+def test_relay_delivers_the_transmit(app, client, fresh_sandbox):
     order_id, _ = pay(client, APPROVED)
     assert services_of(app).relay.run_once() == 1
-    transmits = sandbox_calls(flex, "transmit")
+    transmits = sandbox_calls(fresh_sandbox, "transmit")
     assert [call["request"]["orderId"] for call in transmits] == [order_id]
     assert transmits[0]["status"] == 200
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
@@ -101,10 +65,10 @@ def test_relay_delivers_the_transmit(app, client, flex):
     assert services_of(app).relay.run_once() == 0  # delivered once, not again
 
 
-def test_declined_card_rescued_by_flex(client, flex):
+def test_declined_card_rescued_by_flex(client, fresh_sandbox):
     order_id, page = pay(client, RESCUED)
     assert status_label(page) == "Rescued by Flex"
-    evaluate = sandbox_calls(flex, "evaluate")
+    evaluate = sandbox_calls(fresh_sandbox, "evaluate")
     assert len(evaluate) == 1
     body = evaluate[0]["request"]
     assert body["orderId"] == order_id
@@ -123,14 +87,14 @@ def test_challenge_and_flex_decline_are_declines(client, card):
     assert "No money was taken" in page
 
 
-def test_flex_unavailable_declines_and_flags_reconciliation(client, flex):
+def test_flex_unavailable_declines_and_flags_reconciliation(client, fresh_sandbox):
     _, page = pay(client, FLEX_DOWN)
     assert status_label(page) == "Declined"
     assert "Awaiting reconciliation" in page
-    assert len(sandbox_calls(flex, "evaluate")) == 3  # first try + 2 retries, then gave up
+    assert len(sandbox_calls(fresh_sandbox, "evaluate")) == 3  # first try + 2 retries, then gave up
 
 
-def test_refunds_partial_then_full_then_refused(client, flex):
+def test_refunds_partial_then_full_then_refused(client, fresh_sandbox):
     order_id, page = pay(client, RESCUED, quantity=2)  # $36.00
     csrf = hidden(page, "csrf_token")
     response = client.post(f"/orders/{order_id}/refund",
@@ -143,17 +107,17 @@ def test_refunds_partial_then_full_then_refused(client, flex):
     client.post(f"/orders/{order_id}/refund", data={"csrf_token": csrf, "amount": "26.00"})
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
     assert status_label(page) == "Refunded"
-    refunds = sandbox_calls(flex, "refund")
+    refunds = sandbox_calls(fresh_sandbox, "refund")
     assert [c["request"]["amountToRefund"] for c in refunds] == [10.0, 26.0]
 
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": csrf, "amount": "1.00"})
     assert response.status_code == 409
     assert "Refund refused" in response.get_data(as_text=True)
-    assert len(sandbox_calls(flex, "refund")) == 2  # refused before reaching Flex
+    assert len(sandbox_calls(fresh_sandbox, "refund")) == 2  # refused before reaching Flex
 
 
-def test_over_refund_refused_and_paid_order_refunds_through_processor(client, flex):
+def test_over_refund_refused_and_paid_order_refunds_through_processor(client, fresh_sandbox):
     order_id, page = pay(client, APPROVED)  # $18.00
     csrf = hidden(page, "csrf_token")
     response = client.post(f"/orders/{order_id}/refund",
@@ -163,7 +127,7 @@ def test_over_refund_refused_and_paid_order_refunds_through_processor(client, fl
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": csrf, "amount": "18.00"}, follow_redirects=True)
     assert status_label(response.get_data(as_text=True)) == "Refunded"
-    assert sandbox_calls(flex, "refund") == []  # Flex did not charge it, so Flex does not refund
+    assert sandbox_calls(fresh_sandbox, "refund") == []  # not charged by Flex: not refunded by it
 
 
 def test_declined_order_cannot_be_refunded(client):
@@ -176,7 +140,7 @@ def test_declined_order_cannot_be_refunded(client):
     assert "cannot be refunded" in response.get_data(as_text=True)
 
 
-def test_replayed_checkout_returns_the_same_order(client, flex):
+def test_replayed_checkout_returns_the_same_order(client, fresh_sandbox):
     fill_cart(client)
     form = checkout_form(client)
     first = client.post("/checkout", data=form)
@@ -186,17 +150,17 @@ def test_replayed_checkout_returns_the_same_order(client, flex):
     assert orders_page.count(f'href="/orders/{form["checkout_id"]}"') == 1
 
 
-def test_csrf_is_enforced(client, flex):
+def test_csrf_is_enforced(client, fresh_sandbox):
     fill_cart(client)
     form = checkout_form(client)
     del form["csrf_token"]
     response = client.post("/checkout", data=form)
     assert response.status_code == 400
     assert "Form expired" in response.get_data(as_text=True)
-    assert sandbox_calls(flex, "tokenize") == []
+    assert sandbox_calls(fresh_sandbox, "tokenize") == []
 
 
-def test_invalid_card_gets_a_clear_message_and_no_calls(client, flex):
+def test_invalid_card_gets_a_clear_message_and_no_calls(client, fresh_sandbox):
     fill_cart(client)
     form = checkout_form(client)
     form["card_number"] = "4242 4242 4242 4241"
@@ -205,7 +169,7 @@ def test_invalid_card_gets_a_clear_message_and_no_calls(client, flex):
     page = response.get_data(as_text=True)
     assert "This card number is not valid." in page
     assert "4242 4242 4242 4241" not in page  # the number is not echoed back
-    assert sandbox_calls(flex, "tokenize") == []
+    assert sandbox_calls(fresh_sandbox, "tokenize") == []
 
 
 def test_card_number_never_reaches_the_database(app, client):
@@ -221,11 +185,11 @@ def test_card_number_never_reaches_the_database(app, client):
                 assert card.encode() not in data
 
 
-def test_real_mode_refuses_to_start_without_a_setting(flex, tmp_path):
+def test_real_mode_refuses_to_start_without_a_setting(fresh_sandbox, tmp_path):
     with pytest.raises(ConfigError, match="FLEX_APP_SECRET"):
         create_app({
             "DATABASE": str(tmp_path / "x.sqlite"),
-            "FLEX_API_URL": flex.api_url,
+            "FLEX_API_URL": fresh_sandbox.api_url,
             "FLEX_APP_KEY": "key",
             "FLEX_APP_SECRET": "",
             "FLEX_RELAY": False,
