@@ -30,7 +30,8 @@ class Order:
     created_at: datetime
     outcome: str
     amount_cents: int
-    refunded_cents: int
+    refund_reserved_cents: int  # succeeded, pending or unknown refunds
+    refunded_cents: int  # succeeded refunds only
     currency: str
     email: str
     card_brand: str | None
@@ -55,7 +56,7 @@ class Order:
 
     @property
     def refundable_cents(self) -> int:
-        return self.amount_cents - self.refunded_cents if self.outcome in REFUNDABLE else 0
+        return self.amount_cents - self.refund_reserved_cents if self.outcome in REFUNDABLE else 0
 
     @property
     def flex_outcome(self) -> str | None:
@@ -109,14 +110,16 @@ def _when(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-_SELECT = """SELECT o.*, t.state AS t_state, t.attempts AS t_attempts,
+_SELECT = """SELECT o.*, (SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r
+        WHERE r.order_id = o.id AND r.status = 'succeeded') AS refunded_cents,
+    t.state AS t_state, t.attempts AS t_attempts,
     t.last_error AS t_last_error, t.next_attempt_at AS t_next_attempt_at,
     t.created_at AS t_created_at, t.delivered_at AS t_delivered_at
     FROM orders o LEFT JOIN flex_outbox t ON t.order_id = o.id"""
 
 _PLAIN_COLUMNS = (
-    "id", "outcome", "amount_cents", "refunded_cents", "currency", "email", "card_brand",
-    "card_first6", "card_last4", "processor_txn", "processor_code", "processor_message",
+    "id", "outcome", "amount_cents", "refund_reserved_cents", "refunded_cents", "currency",
+    "email", "card_brand", "card_first6", "card_last4", "processor_txn", "processor_code", "processor_message",
     "flex_status", "order_session_key", "flex_error", "reconcile_attempts", "evaluate_payload",
 )
 
@@ -210,8 +213,8 @@ def reserve_refund(conn: sqlite3.Connection, order_id: str, amount_cents: int,
     One conditional UPDATE, so two concurrent refunds cannot both pass the check."""
     with conn:
         reserved = conn.execute(
-            "UPDATE orders SET refunded_cents = refunded_cents + ? WHERE id = ?"
-            " AND outcome IN (?, ?) AND refunded_cents + ? <= amount_cents",
+            "UPDATE orders SET refund_reserved_cents = refund_reserved_cents + ? WHERE id = ?"
+            " AND outcome IN (?, ?) AND refund_reserved_cents + ? <= amount_cents",
             (amount_cents, order_id, *REFUNDABLE, amount_cents),
         ).rowcount == 1
         if not reserved:
@@ -233,7 +236,7 @@ def release_refund(conn: sqlite3.Connection, refund_id: int) -> None:
     """Gives back the reservation of a refund that was refused."""
     with conn:
         conn.execute(
-            "UPDATE orders SET refunded_cents = refunded_cents -"
+            "UPDATE orders SET refund_reserved_cents = refund_reserved_cents -"
             " (SELECT amount_cents FROM refunds WHERE id = ?)"
             " WHERE id = (SELECT order_id FROM refunds WHERE id = ?)",
             (refund_id, refund_id),

@@ -1,11 +1,12 @@
--- The merchant's order store. The status shown to people is derived from `outcome`
--- and `refunded_cents` (see shop/orders.py), never stored twice.
+-- The merchant's order store. The status shown to people is derived from `outcome` and
+-- the succeeded refunds (see shop/orders.py), never stored twice.
 CREATE TABLE IF NOT EXISTS orders (
     id                TEXT PRIMARY KEY,      -- the checkout id (UUID4): idempotency key + senseKey
     created_at        REAL NOT NULL,
     outcome           TEXT NOT NULL DEFAULT 'pending',  -- pending | paid | rescued | declined
     amount_cents      INTEGER NOT NULL CHECK (amount_cents > 0),
-    refunded_cents    INTEGER NOT NULL DEFAULT 0 CHECK (refunded_cents >= 0),
+    -- refunds succeeded, pending or unknown: what can no longer be refunded
+    refund_reserved_cents INTEGER NOT NULL DEFAULT 0 CHECK (refund_reserved_cents >= 0),
     currency          TEXT NOT NULL,
     email             TEXT NOT NULL,
     card_brand        TEXT,
@@ -21,7 +22,7 @@ CREATE TABLE IF NOT EXISTS orders (
     reconcile_attempts INTEGER NOT NULL DEFAULT 0,
     reconcile_at      REAL,                  -- when to replay next
     evaluate_payload  TEXT,                  -- vault token, never a card number
-    CHECK (refunded_cents <= amount_cents)
+    CHECK (refund_reserved_cents <= amount_cents)
 );
 CREATE INDEX IF NOT EXISTS orders_created ON orders (created_at DESC);
 

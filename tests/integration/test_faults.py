@@ -1,0 +1,133 @@
+"""Every Flex endpoint under every fault: the shopper gets a clear answer, never a 500,
+retries stay bounded, and an unanswered /evaluate is settled later by reconciliation."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import requests
+
+from tests.support import hidden
+
+from .conftest import calls, set_fault
+from .test_shop import pay, status_label
+
+FAULTS = {
+    "past timeout": {"delay_ms": 800},
+    "500": {"status": 500},
+    "503": {"status": 503},
+    "429 Retry-After": {"status": 429, "retry_after": 1},
+    "connection reset": {"reset": True},
+    "hang": {"hang": True},
+    "malformed JSON": {"malformed": True},
+    "401 once": {"status": 401, "times": 1},
+}
+
+# The order's status label and a text on its page when the endpoint fails that way, and
+# when it recovers because the client renewed its token after one 401.
+UNAVAILABLE = "We could not complete this payment right now"
+EXPECTED = {
+    # a declined card needs the vault before /evaluate
+    "tokenize": (("Declined", UNAVAILABLE), ("Rescued by Flex", "orderSessionKey")),
+    "evaluate": (("Declined", "Awaiting reconciliation with Flex"),
+                 ("Rescued by Flex", "orderSessionKey")),
+    # a 401 from the token endpoint itself is a refusal of the credentials
+    "token": (("Declined", UNAVAILABLE), ("Declined", UNAVAILABLE)),
+    # the shopper never waits on /transmit; the relay keeps it pending until it gets through
+    "transmit": (("Paid", "pending"), ("Paid", "delivered")),
+    "refund": (("Rescued by Flex", "unknown: Flex did not answer"), ("Refunded", "succeeded")),
+}
+
+
+@pytest.fixture
+def app(make_app):
+    # Small budgets keep 40 cases fast: each Flex call gives up within 2.5 s.
+    return make_app(FLEX_READ_TIMEOUT=0.5, FLEX_DEADLINE=2.5)
+
+
+@pytest.fixture(autouse=True)
+def release_hanging_requests(fresh_sandbox):
+    yield
+    requests.delete(f"{fresh_sandbox.url}/_sandbox/faults", timeout=5)
+
+
+def attempts(app, endpoint: str) -> list[int | None]:
+    """The HTTP status of each attempt the client made (None: no answer), from its call log."""
+    with sqlite3.connect(app.config["DATABASE"]) as conn:
+        rows = conn.execute("SELECT status FROM flex_calls WHERE endpoint = ?", (endpoint,))
+        return [status for (status,) in rows]
+
+
+@pytest.mark.parametrize("endpoint", EXPECTED)
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_matrix(app, client, fresh_sandbox, endpoint, fault):
+    recovers = fault == "401 once"
+    label, text = EXPECTED[endpoint][recovers]
+    card = "4242424242424242" if endpoint == "transmit" else "4000000000000002"
+    if endpoint == "refund":
+        order_id, page = pay(client, card)
+    set_fault(fresh_sandbox, endpoint, **FAULTS[fault])
+
+    if endpoint == "refund":
+        response = client.post(f"/orders/{order_id}/refund",
+                               data={"csrf_token": hidden(page, "csrf_token"), "amount": "18.00"})
+        assert response.status_code in (303, 409)
+        if not recovers:
+            assert "Flex did not answer in time. The refund is on hold" in response.text
+            assert len(attempts(app, "refund")) == 1  # never retried: no idempotency key
+        page = client.get(f"/orders/{order_id}").text
+    else:
+        order_id, page = pay(client, card)
+    if endpoint == "transmit":
+        app.extensions["payments"].relay.run_once()
+        page = client.get(f"/orders/{order_id}").text
+
+    assert status_label(page) == label
+    assert text in page
+    assert "Traceback" not in page
+    for name in ("token", "tokenize", "evaluate", "transmit", "refund"):
+        assert len([s for s in attempts(app, name) if s != 401]) <= 3  # 1 try + 2 retries
+
+
+def test_unanswered_evaluate_is_settled_by_reconciliation(app, client, fresh_sandbox):
+    set_fault(fresh_sandbox, "evaluate", delay_ms=800)  # Flex decides, answers too late
+    order_id, page = pay(client, "4000000000000002")
+    requests.delete(f"{fresh_sandbox.url}/_sandbox/faults", timeout=5)
+    assert status_label(page) == "Declined"
+    assert "Awaiting reconciliation with Flex" in page
+    decided = requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()
+    assert [o["status"] for o in decided] == ["APPROVED"]
+
+    result = app.test_cli_runner().invoke(args=["flex", "reconcile"])
+    assert "settled 0 order(s)" in result.output  # not due yet: replays back off
+    with sqlite3.connect(app.config["DATABASE"]) as conn:
+        conn.execute("UPDATE orders SET reconcile_at = 0 WHERE id = ?", (order_id,))
+    result = app.test_cli_runner().invoke(args=["flex", "reconcile"])
+    assert "settled 1 order(s)" in result.output
+
+    page = client.get(f"/orders/{order_id}").text
+    assert status_label(page) == "Rescued by Flex"
+    assert decided[0]["order_session_key"] in page  # the decision Flex took the first time
+    replays = calls(fresh_sandbox, "evaluate")
+    assert {c["request"]["idempotencyKey"] for c in replays} == {order_id}
+    assert len(requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()) == 1
+
+
+def test_reconciliation_gives_up_after_bounded_attempts(app, client, fresh_sandbox):
+    from shop import reconcile
+
+    order_id, _ = pay(client, "4000000000000119")  # Flex stays unavailable
+    for _ in range(reconcile.MAX_ATTEMPTS):
+        with sqlite3.connect(app.config["DATABASE"]) as conn:
+            conn.execute("UPDATE orders SET reconcile_at = 0")
+        app.test_cli_runner().invoke(args=["flex", "reconcile"])
+    page = client.get(f"/orders/{order_id}").text
+    assert "Awaiting reconciliation" not in page
+    assert status_label(page) == "Declined"
+    made = len(attempts(app, "evaluate"))
+    assert reconcile.MAX_ATTEMPTS < made <= 3 * (reconcile.MAX_ATTEMPTS + 1)
+    with sqlite3.connect(app.config["DATABASE"]) as conn:
+        conn.execute("UPDATE orders SET reconcile_at = 0")
+    app.test_cli_runner().invoke(args=["flex", "reconcile"])
+    assert len(attempts(app, "evaluate")) == made  # it gave up: no more replays
