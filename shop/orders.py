@@ -120,7 +120,8 @@ _SELECT = """SELECT o.*, (SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r
 _PLAIN_COLUMNS = (
     "id", "outcome", "amount_cents", "refund_reserved_cents", "refunded_cents", "currency",
     "email", "card_brand", "card_first6", "card_last4", "processor_txn", "processor_code",
-    "processor_message",    "flex_status", "order_session_key", "flex_error", "reconcile_attempts", "evaluate_payload",
+    "processor_message", "flex_status", "order_session_key", "flex_error",
+    "reconcile_attempts", "evaluate_payload",
 )
 
 
