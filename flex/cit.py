@@ -93,7 +93,8 @@ class CitFlow:
         return self.client.refund(order_session_key, amount_cents, message, ref=ref)
 
     def close(self) -> None:
-        self._vault_pool.shutdown(wait=False, cancel_futures=True)
+        """Waits for vault calls in flight (each bounded by the client's deadline)."""
+        self._vault_pool.shutdown(wait=True)
 
     def _evaluate(self, order_id: str, processor: ProcessorResult, card: CardSummary,
                   payload: dict) -> CitResult:
