@@ -99,7 +99,7 @@ class Relay:
         max_attempts: int = 12,
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,
-        lease: float = 60.0,
+        lease: float | None = None,
         batch: int = 20,
         also_run: Callable[[], object] | None = None,
     ):
@@ -109,7 +109,9 @@ class Relay:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self.lease = lease
+        # A row is leased for longer than one transmit can take, so a crashed relay's rows
+        # come back soon, while a slow one's are not sent twice at the same time.
+        self.lease = lease if lease is not None else 2 * client.config.deadline
         self.batch = batch
         self.also_run = also_run  # more periodic work for the same thread (e.g. reconciliation)
         self._wake = threading.Event()

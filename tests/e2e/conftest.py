@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support import free_port, wait_until_up
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ShopServer, free_port
 
 
 class Shop:
@@ -41,32 +37,22 @@ class Shop:
 
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory) -> Shop:
-    port, sandbox_port = free_port(), free_port()
-    env = {
-        **os.environ,
+    sandbox_port = free_port()
+    server = ShopServer({
         "DATABASE": str(tmp_path_factory.mktemp("e2e") / "shop.sqlite"),
+        "FLEX_API_URL": None,  # always the embedded sandbox, on a port we know
+        "FLEX_SANDBOX_FAULTS": None,
         "FLEX_SANDBOX_PORT": str(sandbox_port),
         "PROCESSOR_LATENCY_MS": "50",
         "FLEX_RELAY_POLL_SECONDS": "0.2",
         "FLEX_READ_TIMEOUT": "3",
         "FLEX_DEADLINE": "5",
-    }
-    for name in ("FLEX_API_URL", "FLEX_SANDBOX_FAULTS"):  # always the embedded sandbox
-        env.pop(name, None)
-    log = open(tmp_path_factory.mktemp("e2e-log") / "server.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port),
-         "--no-reload", "--no-debugger"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    }, tmp_path_factory.mktemp("e2e-log") / "server.log")
     try:
-        wait_until_up(url, process)
-        yield Shop(url, f"http://127.0.0.1:{sandbox_port}")
+        server.start()
+        yield Shop(server.url, f"http://127.0.0.1:{sandbox_port}")
     finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

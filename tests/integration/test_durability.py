@@ -1,0 +1,141 @@
+"""Against the real app as its own process: concurrent double submits, concurrent refunds,
+and transmits that survive `kill -9` of the server."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from flex import sandbox as flex_sandbox
+from tests.support import ShopServer, hidden
+
+from .conftest import calls, set_fault
+
+
+@pytest.fixture
+def make_server(fresh_sandbox, tmp_path):
+    servers = []
+
+    def build(**env) -> ShopServer:
+        server = ShopServer({
+            "DATABASE": str(tmp_path / "shop.sqlite"),
+            "FLEX_API_URL": fresh_sandbox.api_url,
+            "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
+            "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
+            "FLEX_MID": flex_sandbox.DEFAULT_MID,
+            "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+            "FLEX_SENSEJS_URL": f"{fresh_sandbox.url}/widget.js",
+            "FLEX_RELAY_POLL_SECONDS": "0.1",
+            "PROCESSOR_LATENCY_MS": "20",
+            **env,
+        }, tmp_path / "server.log")
+        servers.append(server)
+        return server.start()
+
+    yield build
+    for server in servers:
+        server.stop()
+
+
+class Shopper:
+    """One browser session, driven over HTTP."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = requests.Session()
+
+    def checkout_form(self, card: str, quantity: int = 1) -> dict:
+        page = self.http.get(f"{self.url}/", timeout=10).text
+        self.http.post(f"{self.url}/cart/add", timeout=10, data={
+            "csrf_token": hidden(page, "csrf_token"), "sku": "mug", "quantity": quantity})
+        page = self.http.get(f"{self.url}/checkout", timeout=10).text
+        return {name: hidden(page, name)
+                for name in ("csrf_token", "checkout_id", "expected_total_cents")} | {
+            "email": "shopper@example.com", "name": "Ada Lovelace", "card_number": card,
+            "expiry": "12/34", "cvc": "123", "address": "1 Main St", "city": "Springfield",
+            "state": "IL", "zip_code": "62701", "country": "US"}
+
+    def pay(self, card: str, quantity: int = 1) -> str:
+        form = self.checkout_form(card, quantity)
+        response = self.post("/checkout", form)
+        assert response.status_code == 302, response.text[:300]
+        return form["checkout_id"]
+
+    def post(self, path: str, data: dict) -> requests.Response:
+        return self.http.post(f"{self.url}{path}", data=data, allow_redirects=False, timeout=30)
+
+
+def db_rows(server: ShopServer, sql: str, *args) -> list[tuple]:
+    with sqlite3.connect(server.env["DATABASE"]) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return result
+
+
+def test_twenty_concurrent_submits_make_one_order(make_server, fresh_sandbox):
+    server = make_server()
+    shopper = Shopper(server.url)
+    form = shopper.checkout_form("4242424242424242")
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(lambda _: shopper.post("/checkout", form), range(20)))
+
+    assert {r.status_code for r in responses} == {302}
+    assert {r.headers["Location"] for r in responses} == {f"/orders/{form['checkout_id']}"}
+    assert db_rows(server, "SELECT COUNT(*) FROM orders") == [(1,)]
+    assert server.log.read_text().count("shop.processor authorization") == 1
+    tokenizes = [c for c in calls(fresh_sandbox, "tokenize")
+                 if c["request"]["payment_method"]["sense_key"] == form["checkout_id"]]
+    assert len(tokenizes) == 1
+    assert wait_for(lambda: calls(fresh_sandbox, "transmit"))
+    time.sleep(0.5)  # time enough for a duplicate delivery to show up
+    assert [c["request"]["orderId"] for c in calls(fresh_sandbox, "transmit")] == [
+        form["checkout_id"]]
+
+
+def test_concurrent_refunds_never_exceed_the_amount(make_server, fresh_sandbox):
+    server = make_server()
+    shopper = Shopper(server.url)
+    order_id = shopper.pay("4000000000000002", quantity=2)  # rescued, $36.00
+    page = shopper.http.get(f"{server.url}/orders/{order_id}", timeout=10).text
+    refund = {"csrf_token": hidden(page, "csrf_token"), "amount": "10.00"}
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(
+            lambda _: shopper.post(f"/orders/{order_id}/refund", refund).status_code, range(10)))
+
+    assert sorted(statuses) == [303] * 3 + [409] * 7
+    assert db_rows(server, "SELECT refund_reserved_cents FROM orders") == [(3000,)]
+    assert [c["status"] for c in calls(fresh_sandbox, "refund")] == [200, 200, 200]
+
+
+def test_transmits_survive_kill_9(make_server, fresh_sandbox):
+    set_fault(fresh_sandbox, "transmit", delay_ms=30)  # keep some transmits pending
+    server = make_server()
+    shopper = Shopper(server.url)
+    pending_at_kill = []
+    for n in range(1, 121):
+        shopper.pay("4242424242424242")
+        if n % 30 == 0:  # crash four times, mid-run, while transmits are queued
+            pending_at_kill.append(db_rows(
+                server, "SELECT COUNT(*) FROM flex_outbox WHERE state = 'pending'")[0][0])
+            server.kill()
+            server.start()
+
+    paid = {row[0] for row in db_rows(server, "SELECT id FROM orders WHERE outcome = 'paid'")}
+    assert len(paid) == 120
+    assert all(pending_at_kill), f"nothing was pending at a kill: {pending_at_kill}"
+    delivered = wait_for(lambda: paid <= {c["request"]["orderId"]
+                                          for c in calls(fresh_sandbox, "transmit")
+                                          if c["status"] == 200}, timeout=30)
+    assert delivered, "a paid order's transmit was lost"
+    received = [c["request"]["orderId"] for c in calls(fresh_sandbox, "transmit")]
+    print(f"pending at each kill: {pending_at_kill}; "
+          f"transmits received {len(received)} for {len(paid)} orders")
