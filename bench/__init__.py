@@ -1,0 +1,1 @@
+"""Benchmark: the Flex integration adds no latency on the approved path. `python -m bench`."""
