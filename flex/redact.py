@@ -10,8 +10,10 @@ _CVC_KEYS = {"verification_value", "cvv", "cvc", "securitycode", "security_code"
 _SECRET_KEYS = {"appsecret", "app_secret", "accesstoken", "access_token", "refreshtoken",
                 "refresh_token", "authorization", "password"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-# 13-19 digits, optionally separated by single spaces or dashes (how people type cards).
-_DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+# 13-19 digits, optionally separated by single spaces or dashes (how people type cards),
+# standing alone: digits inside a UUID or another token (e.g. "385d3526-7002-4126-9be8-…")
+# are not a card number.
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z-])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z-])")
 
 
 def redact(value: Any) -> Any:

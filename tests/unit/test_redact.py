@@ -27,6 +27,13 @@ def test_card_numbers_in_free_text_are_masked():
     assert mask_card_numbers("pan=5555-5555-5555-4444") == "pan=555555******4444"
 
 
+def test_uuids_are_not_mistaken_for_card_numbers():
+    # "3526-7002-4126-9" is 13 Luhn-valid digits, but it is part of an order id.
+    order_id = "385d3526-7002-4126-9be8-930839b48509"
+    assert redact({"orderId": order_id, "note": f"order {order_id}"}) == {
+        "orderId": order_id, "note": f"order {order_id}"}
+
+
 def test_ordinary_numbers_survive():
     data = {"amount": 1800, "orderSessionKey": "e97b1ff1-4449-46da-bc6c-a76d23f16353",
             "timestampUtc": "2026-11-24T12:00:00.000Z", "expires": 1712237948565,
