@@ -74,13 +74,17 @@ class Order:
     @property
     def shopper_message(self) -> str | None:
         if self.outcome == DECLINED:
+            if self.reconciling:  # Flex may have charged the card: do not promise otherwise
+                return ("We could not confirm this payment yet. Please do not pay again right "
+                        "away: this page will show within minutes whether it went through, "
+                        "and you are not charged otherwise.")
+            if self.flex_error and self.reconcile_attempts:  # replays gave up: still unknown
+                return "We could not confirm this payment. Please contact us before paying again."
             if self.flex_error:
                 return ("We could not complete this payment right now. No money was taken; "
                         "please try again in a few minutes or use another card.")
             return "Your bank declined this payment. No money was taken; please try another card."
-        if self.outcome == RESCUED:
-            return "Payment approved. Thank you for your order!"
-        if self.outcome == PAID:
+        if self.outcome in REFUNDABLE:
             return "Payment approved. Thank you for your order!"
         return None
 

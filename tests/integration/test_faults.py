@@ -125,6 +125,7 @@ def test_reconciliation_gives_up_after_bounded_attempts(app, client, fresh_sandb
     page = client.get(f"/orders/{order_id}").text
     assert "Awaiting reconciliation" not in page
     assert status_label(page) == "Declined"
+    assert "Please contact us before paying again." in page  # Flex's answer is still unknown
     made = len(attempts(app, "evaluate"))
     assert reconcile.MAX_ATTEMPTS < made <= 3 * (reconcile.MAX_ATTEMPTS + 1)
     with sqlite3.connect(app.config["DATABASE"]) as conn:
