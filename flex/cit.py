@@ -12,6 +12,7 @@ Nothing here touches a database or the web framework: the caller owns persistenc
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from .models import Card, CardSummary, Evaluation, ProcessorResult, Purchase, Va
 log = logging.getLogger("flex.cit")
 
 Authorize = Callable[[Card, int], ProcessorResult]
+
+MIN_EVALUATE_SECONDS = 1.0  # a late vault still leaves /evaluate a fair chance
 
 PAID = "paid"
 RESCUED = "rescued"
@@ -51,6 +54,7 @@ class CitFlow:
         self._vault_pool = ThreadPoolExecutor(vault_workers, thread_name_prefix="flex-vault")
 
     def pay(self, purchase: Purchase, card: Card, authorize: Authorize) -> CitResult:
+        started = time.monotonic()
         vault = self._vault_pool.submit(
             self.client.tokenize,
             card,
@@ -80,7 +84,10 @@ class CitFlow:
             mid=self.client.config.mid, site_id=self.client.config.site_id,
             idempotency_key=purchase.order_id,
         )
-        return self._evaluate(purchase.order_id, processor, summary, payload)
+        # The shopper waits about one Flex deadline in all, not one per call.
+        left = self.client.config.deadline - (time.monotonic() - started)
+        return self._evaluate(purchase.order_id, processor, summary, payload,
+                              deadline=max(left, MIN_EVALUATE_SECONDS))
 
     def reconcile(self, order_id: str, evaluate_payload: dict) -> Evaluation:
         """Replays an unanswered /evaluate with its original idempotencyKey: Flex returns the
@@ -97,9 +104,9 @@ class CitFlow:
         self._vault_pool.shutdown(wait=True)
 
     def _evaluate(self, order_id: str, processor: ProcessorResult, card: CardSummary,
-                  payload: dict) -> CitResult:
+                  payload: dict, deadline: float | None = None) -> CitResult:
         try:
-            evaluation = self.client.evaluate(payload, ref=order_id)
+            evaluation = self.client.evaluate(payload, ref=order_id, deadline=deadline)
         except (FlexUnavailableError, FlexAuthError) as exc:
             # We do not know whether Flex charged the card: keep the payload, replay it later.
             return CitResult(DECLINED, processor, card, evaluate_payload=payload,

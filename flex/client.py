@@ -115,8 +115,11 @@ class FlexClient:
     def transmit(self, payload: dict, *, ref: str | None = None) -> dict:
         return self._call("transmit", "POST", "/transmit", body=payload, ref=ref)
 
-    def evaluate(self, payload: dict, *, ref: str | None = None) -> Evaluation:
-        answer = self._call("evaluate", "POST", "/evaluate", body=payload, ref=ref)
+    def evaluate(self, payload: dict, *, ref: str | None = None,
+                 deadline: float | None = None) -> Evaluation:
+        """`deadline` (seconds) narrows config.deadline, e.g. to what is left of a checkout."""
+        answer = self._call("evaluate", "POST", "/evaluate", body=payload, ref=ref,
+                            deadline=deadline)
         status, key = answer.get("status"), answer.get("orderSessionKey")
         if not status or not key:
             raise FlexUnavailableError("evaluate answered without status or orderSessionKey",
@@ -175,9 +178,9 @@ class FlexClient:
 
     def _call(self, endpoint: str, method: str, path: str, *, body: dict | None = None,
               params: dict | None = None, ref: str | None = None, authed: bool = True,
-              retry_unless_sent: bool = False) -> dict:
+              retry_unless_sent: bool = False, deadline: float | None = None) -> dict:
         """One logical call: attempts, retries within the deadline, and error mapping."""
-        deadline = time.monotonic() + self.config.deadline
+        deadline = time.monotonic() + min(deadline or self.config.deadline, self.config.deadline)
         attempt = retries = 0
         renewed = False
         while True:

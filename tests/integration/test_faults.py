@@ -4,6 +4,7 @@ retries stay bounded, and an unanswered /evaluate is settled later by reconcilia
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 import requests
@@ -88,6 +89,16 @@ def test_fault_matrix(app, client, fresh_sandbox, endpoint, fault):
     assert "Traceback" not in page
     for name in ("token", "tokenize", "evaluate", "transmit", "refund"):
         assert len([s for s in attempts(app, name) if s != 401]) <= 3  # 1 try + 2 retries
+
+
+def test_vault_and_evaluate_share_one_deadline(make_app, fresh_sandbox):
+    client = make_app(FLEX_READ_TIMEOUT=2.0, FLEX_DEADLINE=2.5).test_client()
+    set_fault(fresh_sandbox, "tokenize", delay_ms=1500)  # a slow vault that succeeds …
+    set_fault(fresh_sandbox, "evaluate", delay_ms=5000)  # … then a silent Flex
+    started = time.monotonic()
+    _, page = pay(client, "4000000000000002")
+    assert time.monotonic() - started < 3.0  # about one FLEX_DEADLINE, not 1.5 s + 2.5 s
+    assert "Awaiting reconciliation with Flex" in page
 
 
 def test_unanswered_evaluate_is_settled_by_reconciliation(app, client, fresh_sandbox):
