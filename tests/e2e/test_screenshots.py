@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from .test_journeys import FLEX_DECLINED, RESCUED, expect_status, fill_checkout, open_checkout
+from .test_journeys import (
+    CHALLENGED,
+    FLEX_DECLINED,
+    FLEX_DOWN,
+    RESCUED,
+    expect_status,
+    fill_checkout,
+    open_checkout,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +41,8 @@ def test_screenshots_of_every_step(page: Page):
 
     for card, label, name in ((RESCUED, "Rescued by Flex", "order-rescued"),
                               (FLEX_DECLINED, "Declined", "order-declined"),
+                              (CHALLENGED, "Declined", "order-challenge"),
+                              (FLEX_DOWN, "Declined", "order-reconciling"),
                               ("4242 4242 4242 4242", "Paid", "order-paid")):
         if name != "order-rescued":
             open_checkout(page)
