@@ -8,9 +8,6 @@ per endpoint. It shares no state with the client: it is a separate WSGI app.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -19,46 +16,34 @@ import struct
 import time
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from importlib import resources
 
 from flask import Flask, Response, jsonify, request
 
 from ..redact import redact
+from .rules import (
+    EVALUATE_REQUIRED,
+    OTHER_CARDS,
+    OUTCOMES,
+    TOKENIZE_REQUIRED,
+    TRANSMIT_REQUIRED,
+    dollars_to_cents,
+    lookup,
+    lower_keys,
+    luhn,
+    missing,
+    order_status,
+    refund_failed,
+)
 from .state import Order, State
+from .tokens import Tokens
 
 DEFAULT_APP_KEY = "sandbox-app-key"
 DEFAULT_APP_SECRET = "sandbox-app-secret"  # noqa: S105 - the simulator's public test value
 DEFAULT_MID = "8f7c2e1a-3b4d-4c5e-9f60-1a2b3c4d5e6f"
 DEFAULT_SITE_ID = "5d0c9b8a-7e6f-4a3b-8c2d-1e0f9a8b7c6d"
 DEFAULT_TOKENIZATION_KEY = "sandbox-tokenization-key"
-
-# Test card -> /evaluate decision (shared/DESIGN.md). None: Flex unavailable (HTTP 503).
-OUTCOMES = {
-    "4000000000000002": "APPROVED",
-    "4000000000000127": "CHALLENGE",
-    "4000000000009995": "DECLINED",
-    "4000000000000119": None,
-}
-OTHER_CARDS = "DECLINED"
 HANG_LIMIT = 60.0  # seconds a "hang" fault holds a request at most
-
-EVALUATE_REQUIRED = (
-    "isDeclined", "mid", "orderId", "idempotencyKey", "transaction.id", "transaction.amount",
-    "transaction.currency", "transaction.responseCode", "transaction.responseCodeSource",
-    "transaction.avsResultCode", "transaction.cvvResultCode", "transaction.cavvResultCode",
-    "payer.email", "billingInformation.firstName", "billingInformation.lastName",
-    "billingInformation.country", "billingInformation.addressLine1", "billingInformation.city",
-    "billingInformation.zipCode", "paymentMethod.cardNumber",
-)
-TRANSMIT_REQUIRED = (
-    "orderId", "transaction.id", "transaction.amount", "transaction.currency", "payer.email",
-    "paymentMethod.cardBinNumber", "paymentMethod.cardLast4Digits",
-)
-TOKENIZE_REQUIRED = (
-    "payment_method.credit_card.first_name", "payment_method.credit_card.last_name",
-    "payment_method.credit_card.number", "payment_method.credit_card.year",
-)
 
 
 def config_from_env() -> dict:
@@ -79,7 +64,7 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
     state = State()
     for endpoint, spec in settings["faults"].items():
         state.set_fault(endpoint, spec)
-    signing_key = secrets.token_bytes(32)  # tokens die with the process, like a rotated key
+    tokens = Tokens(settings["app_key"], settings["mid"], settings["token_ttl"])
     app.extensions["sandbox_state"] = state
 
     # --- plumbing ----------------------------------------------------------------------
@@ -105,7 +90,7 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
 
     def bearer_ok() -> bool:
         header = request.headers.get("Authorization", "")
-        return header.startswith("Bearer ") and verify_jwt(header[7:])
+        return header.startswith("Bearer ") and tokens.valid(header[7:])
 
     def with_faults(endpoint: str, handler, *, authed: bool = True) -> Response:
         """Runs a handler inside the endpoint's fault spec, and records the call."""
@@ -165,23 +150,6 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
 
     # --- tokens ------------------------------------------------------------------------
 
-    def sign(payload: dict) -> str:
-        header = {"alg": "HS256", "typ": "JWT"}
-        parts = [_b64(json.dumps(header).encode()), _b64(json.dumps(payload).encode())]
-        signature = hmac.new(signing_key, ".".join(parts).encode(), hashlib.sha256).digest()
-        return ".".join([*parts, _b64(signature)])
-
-    def verify_jwt(token: str) -> bool:
-        try:
-            head, payload, signature = token.split(".")
-            expected = hmac.new(signing_key, f"{head}.{payload}".encode(), hashlib.sha256)
-            if not hmac.compare_digest(_b64(expected.digest()), signature):
-                return False
-            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except ValueError:
-            return False
-        return claims["exp"] > time.time() and claims["generation"] == state.token_generation
-
     @app.post("/v1/oauth2/token")
     def token():
         def handle():
@@ -189,17 +157,9 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
             if (data.get("appkey") != settings["app_key"]
                     or data.get("appsecret") != settings["app_secret"]):
                 return validation({"AppKey": ["Invalid AppKey or AppSecret."]})
-            now = time.time()
-            ttl = settings["token_ttl"]
-            claims = {
-                "sub": settings["app_key"], "unique_name": settings["app_key"],
-                "jti": str(uuid.uuid4()), "iat": str(int(now * 1000)),
-                "aud": ["Api-Client-Service"], "custom:mid": settings["mid"],
-                "nbf": int(now), "exp": now + ttl, "iss": "Api-Client-Service",
-                "generation": state.token_generation,  # bumped to revoke every token
-            }
-            return envelope(accessToken=sign(claims), refreshToken=secrets.token_urlsafe(32),
-                            expires=int((now + ttl) * 1000), id=str(uuid.uuid4()),
+            token, expires = tokens.issue()
+            return envelope(accessToken=token, refreshToken=secrets.token_urlsafe(32),
+                            expires=int(expires * 1000), id=str(uuid.uuid4()),
                             session=None, daysToEnforceMFA=None, skipAvailable=None), 200
         return with_faults("token", handle, authed=False)
 
@@ -394,9 +354,8 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
 
     @app.post("/_sandbox/tokens/expire")
     def expire_tokens():
-        with state.lock:
-            state.token_generation += 1
-        return jsonify({"token_generation": state.token_generation})
+        tokens.revoke_all()
+        return jsonify({"revoked": True})
 
     @app.post("/_sandbox/reset")
     def reset():
@@ -404,71 +363,6 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
         return jsonify({})
 
     return app
-
-
-def refund_failed(cents: int, left: int) -> dict:
-    """The real sandbox's refusal, word for word (double parenthesis included)."""
-    message = (f"Amount to refund ({cents / 100:.2f}) is greater than maximum refund amount "
-               f"in ({left / 100:.2f}))")
-    return {"responseCode": "2001", "responseMessage": message, "transactionId": None,
-            "success": False, "result": None, "status": "FAILED", "statusCode": None,
-            "errors": [{"item1": message, "item2": "2001", "item3": "2001", "item4": True}],
-            "customProperties": {}}
-
-
-def order_status(order: Order) -> tuple[int, str]:
-    if order.status != "APPROVED":
-        return 2, "CANCELLED"
-    if order.refunded_cents >= order.amount_cents:
-        return 6, "RETURNED"
-    return 7, "COMPLETED"
-
-
-def dollars_to_cents(value) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
-        return None
-    return int(amount * 100)
-
-
-def lower_keys(data: dict) -> dict:
-    """ASP.NET matches JSON names case-insensitively; so does the sandbox."""
-    return {str(k).lower(): v for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def lookup(data: dict, path: str):
-    """'transaction.amount' -> data["transaction"]["amount"], names case-insensitive."""
-    value = data
-    for part in path.split("."):
-        value = lower_keys(value).get(part.lower())
-        if value is None:
-            return None
-    return value
-
-
-def missing(data: dict, required: tuple[str, ...]) -> dict[str, list[str]]:
-    errors = {}
-    for path in required:
-        value = lookup(data, path)
-        if value is None or value == "":
-            name = ".".join(p[:1].upper() + p[1:] for p in path.split("."))
-            errors[name] = [f"The {path.rsplit('.', 1)[-1]} field is required."]
-    return errors
-
-
-def luhn(number: str) -> bool:
-    if not number.isdigit() or not 12 <= len(number) <= 19:
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        n = int(ch) * (2 if i % 2 else 1)
-        total += n - 9 if n > 9 else n
-    return total % 10 == 0
 
 
 def cors(response: Response) -> Response:
@@ -485,7 +379,3 @@ def abort_connection() -> None:
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.shutdown(socket.SHUT_RDWR)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

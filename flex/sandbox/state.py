@@ -25,7 +25,6 @@ class Order:
 @dataclass
 class State:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    token_generation: int = 0  # tokens of an older generation answer 401
     vault: dict[str, dict] = field(default_factory=dict)  # token -> card (sandbox only)
     orders: dict[str, Order] = field(default_factory=dict)  # orderSessionKey -> order
     evaluations: dict[str, tuple[str, dict]] = field(default_factory=dict)  # idem key -> answer
