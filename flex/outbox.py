@@ -64,15 +64,6 @@ def enqueue(conn: sqlite3.Connection, order_id: str, payload: dict) -> None:
     )
 
 
-def get(conn: sqlite3.Connection, order_id: str) -> OutboxRow | None:
-    row = conn.execute(
-        "SELECT order_id, state, attempts, last_error, next_attempt_at, created_at, delivered_at"
-        " FROM flex_outbox WHERE order_id = ?",
-        (order_id,),
-    ).fetchone()
-    return OutboxRow(*row) if row else None
-
-
 def recent(conn: sqlite3.Connection, limit: int = 50) -> list[OutboxRow]:
     rows = conn.execute(
         "SELECT order_id, state, attempts, last_error, next_attempt_at, created_at, delivered_at"

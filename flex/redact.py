@@ -27,10 +27,6 @@ def redact(value: Any) -> Any:
     return value
 
 
-def redact_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {k: "[redacted]" if k.lower() == "authorization" else v for k, v in headers.items()}
-
-
 def mask_card_numbers(text: str) -> str:
     """Masks every Luhn-valid 13-19 digit run in free text."""
     return _DIGIT_RUN.sub(lambda m: _mask(m.group()) if _luhn(_digits(m.group())) else m.group(),
