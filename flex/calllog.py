@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .client import CallReport
+from .sqlite import per_thread
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS flex_calls (
@@ -58,23 +59,18 @@ def create_table(conn: sqlite3.Connection) -> None:
 
 class CallLog:
     def __init__(self, connect: Callable[[], sqlite3.Connection]):
-        self.connect = connect
+        # Diagnostic rows: no fsync of their own (WAL stays consistent; a power cut may lose
+        # the last few), so logging never competes with order commits for the disk.
+        self._connection = per_thread(connect, "synchronous = NORMAL")
 
     def record(self, report: CallReport) -> None:
-        conn = self.connect()
-        try:
-            # Diagnostic rows: no fsync of their own (WAL stays consistent; a power cut may
-            # lose the last few), so logging never competes with order commits for the disk.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            with conn:
-                conn.execute(
-                    f"INSERT INTO flex_calls ({_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
-                    (report.ref, report.endpoint, report.method, report.path, report.status,
-                     report.ms, report.attempt, report.error, _pretty(report.request),
-                     _pretty(report.response), time.time()),
-                )
-        finally:
-            conn.close()
+        with self._connection() as conn:
+            conn.execute(
+                f"INSERT INTO flex_calls ({_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+                (report.ref, report.endpoint, report.method, report.path, report.status,
+                 report.ms, report.attempt, report.error, _pretty(report.request),
+                 _pretty(report.response), time.time()),
+            )
 
 
 def for_order(conn: sqlite3.Connection, order_id: str) -> list[LoggedCall]:
