@@ -118,8 +118,11 @@ class Relay:
         self._wake.set()
 
     def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run_forever, name="flex-relay", daemon=True)
-        self._thread.start()
+        """Runs the relay in a daemon thread; the running one if it was started already."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self.run_forever, name="flex-relay",
+                                            daemon=True)
+            self._thread.start()
         return self._thread
 
     def stop(self, timeout: float = 5.0) -> None:

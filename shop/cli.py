@@ -21,13 +21,14 @@ shop_cli = AppGroup("shop", help="The demo shop.")
 @flex_cli.command("relay")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 def relay_command(once: bool) -> None:
-    """Deliver queued /transmit calls (run as its own process if you like)."""
+    """Deliver queued /transmit calls, as a process of its own (production: run one beside
+    web workers started with FLEX_RELAY=0)."""
     relay = services().relay
     if once:
         click.echo(f"delivered {relay.run_once()}")
         return
-    click.echo("relaying queued transmits; Ctrl+C to stop")
-    relay.run_forever()
+    click.echo("relaying queued transmits; Ctrl+C to stop", err=True)
+    relay.start().join()  # one relay loop per process, even if FLEX_RELAY started it already
 
 
 @flex_cli.command("reconcile")

@@ -1,11 +1,13 @@
 """Real-Flex mode, with the sandbox started as its own process exactly as if it were Flex:
-start-up validation, `flask flex check`, a checkout, and `flask shop reset`."""
+start-up validation, `flask flex check`, a checkout, `flask flex relay` as its own process,
+and `flask shop reset`."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,17 @@ def real_env(url: str, tmp_path, **overrides) -> dict:
     return {k: v for k, v in env.items() if v is not None}
 
 
+def shop_app(env: dict):
+    settings = {k: env[k] for k in env if k.startswith("FLEX_") or k == "DATABASE"}
+    return create_app({**settings, "FLEX_RELAY": False, "PROCESSOR_LATENCY_MS": 0,
+                       "TESTING": True})
+
+
+def sandbox_calls(url: str, endpoint: str) -> list[dict]:
+    return requests.get(f"{url}/_sandbox/calls", params={"endpoint": endpoint},
+                        timeout=5).json()
+
+
 def flask(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
@@ -93,18 +106,40 @@ def test_placeholder_from_env_example_is_refused(flex_process, tmp_path):
 
 def test_checkout_then_reset_against_the_separate_process(flex_process, tmp_path):
     env = real_env(flex_process, tmp_path)
-    settings = {k: env[k] for k in env if k.startswith("FLEX_") or k == "DATABASE"}
-    app = create_app({**settings, "FLEX_RELAY": False, "PROCESSOR_LATENCY_MS": 0,
-                      "TESTING": True})
-    client = app.test_client()
+    client = shop_app(env).test_client()
     fill_cart(client)
     form = {**checkout_form(client), "card_number": "4000000000000002"}
     order_page = client.post("/checkout", data=form, follow_redirects=True)
     assert "Rescued by Flex" in order_page.get_data(as_text=True)
-    evaluations = requests.get(f"{flex_process}/_sandbox/calls",
-                               params={"endpoint": "evaluate"}, timeout=5).json()
+    evaluations = sandbox_calls(flex_process, "evaluate")
     assert form["checkout_id"] in {call["request"]["orderId"] for call in evaluations}
 
     result = flask(env, "shop", "reset")
     assert result.returncode == 0 and "all orders removed" in result.stdout
     assert "No orders yet" in client.get("/orders").get_data(as_text=True)
+
+
+def test_relay_as_its_own_process_delivers_what_the_web_process_queued(flex_process, tmp_path):
+    env = real_env(flex_process, tmp_path, FLEX_RELAY_POLL_SECONDS="0.1")
+    client = shop_app(env).test_client()  # FLEX_RELAY=0: the web process only queues
+    fill_cart(client)
+    form = checkout_form(client)  # 4242…: approved, transmit queued
+    assert "Paid" in client.post("/checkout", data=form, follow_redirects=True).text
+
+    def transmitted() -> list[dict]:
+        return [c for c in sandbox_calls(flex_process, "transmit")
+                if c["request"]["orderId"] == form["checkout_id"]]
+
+    assert transmitted() == []
+    relay = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "flex", "relay"],
+                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not transmitted() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [c["status"] for c in transmitted()] == [200]
+        assert "delivered" in client.get(f"/orders/{form['checkout_id']}").text
+    finally:
+        relay.terminate()
+        relay.wait(10)
