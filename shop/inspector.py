@@ -7,11 +7,13 @@ from flask import Blueprint, render_template
 from flex import calllog, outbox
 
 from .db import get_db
+from .security import demo_only
 
 bp = Blueprint("inspector", __name__)
 
 
 @bp.get("/flex")
+@demo_only
 def calls():
     conn = get_db()
     queue = outbox.counts(conn)

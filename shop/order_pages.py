@@ -10,6 +10,7 @@ from . import checkout, db, orders
 from .db import get_db
 from .forms import RefundForm
 from .payments import services
+from .security import demo_only
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
@@ -45,6 +46,7 @@ def refund(order_id: str):
 
 
 @bp.post("/reset")
+@demo_only
 def reset():
     db.clear(get_db())
     flash("Demo reset: every order was removed.", "info")

@@ -1,8 +1,8 @@
 """Settles orders whose /evaluate went unanswered (timeout, 5xx) by replaying it.
 
-The shopper was told "declined, no money taken"; if Flex had in fact approved, the replay
-returns APPROVED and the order becomes "Rescued by Flex": the merchant then ships it (or
-refunds it) and tells the shopper.
+The shopper was told the payment could not be confirmed yet; if Flex had in fact approved,
+the replay returns APPROVED and the order becomes "Rescued by Flex" (the merchant ships it,
+or refunds it, and tells the shopper); otherwise it settles as Declined.
 """
 
 from __future__ import annotations

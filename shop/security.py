@@ -1,14 +1,31 @@
 """Security headers: a nonce-based Content-Security-Policy that allows only this site and
-the SenseJS origin, plus the usual hardening headers."""
+the SenseJS origin, plus the usual hardening headers; and the demo's back-office tools
+switched off in production."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g
+from flask import Flask, Response, abort, current_app, g
 
 from .payments import services
+
+
+def demo_tools() -> bool:
+    """The Flex call inspector and the demo reset are for development. A real shop puts
+    such pages behind its admin login; with SHOP_ENV=production they do not exist."""
+    return current_app.config["SHOP_ENV"] != "production"
+
+
+def demo_only(view):
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        if not demo_tools():
+            abort(404)
+        return view(*args, **kwargs)
+    return guarded
 
 
 def _origin(url: str) -> str:
@@ -23,7 +40,7 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def inject_nonce() -> dict:
-        return {"csp_nonce": g.get("csp_nonce", "")}
+        return {"csp_nonce": g.get("csp_nonce", ""), "demo_tools": demo_tools()}
 
     @app.after_request
     def set_headers(response: Response) -> Response:

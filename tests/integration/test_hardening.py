@@ -189,3 +189,28 @@ def test_production_refuses_the_default_secret_key(tmp_path):
     with pytest.raises(RuntimeError, match="SECRET_KEY is the development default"):
         create_app({"SHOP_ENV": "production", "DATABASE": str(tmp_path / "x.sqlite"),
                     "FLEX_RELAY": False})
+
+
+def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_path):
+    demo = make_app(DATABASE=str(tmp_path / "demo.sqlite")).test_client()
+    pay(demo, "4242424242424242")
+    orders_page = demo.get("/orders").text
+    assert "Flex calls" in orders_page and "Reset demo" in orders_page
+    assert demo.get("/flex").status_code == 200
+    reset = demo.post("/orders/reset", data={"csrf_token": hidden(orders_page, "csrf_token")},
+                      follow_redirects=True)
+    assert "Demo reset: every order was removed." in reset.text
+    assert "No orders yet" in reset.text
+
+    production = make_app(DATABASE=str(tmp_path / "live.sqlite"), SHOP_ENV="production",
+                          SECRET_KEY="a-long-random-test-secret").test_client()
+    production.environ_base["wsgi.url_scheme"] = "https"  # the session cookie is Secure
+    order_id, order_page = pay(production, "4242424242424242")
+    orders_page = production.get("/orders").text
+    assert order_id[:8] in orders_page
+    assert "Flex calls" not in orders_page and "Reset demo" not in orders_page
+    assert production.get("/flex").status_code == 404
+    response = production.post("/orders/reset",
+                               data={"csrf_token": hidden(order_page, "csrf_token")})
+    assert response.status_code == 404
+    assert order_id[:8] in production.get("/orders").text
