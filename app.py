@@ -84,7 +84,11 @@ def _from_environment() -> dict:
         if isinstance(default, bool):
             settings[name] = raw.strip().lower() in {"1", "true", "yes", "on"}
         elif isinstance(default, int | float):
-            settings[name] = type(default)(raw)
+            try:
+                settings[name] = type(default)(raw)
+            except ValueError:
+                kind = "a whole number" if isinstance(default, int) else "a number"
+                raise payments.ConfigError(f"{name} must be {kind}, not {raw!r}.") from None
         else:
             settings[name] = raw
     return settings

@@ -98,6 +98,12 @@ def test_start_up_names_the_missing_setting(flex_process, tmp_path, missing):
     assert f"{missing} is missing" in result.stderr
 
 
+def test_start_up_names_a_setting_that_is_not_a_number(flex_process, tmp_path):
+    result = flask(real_env(flex_process, tmp_path, FLEX_DEADLINE="soon"), "flex", "check")
+    assert result.returncode != 0
+    assert "FLEX_DEADLINE must be a number, not 'soon'." in result.stderr
+
+
 def test_placeholder_from_env_example_is_refused(flex_process, tmp_path):
     result = flask(real_env(flex_process, tmp_path, FLEX_MID="your-merchant-guid"),
                    "flex", "check")
