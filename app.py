@@ -10,6 +10,7 @@ import os
 
 from dotenv import load_dotenv
 from flask import Flask, render_template
+from flask.helpers import get_load_dotenv
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -43,7 +44,8 @@ DEFAULTS = {
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    load_dotenv()
+    if get_load_dotenv():  # FLASK_SKIP_DOTENV=1 ignores .env here too, as `flask` itself does
+        load_dotenv()
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
     app.config.update(_from_environment())

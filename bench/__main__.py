@@ -153,6 +153,7 @@ def shop_env(scenario: Scenario, sandbox_url: str, database: str) -> dict:
     return {
         # Development mode only because production cookies are Secure (HTTPS) and this is
         # plain HTTP on loopback; nothing else differs.
+        "FLASK_SKIP_DOTENV": "1",  # the bench's own settings, whatever a .env says
         "SECRET_KEY": secrets.token_hex(32), "DATABASE": database,
         "LOG_LEVEL": "WARNING", "PROCESSOR_LATENCY_MS": str(PROCESSOR_MS),
         "FLEX_ENABLED": "1" if scenario.flex_enabled else "0",
