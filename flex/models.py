@@ -124,3 +124,12 @@ def card_brand(number: str) -> str:
     if number.startswith("6011") or number.startswith("65"):
         return "DISCOVER"
     return "UNKNOWN"
+
+
+def luhn_valid(digits: str) -> bool:
+    """The card number checksum (ISO/IEC 7812). `digits`: digits only."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0

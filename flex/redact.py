@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .models import luhn_valid
+
 _PAN_KEYS = {"number", "cardnumber", "pan", "card_number"}
 _CVC_KEYS = {"verification_value", "cvv", "cvc", "securitycode", "security_code"}
 _SECRET_KEYS = {"appsecret", "app_secret", "accesstoken", "access_token", "refreshtoken",
@@ -29,8 +31,10 @@ def redact(value: Any) -> Any:
 
 def mask_card_numbers(text: str) -> str:
     """Masks every Luhn-valid 13-19 digit run in free text."""
-    return _DIGIT_RUN.sub(lambda m: _mask(m.group()) if _luhn(_digits(m.group())) else m.group(),
-                          text)
+    def mask_if_card(match: re.Match) -> str:
+        return _mask(match.group()) if luhn_valid(_digits(match.group())) else match.group()
+
+    return _DIGIT_RUN.sub(mask_if_card, text)
 
 
 def _redact_field(key: str, value: Any) -> Any:
@@ -54,11 +58,3 @@ def _mask(number: str) -> str:
 
 def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch) * (2 if i % 2 else 1)
-        total += n - 9 if n > 9 else n
-    return total % 10 == 0

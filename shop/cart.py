@@ -8,7 +8,7 @@ from flask import session
 
 from . import catalog
 
-MAX_QUANTITY = 10  # per line: keeps a demo cart inside Flex's sandbox amount limit
+MAX_QUANTITY = 10  # per line
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from .rules import (
     dollars_to_cents,
     lookup,
     lower_keys,
-    luhn,
     missing,
     order_status,
     refund_failed,
+    valid_card_number,
 )
 from .state import Order, State
 from .tokens import Tokens
@@ -180,7 +180,7 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
             errors = missing(data, TOKENIZE_REQUIRED)
             card = lookup(data, "payment_method.credit_card") or {}
             number = str(card.get("number") or "")
-            if number and not luhn(number):
+            if number and not valid_card_number(number):
                 errors["payment_method.credit_card.number"] = ["The card number is not valid."]
             if errors:
                 return validation(errors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from ..models import luhn_valid
 from .state import Order
 
 # Test card -> /evaluate decision (shared/DESIGN.md). None: Flex unavailable (HTTP 503).
@@ -89,11 +90,5 @@ def missing(data: dict, required: tuple[str, ...]) -> dict[str, list[str]]:
     return errors
 
 
-def luhn(number: str) -> bool:
-    if not number.isdigit() or not 12 <= len(number) <= 19:
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        n = int(ch) * (2 if i % 2 else 1)
-        total += n - 9 if n > 9 else n
-    return total % 10 == 0
+def valid_card_number(number: str) -> bool:
+    return number.isdigit() and 12 <= len(number) <= 19 and luhn_valid(number)

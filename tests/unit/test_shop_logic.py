@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from flex.models import luhn_valid
 from shop import orders
-from shop.forms import RefundForm, luhn_valid, parse_expiry
+from shop.forms import RefundForm, parse_expiry
 from shop.processor import DECLINES
 from shop.store import TEST_CARDS
 
