@@ -13,6 +13,7 @@ from flask import Flask, render_template
 from flask.helpers import get_load_dotenv
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shop import cart, cli, db, inspector, order_pages, payments, security, store
 
@@ -40,6 +41,7 @@ DEFAULTS = {
     "PROCESSOR_LATENCY_MS": 250,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
 }
 
 
@@ -62,6 +64,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=production,  # local demo runs on plain http://127.0.0.1
     )
+
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind a load balancer the peer is the proxy: the shopper's IP (Flex's customerIp)
+        # is in X-Forwarded-For. Only as many hops as are really ours are believed.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(name)s %(message)s")
     CSRFProtect(app)

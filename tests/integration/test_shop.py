@@ -150,6 +150,17 @@ def test_replayed_checkout_returns_the_same_order(client, fresh_sandbox):
     assert orders_page.count(f'href="/orders/{form["checkout_id"]}"') == 1
 
 
+@pytest.mark.parametrize(("proxies", "customer_ip"), [(0, "127.0.0.1"), (1, "203.0.113.7")])
+def test_customer_ip_sent_to_flex_believes_only_trusted_proxies(make_app, fresh_sandbox,
+                                                                proxies, customer_ip):
+    client = make_app(TRUSTED_PROXIES=proxies).test_client()
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"  # as a load balancer adds it
+    order_id, _ = pay(client, RESCUED)
+    evaluate = [c for c in sandbox_calls(fresh_sandbox, "evaluate")
+                if c["request"]["orderId"] == order_id]
+    assert evaluate[0]["request"]["customerIp"] == customer_ip
+
+
 def test_csrf_is_enforced(client, fresh_sandbox):
     fill_cart(client)
     form = checkout_form(client)
