@@ -73,6 +73,9 @@ class Order:
 
     @property
     def shopper_message(self) -> str | None:
+        if self.outcome == PENDING:  # e.g. a second click while the first is still paying
+            return ("This payment is still in progress. Please do not pay again; refresh this "
+                    "page in a moment to see the result.")
         if self.outcome == DECLINED:
             if self.reconciling:  # Flex may have charged the card: do not promise otherwise
                 return ("We could not confirm this payment yet. Please do not pay again right "

@@ -81,3 +81,7 @@ def test_status_label_is_derived(outcome, refunded, label, refundable):
     o = order(outcome, refunded=refunded)
     assert o.status_label == label
     assert o.refundable_cents == refundable
+
+
+def test_a_pending_order_tells_the_shopper_not_to_pay_again():
+    assert "still in progress. Please do not pay again" in order("pending").shopper_message
