@@ -1,10 +1,10 @@
 """python -m bench — does the Flex integration add latency to the approved path?
 
 Starts the Flex sandbox (gunicorn, one process: its state is in memory) and, per scenario,
-the shop as in production (gunicorn, 2 workers x 8 threads), both on loopback, with the
-simulated processor at 80 ms and realistic sandbox latencies. Drives full checkouts
-(GET pages for the CSRF token and checkout id, then POST /checkout) from 4 concurrent
-shoppers and times the POST. The scenarios take turns, round after round, so a machine
+the shop as in production (gunicorn, 2 workers x 8 threads, and a relay process), all on
+loopback, with the simulated processor at 80 ms and realistic sandbox latencies. Drives
+full checkouts (GET pages for the CSRF token and checkout id, then POST /checkout) from 4
+concurrent shoppers and times the POST. The scenarios take turns, round after round, so a machine
 that slows down or speeds up during the run weighs on every scenario alike. Prints one
 table, writes docs/PERFORMANCE.md, and exits 1 if a goal is missed.
 """
@@ -151,9 +151,9 @@ class Shop:
 
 def shop_env(scenario: Scenario, sandbox_url: str, database: str) -> dict:
     return {
+        "FLASK_SKIP_DOTENV": "1",  # the bench's own settings, whatever a .env says
         # Development mode only because production cookies are Secure (HTTPS) and this is
         # plain HTTP on loopback; nothing else differs.
-        "FLASK_SKIP_DOTENV": "1",  # the bench's own settings, whatever a .env says
         "SECRET_KEY": secrets.token_hex(32), "DATABASE": database,
         "LOG_LEVEL": "WARNING", "PROCESSOR_LATENCY_MS": str(PROCESSOR_MS),
         "FLEX_ENABLED": "1" if scenario.flex_enabled else "0",
@@ -305,7 +305,7 @@ def report(results: list[Result], minutes: float, throughput: float) -> tuple[st
         "",
         f"- Token calls: at most {tokens:.1f} per process ({WORKERS} web workers and a relay "
         f"process per shop, each shop up {minutes:.1f} min, warm-up included) — "
-        f"goal ≤ 1 per worker per 10 min: {'met' if tokens_met else '**MISSED**'}",
+        f"goal ≤ 1 per process per 10 min: {'met' if tokens_met else '**MISSED**'}",
         f"- Connections to the sandbox: {connections} new TCP connections for {calls} Flex "
         f"calls = {reuse:.1%} reuse — goal ≥ 95 %: {'met' if reuse_met else '**MISSED**'}",
         f"- Checkout page throughput: {throughput:.0f} GET /checkout per second at "
