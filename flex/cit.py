@@ -67,14 +67,25 @@ class CitFlow:
 
         if processor.approved:
             # Do not wait for the vault: the approved path must not be slower with Flex in it.
+            # A vault call still queued behind slow ones is dropped: this sale needs no token,
+            # and a queue of hung vault calls would only grow (each holding a card number).
+            vault.cancel()
             payload = payloads.transmit_body(
                 purchase, summary, processor, mid=self.client.config.mid,
                 site_id=self.client.config.site_id,
             )
             return CitResult(PAID, processor, summary, transmit_payload=payload)
 
+        # The shopper waits about one Flex deadline in all, not one per call, even when the
+        # vault call had to queue behind others.
         try:
-            vaulted: VaultedCard = vault.result()  # bounded by the client's own deadline
+            vaulted: VaultedCard = vault.result(timeout=self._left(started))
+        except TimeoutError:
+            vault.cancel()
+            log.warning("vault for order %s did not finish within the deadline",
+                        purchase.order_id)
+            return CitResult(DECLINED, processor, summary,
+                             flex_error="tokenize: no answer within the Flex deadline")
         except FlexError as exc:
             log.warning("vault failed for order %s: %s", purchase.order_id, exc)
             return CitResult(DECLINED, processor, summary, flex_error=f"tokenize: {exc}")
@@ -84,10 +95,8 @@ class CitFlow:
             mid=self.client.config.mid, site_id=self.client.config.site_id,
             idempotency_key=purchase.order_id,
         )
-        # The shopper waits about one Flex deadline in all, not one per call.
-        left = self.client.config.deadline - (time.monotonic() - started)
         return self._evaluate(purchase.order_id, processor, summary, payload,
-                              deadline=max(left, MIN_EVALUATE_SECONDS))
+                              deadline=max(self._left(started), MIN_EVALUATE_SECONDS))
 
     def reconcile(self, order_id: str, evaluate_payload: dict) -> Evaluation:
         """Replays an unanswered /evaluate with its original idempotencyKey: Flex returns the
@@ -102,6 +111,10 @@ class CitFlow:
     def close(self) -> None:
         """Waits for vault calls in flight (each bounded by the client's deadline)."""
         self._vault_pool.shutdown(wait=True)
+
+    def _left(self, started: float) -> float:
+        """Seconds left of this checkout's Flex deadline."""
+        return max(0.0, self.client.config.deadline - (time.monotonic() - started))
 
     def _evaluate(self, order_id: str, processor: ProcessorResult, card: CardSummary,
                   payload: dict, deadline: float | None = None) -> CitResult:
