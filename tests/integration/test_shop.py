@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from app import create_app
 from shop.payments import ConfigError, services
 from tests.support import checkout_form, fill_cart, hidden
+
+from .conftest import calls
 
 APPROVED = "4242424242424242"
 RESCUED = "4000000000000002"
@@ -40,24 +41,19 @@ def status_label(html: str) -> str:
     return found[0]
 
 
-def sandbox_calls(server, endpoint: str) -> list[dict]:
-    return requests.get(f"{server.url}/_sandbox/calls", params={"endpoint": endpoint},
-                        timeout=5).json()
-
-
 @pytest.mark.parametrize("card", [APPROVED, "5555555555554444", "4111111111111111"])
 def test_approved_card_is_paid_and_transmit_is_queued_not_sent(client, fresh_sandbox, card):
     order_id, page = pay(client, card)
     assert status_label(page) == "Paid"
     assert "transmit queued" in page or "pending" in page
-    assert sandbox_calls(fresh_sandbox, "evaluate") == []
-    assert sandbox_calls(fresh_sandbox, "transmit") == []  # the response did not wait for it
+    assert calls(fresh_sandbox, "evaluate") == []
+    assert calls(fresh_sandbox, "transmit") == []  # the response did not wait for it
 
 
 def test_relay_delivers_the_transmit(app, client, fresh_sandbox):
     order_id, _ = pay(client, APPROVED)
     assert services_of(app).relay.run_once() == 1
-    transmits = sandbox_calls(fresh_sandbox, "transmit")
+    transmits = calls(fresh_sandbox, "transmit")
     assert [call["request"]["orderId"] for call in transmits] == [order_id]
     assert transmits[0]["status"] == 200
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
@@ -68,7 +64,7 @@ def test_relay_delivers_the_transmit(app, client, fresh_sandbox):
 def test_declined_card_rescued_by_flex(client, fresh_sandbox):
     order_id, page = pay(client, RESCUED)
     assert status_label(page) == "Rescued by Flex"
-    evaluate = sandbox_calls(fresh_sandbox, "evaluate")
+    evaluate = calls(fresh_sandbox, "evaluate")
     assert len(evaluate) == 1
     body = evaluate[0]["request"]
     assert body["orderId"] == order_id
@@ -91,7 +87,7 @@ def test_flex_unavailable_declines_and_flags_reconciliation(client, fresh_sandbo
     _, page = pay(client, FLEX_DOWN)
     assert status_label(page) == "Declined"
     assert "Awaiting reconciliation" in page
-    assert len(sandbox_calls(fresh_sandbox, "evaluate")) == 3  # first try + 2 retries, then gave up
+    assert len(calls(fresh_sandbox, "evaluate")) == 3  # first try + 2 retries, then gave up
 
 
 def test_refunds_partial_then_full_then_refused(client, fresh_sandbox):
@@ -107,14 +103,14 @@ def test_refunds_partial_then_full_then_refused(client, fresh_sandbox):
     client.post(f"/orders/{order_id}/refund", data={"csrf_token": csrf, "amount": "26.00"})
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
     assert status_label(page) == "Refunded"
-    refunds = sandbox_calls(fresh_sandbox, "refund")
+    refunds = calls(fresh_sandbox, "refund")
     assert [c["request"]["amountToRefund"] for c in refunds] == [10.0, 26.0]
 
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": csrf, "amount": "1.00"})
     assert response.status_code == 409
     assert "Refund refused" in response.get_data(as_text=True)
-    assert len(sandbox_calls(fresh_sandbox, "refund")) == 2  # refused before reaching Flex
+    assert len(calls(fresh_sandbox, "refund")) == 2  # refused before reaching Flex
 
 
 def test_over_refund_refused_and_paid_order_refunds_through_processor(client, fresh_sandbox):
@@ -127,7 +123,7 @@ def test_over_refund_refused_and_paid_order_refunds_through_processor(client, fr
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": csrf, "amount": "18.00"}, follow_redirects=True)
     assert status_label(response.get_data(as_text=True)) == "Refunded"
-    assert sandbox_calls(fresh_sandbox, "refund") == []  # not charged by Flex: not refunded by it
+    assert calls(fresh_sandbox, "refund") == []  # not charged by Flex: not refunded by it
 
 
 def test_declined_order_cannot_be_refunded(client):
@@ -156,7 +152,7 @@ def test_customer_ip_sent_to_flex_believes_only_trusted_proxies(make_app, fresh_
     client = make_app(TRUSTED_PROXIES=proxies).test_client()
     client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"  # as a load balancer adds it
     order_id, _ = pay(client, RESCUED)
-    evaluate = [c for c in sandbox_calls(fresh_sandbox, "evaluate")
+    evaluate = [c for c in calls(fresh_sandbox, "evaluate")
                 if c["request"]["orderId"] == order_id]
     assert evaluate[0]["request"]["customerIp"] == customer_ip
 
@@ -168,7 +164,7 @@ def test_csrf_is_enforced(client, fresh_sandbox):
     response = client.post("/checkout", data=form)
     assert response.status_code == 400
     assert "Form expired" in response.get_data(as_text=True)
-    assert sandbox_calls(fresh_sandbox, "tokenize") == []
+    assert calls(fresh_sandbox, "tokenize") == []
 
 
 def test_invalid_card_gets_a_clear_message_and_no_calls(client, fresh_sandbox):
@@ -180,7 +176,7 @@ def test_invalid_card_gets_a_clear_message_and_no_calls(client, fresh_sandbox):
     page = response.get_data(as_text=True)
     assert "This card number is not valid." in page
     assert "4242 4242 4242 4241" not in page  # the number is not echoed back
-    assert sandbox_calls(fresh_sandbox, "tokenize") == []
+    assert calls(fresh_sandbox, "tokenize") == []
 
 
 def test_card_number_never_reaches_the_database(app, client):
