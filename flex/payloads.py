@@ -1,4 +1,4 @@
-"""Pure functions: the merchant's order data -> Flex request bodies (shared/flex-api.md).
+"""Pure functions: the merchant's order data -> Flex request bodies (docs/FLEX_API.md).
 
 Money is integer cents everywhere except the refund's `amountToRefund`, which Flex takes in
 dollars. No I/O here, so every field can be unit-tested.

@@ -13,7 +13,7 @@ from .payments import services
 
 bp = Blueprint("shop", __name__)
 
-# The test cards shown on the checkout page (shared/DESIGN.md).
+# The test cards shown on the checkout page.
 TEST_CARDS = (
     ("4242 4242 4242 4242", "approved", "— (transmit queued)", "Paid"),
     ("5555 5555 5555 4444", "approved", "— (transmit queued)", "Paid"),
@@ -100,7 +100,7 @@ def _issued() -> list[str]:
 
 def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | None = None,
                      status: int = 200):
-    # Every render mints a new checkout id: a reload is a new attempt (shared/DESIGN.md).
+    # Every render mints a new checkout id: a reload is a new attempt.
     checkout_id = str(uuid.uuid4())
     session["checkouts"] = [*_issued(), checkout_id][-ISSUED_CHECKOUTS:]
     form.checkout_id.data = checkout_id

@@ -1,4 +1,4 @@
-"""A local stand-in for Flex's sandbox API and SenseJS host (shared/flex-api.md).
+"""A local stand-in for Flex's sandbox API and SenseJS host (docs/FLEX_API.md).
 
 Same paths, envelopes and status codes as the real sandbox as far as they are documented or
 were seen in real traffic; where Flex's docs are silent, the choices are written down in

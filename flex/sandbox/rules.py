@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from ..models import luhn_valid
 from .state import Order
 
-# Test card -> /evaluate decision (shared/DESIGN.md). None: Flex unavailable (HTTP 503).
+# Test card -> /evaluate decision (our choice). None: Flex unavailable (HTTP 503).
 OUTCOMES = {
     "4000000000000002": "APPROVED",
     "4000000000000127": "CHALLENGE",
