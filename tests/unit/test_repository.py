@@ -41,9 +41,11 @@ def mentions(text: str) -> list[str]:
 
 
 def test_the_pattern_catches_outside_notes_and_spares_our_own_reference():
-    assert mentions("see shared/" + "flex-api.md §15") == ["line 1: shared/flex-api"]
-    assert mentions("x\n(shared/" + "DESIGN.md)") == ["line 2: shared/DESIGN"]
-    assert mentions("the " + "DESIGN.md note") == ["line 1: DESIGN.md"]
+    api, design = "flex-" + "api", "DES" + "IGN"
+    assert mentions(f"see shared/{api}.md §15") == [f"line 1: shared/{api}"]
+    assert mentions(f"x\n(shared/{design}.md)") == [f"line 2: shared/{design}"]
+    assert mentions(f"the {design}.md note") == [f"line 1: {design}.md"]
+    assert mentions(f"the {api}.md note") == [f"line 1: {api}.md"]
     assert mentions("docs/FLEX_API.md, docs/SANDBOX.md, flex/README.md") == []
 
 
