@@ -108,7 +108,8 @@ class MemoryNonceStore:
     def seen_before(self, nonce: str, expires_at: float) -> bool:
         """Record `nonce` until `expires_at` (Unix seconds); True if it is already recorded."""
         with self._lock:
-            self._forget(lambda: self._heap and self._heap[0][0] <= self._clock())
+            # Kept through expires_at itself: verify() still accepts a delivery dated exactly then.
+            self._forget(lambda: self._heap and self._heap[0][0] < self._clock())
             if nonce in self._expiry:
                 return True
             self._forget(lambda: len(self._expiry) >= self._max_entries)
@@ -148,6 +149,7 @@ def verify(
         _required(lowered, name) for name in (*SIGNED_HEADERS, "x-fc-authorization"))
     if len(nonce) > MAX_NONCE_LENGTH:
         raise WebhookRejected("x-fc-nonce is too long")
+    sent_at = _parse_date(date)
     signature = _signature_from(authorization)
     if not hmac.compare_digest(_b64decode(content_hash, "x-fc-content-sha512"),
                                hashlib.sha512(raw_body).digest()):
@@ -155,7 +157,7 @@ def verify(
     expected = _hmac(_decode_key(key), nonce, date, host or signed_host, content_hash)
     if not hmac.compare_digest(signature, expected):
         raise WebhookRejected("signature does not match")
-    sent_at = _check_date(date, time.time() if now is None else now, max_age_seconds)
+    _check_age(sent_at, time.time() if now is None else now, max_age_seconds)
     if nonces is not None and nonces.seen_before(nonce, sent_at + max_age_seconds):
         raise WebhookRejected("x-fc-nonce was used before (replay)")
     return parse(raw_body)
@@ -270,18 +272,20 @@ def _b64decode(value: str, what: str) -> bytes:
         raise WebhookRejected(f"{what} is not base64") from None
 
 
-def _check_date(date: str, now: float, max_age_seconds: float) -> float:
-    """Unix seconds of `x-fc-date`, refused when outside `now` ± max_age_seconds."""
+def _parse_date(date: str) -> float:
+    """Unix seconds of an `x-fc-date` (RFC 1123, e.g. "Mon, 20 Mar 2023 17:16:40 GMT")."""
     try:
         sent = parsedate_to_datetime(date)
     except (TypeError, ValueError):
         raise WebhookRejected("x-fc-date is not an RFC 1123 date") from None
-    sent_at = (sent if sent.tzinfo else sent.replace(tzinfo=UTC)).timestamp()
+    return (sent if sent.tzinfo else sent.replace(tzinfo=UTC)).timestamp()
+
+
+def _check_age(sent_at: float, now: float, max_age_seconds: float) -> None:
     if now - sent_at > max_age_seconds:
         raise WebhookRejected(f"x-fc-date is older than {max_age_seconds:g} s")
     if sent_at - now > max_age_seconds:
         raise WebhookRejected(f"x-fc-date is more than {max_age_seconds:g} s in the future")
-    return sent_at
 
 
 def _parse_timestamp(stamp: str) -> datetime:
