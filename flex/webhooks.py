@@ -71,7 +71,7 @@ class WebhookRejected(Exception):
 
 @dataclass(frozen=True)
 class WebhookEvent:
-    """One verified Flex event. Ids are None when Flex leaves them out (e.g. payout events)."""
+    """One verified Flex event. An id Flex leaves out or sends as null is None."""
 
     event_id: str  # derived idempotency key, the same for every delivery (see event_id_for)
     event_type: EventType | str  # an EventType when known, else the raw name
@@ -139,9 +139,10 @@ def verify(
     """Check a delivery's content hash, signature, date and nonce, then parse its body.
 
     `key` is the subscriber key from Flex's portal (base64); `headers` may be any mapping, names
-    are matched case-insensitively; `now` is Unix seconds (default: the clock). `nonces=None`
-    skips the replay check (say so on purpose). `host`: the public host name Flex posted to,
-    when a proxy in front of the app rewrites the Host header (default: the Host header).
+    are matched case-insensitively; `now` is Unix seconds (default: the clock). `nonces` has no
+    default so that skipping the replay check (`nonces=None`) is a visible choice. `host`: the
+    public host name Flex posted to, when a proxy in front of the app rewrites the Host header
+    (default: the Host header).
     Raises WebhookRejected.
     """
     lowered = {name.lower(): value for name, value in headers.items()}
