@@ -4,6 +4,7 @@ delivery can be forged, replayed, stale or unreadable."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -259,20 +260,27 @@ def test_memory_store_is_bounded_and_drops_the_soonest_to_expire():
 
 
 def test_memory_store_check_and_add_is_atomic():
+    # Eight threads offer the same 2,000 nonces at once, switching threads as often as the
+    # interpreter allows: each nonce must be new to exactly one of them.
     nonces = MemoryNonceStore(clock=lambda: 0.0)
     start = threading.Barrier(8)
-    answers: list[bool] = []
+    firsts: list[list[str]] = []
 
     def race():
         start.wait()
-        answers.append(nonces.seen_before("same", 60.0))
+        firsts.append([n for n in map(str, range(2000)) if not nonces.seen_before(n, 60.0)])
 
     threads = [threading.Thread(target=race) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(answers) == [False] + [True] * 7
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert sorted(n for found in firsts for n in found) == sorted(map(str, range(2000)))
 
 
 # --- Parsing the body --------------------------------------------------------------------
