@@ -30,7 +30,8 @@ class SandboxServer:
                                    request_handler=_QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
         self.api_url = f"{self.url}/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        # A short poll interval: shutdown() returns within it (tests start many sandboxes).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="flex-sandbox", daemon=True)
         self._thread.start()
 
