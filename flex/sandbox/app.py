@@ -50,7 +50,6 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
     app.extensions["flex_sandbox"] = Sandbox(
         settings, state, Tokens(settings["app_key"], settings["mid"], settings["token_ttl"]),
         webhooks)
-    app.extensions["sandbox_state"] = state
     # ASP.NET neither redirects "/v1/evaluate/" nor merges "//": no Werkzeug redirects here.
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False

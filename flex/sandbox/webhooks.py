@@ -91,17 +91,18 @@ class WebhookSender:
 
     def __init__(self, url: str | None, key: str | None, *, attempts: int, backoff: float,
                  timeout: float, take_fault: Callable[[str], dict]):
-        self.url, self.key = None, None
-        if url and key:
-            self.subscribe(url, key)
         self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
         self._take_fault = take_fault
         self._log: list[Delivery] = []
         self._ids = itertools.count(1)
-        self._wake = threading.Condition()
+        self._wake = threading.Condition()  # guards everything below and url/key
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._session = requests.Session()
+        self.url: str | None = None
+        self.key: str | None = None
+        if url or key:  # one without the other is a mistake worth an error at start
+            self.subscribe(url or "", key or "")
 
     def subscribe(self, url: str, key: str) -> None:
         """Where to POST and the base64 subscriber key to sign with."""
@@ -109,7 +110,8 @@ class WebhookSender:
             raise ValueError("url must be an http(s) URL")
         if not valid_key(key):
             raise ValueError("key must be base64, as Flex's portal shows it")
-        self.url, self.key = url, key
+        with self._wake:
+            self.url, self.key = url, key
 
     def send(self, event: str, *, order_session_key: str | None, external_order_id: str | None,
              confirmation_id: str | None, delay: float = 0.0) -> None:
@@ -205,7 +207,8 @@ class WebhookSender:
                 self._wake.wait_for(lambda: self._stopping, fault["delay_ms"] / 1000)
         if fault.get("status") or fault.get("reset") or fault.get("malformed"):
             return "injected fault"
-        url, key = self.url, self.key
+        with self._wake:
+            url, key = self.url, self.key
         host = urlsplit(url).netloc
         try:
             answer = self._session.post(url, data=delivery.body, timeout=self.timeout,
