@@ -196,6 +196,7 @@ def test_capture_refusals(flex):
     over = capture(flex, key, 1801)
     assert (over.status_code, over.json()["status"]) == (400, "FAILED")
     assert status_of(flex, key) == "CAPTUREREQUIRED"
+    assert_flat_validation(capture(flex, key, 0), "Amount")
     completed = decide(flex, order_id="o-sale")
     assert capture(flex, completed, 100).json()["status"] == "FAILED"
     assert_problem(capture(flex, str(uuid.uuid4()), 100), 404)

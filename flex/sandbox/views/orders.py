@@ -132,6 +132,8 @@ def capture() -> Response:
     amount = as_int(pick(body, "amount"))
     if present(pick(body, "amount")) and amount is None:
         errors.update(not_a_number("amount"))
+    elif amount is not None and amount <= 0:
+        errors["Amount"] = ["The field Amount must be greater than 0."]
     if errors:
         return invalid(errors)
     key = str(pick(body, "orderId"))
@@ -186,7 +188,7 @@ def _capture(state: State, key: str, amount: int) -> Response:
         return problem(404, "Not Found", NOT_FOUND)
     if found.status != "CAPTUREREQUIRED":
         return refused("2002", f"Order cannot be captured in status {found.status}.")
-    if not 0 < amount <= found.amount_cents:
+    if amount > found.amount_cents:
         return refused("2001", f"Amount to capture ({amount / 100:.2f}) is greater than the "
                                f"authorized amount ({found.amount_cents / 100:.2f})")
     found.amount_cents, found.status, found.expiry = amount, "COMPLETED", None
