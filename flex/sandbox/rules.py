@@ -1,24 +1,30 @@
-"""Flex's business rules as the sandbox applies them: outcomes by test card, required
-fields, the refund ledger's wording, order statuses, and lenient JSON field lookup."""
+"""Flex's business rules as the sandbox applies them: outcomes by test card, required fields
+and their messages, order statuses, and how an order reads on the wire."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from ..models import luhn_valid
+from .lenient import as_decimal, pick, present
 from .state import Order
 
-# Test card -> /evaluate decision (our choice). None: Flex unavailable (HTTP 503).
+# Test card -> /evaluate decision. OUR choice: Flex publishes no magic cards.
 OUTCOMES = {
     "4000000000000002": "APPROVED",
     "4000000000000127": "CHALLENGE",
     "4000000000009995": "DECLINED",
-    "4000000000000119": None,
+    "4000000000000119": "APPROVED",  # decided and recorded, but the answer is lost (503)
 }
+LOST_ANSWER_CARDS = {"4000000000000119"}
 OTHER_CARDS = "DECLINED"
 
+# Flex's order status ints (documented).
+STATUS_CODES = {"DRAFT": 0, "ONHOLD": 1, "CANCELLED": 2, "PROBLEM": 3, "PROCESSING": 4,
+                "CAPTUREREQUIRED": 5, "RETURNED": 6, "COMPLETED": 7}
+STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
+
 EVALUATE_REQUIRED = (
-    "isDeclined", "mid", "orderId", "idempotencyKey", "transaction.id", "transaction.amount",
+    "isDeclined", "orderId", "idempotencyKey", "transaction.id", "transaction.amount",
     "transaction.currency", "transaction.responseCode", "transaction.responseCodeSource",
     "transaction.avsResultCode", "transaction.cvvResultCode", "transaction.cavvResultCode",
     "payer.email", "billingInformation.firstName", "billingInformation.lastName",
@@ -33,62 +39,98 @@ TOKENIZE_REQUIRED = (
     "payment_method.credit_card.first_name", "payment_method.credit_card.last_name",
     "payment_method.credit_card.number", "payment_method.credit_card.year",
 )
+CAPTURE_REQUIRED = ("idempotencyKey", "orderId", "amount", "currency")
+
+# Message texts seen in real traffic; the rest follow ASP.NET's "The X field is required."
+_MESSAGES = {"orderId": "Merchant's orderId is required"}
+AMOUNT_RULE = "Amount must be greater than 10 and less than 20000 cents in sandbox."
+
+ADDRESS_FIELDS = ("firstName", "lastName", "addressLine1", "addressLine2", "city", "state",
+                  "zipCode", "country", "countryCode", "phone")
 
 
-def refund_failed(cents: int, left: int) -> dict:
-    """The real sandbox's refusal, word for word (double parenthesis included)."""
-    message = (f"Amount to refund ({cents / 100:.2f}) is greater than maximum refund amount "
-               f"in ({left / 100:.2f}))")
-    return {"responseCode": "2001", "responseMessage": message, "transactionId": None,
-            "success": False, "result": None, "status": "FAILED", "statusCode": None,
-            "errors": [{"item1": message, "item2": "2001", "item3": "2001", "item4": True}],
-            "customProperties": {}}
+def field_name(path: str) -> str:
+    """"billingInformation.zipCode" -> "BillingInformation.ZipCode" (ASP.NET's key form)."""
+    return ".".join(part[:1].upper() + part[1:] for part in path.split("."))
 
 
-def order_status(order: Order) -> tuple[int, str]:
-    if order.status != "APPROVED":
-        return 2, "CANCELLED"
-    if order.refunded_cents >= order.amount_cents:
-        return 6, "RETURNED"
-    return 7, "COMPLETED"
+def missing(data: dict, required: tuple[str, ...]) -> dict[str, list[str]]:
+    """Field errors for every required path that is absent, null or empty."""
+    errors = {}
+    for path in required:
+        if not present(pick(data, path)):
+            last = field_name(path.rsplit(".", 1)[-1])
+            errors[field_name(path)] = [_MESSAGES.get(path, f"The {last} field is required.")]
+    return errors
+
+
+def not_a_number(path: str, kind: str = "System.Int32") -> dict[str, list[str]]:
+    """ASP.NET's text when a value cannot be read as the declared number type."""
+    return {field_name(path): [
+        f"The JSON value could not be converted to {kind}. Path: $.{path} | LineNumber: 0"]}
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def is_pan(value: str) -> bool:
+    """A raw card number: a Luhn-valid 12-19 digit number (anything else is a vault token)."""
+    return value.isdigit() and 12 <= len(value) <= 19 and luhn_valid(value)
 
 
 def dollars_to_cents(value) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+    """A refund amount in dollars (number or numeric string) -> cents; None when it is not
+    positive with at most 2 decimals."""
+    amount = as_decimal(value)
+    if amount is None or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
         return None
     return int(amount * 100)
 
 
-def lower_keys(data: dict) -> dict:
-    """ASP.NET matches JSON names case-insensitively; so does the sandbox."""
-    return {str(k).lower(): v for k, v in data.items()} if isinstance(data, dict) else {}
+def refund_message(cents: int, left: int) -> str:
+    """The real sandbox's refusal text, word for word (double parenthesis included)."""
+    return (f"Amount to refund ({cents / 100:.2f}) is greater than maximum refund amount "
+            f"in ({left / 100:.2f}))")
 
 
-def lookup(data: dict, path: str):
-    """'transaction.amount' -> data["transaction"]["amount"], names case-insensitive."""
-    value = data
-    for part in path.split("."):
-        value = lower_keys(value).get(part.lower())
-        if value is None:
-            return None
-    return value
+def refundable_cents(order: Order) -> int:
+    if order.status not in ("COMPLETED", "RETURNED"):
+        return 0
+    return order.amount_cents - order.refunded_cents
 
 
-def missing(data: dict, required: tuple[str, ...]) -> dict[str, list[str]]:
-    errors = {}
-    for path in required:
-        value = lookup(data, path)
-        if value is None or value == "":
-            name = ".".join(p[:1].upper() + p[1:] for p in path.split("."))
-            errors[name] = [f"The {path.rsplit('.', 1)[-1]} field is required."]
-    return errors
+def outcome_status(order: Order) -> str:
+    """The deprecated /outcome's word for an order."""
+    if order.status in ("COMPLETED", "RETURNED"):
+        return "APPROVED"
+    if order.status == "CAPTUREREQUIRED":
+        return "CAPTUREREQUIRED"
+    if order.decision in ("DECLINED", "CHALLENGE"):
+        return "DECLINED"
+    return "CANCELLED"
 
 
-def valid_card_number(number: str) -> bool:
-    return number.isdigit() and 12 <= len(number) <= 19 and luhn_valid(number)
+def address(data: dict | None) -> dict | None:
+    """An address object in Flex's field names, from a folded request object."""
+    if not isinstance(data, dict):
+        return None
+    return {name: pick(data, name) for name in ADDRESS_FIELDS}
+
+
+def order_json(order: Order) -> dict:
+    """GET /v1/orders/{id} without the envelope (documented fields + our refundedAmount)."""
+    return {
+        "id": order.order_session_key, "status": STATUS_CODES[order.status],
+        "statusName": order.status, "orderPlacedDate": order.placed_at,
+        "currencyCode": order.currency, "currencySymbol": "$" if order.currency == "USD" else "",
+        "amount": order.amount_cents, "referenceNumber": order.merchant_order_id,
+        "email": order.email, "firstName": order.first_name, "lastName": order.last_name,
+        "billingAddress": order.billing, "shippingAddress": order.shipping,
+        "expiryDate": order.expiry, "correlationId": order.correlation_id,
+        "refundedAmount": order.refunded_cents,  # sandbox only: Flex does not document it
+    }

@@ -1,4 +1,4 @@
-"""Serves the sandbox on a loopback port in a daemon thread (tests, the embedded demo)."""
+"""Serves the sandbox on a loopback port in a thread (tests, the embedded demo)."""
 
 from __future__ import annotations
 
@@ -20,20 +20,31 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class SandboxServer:
+    """A running sandbox: `url` (root), `api_url` (…/v1). Use as a context manager, or call
+    shutdown(): it stops the HTTP server and the webhook sender and joins both threads."""
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict | None = None):
         self.app = create_sandbox_app(config)
+        self._sandbox = self.app.extensions["flex_sandbox"]
         self._server = make_server(host, port, self.app, threaded=True,
                                    request_handler=_QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
         self.api_url = f"{self.url}/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        # A short poll interval: shutdown() returns within it (tests start many sandboxes).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="flex-sandbox", daemon=True)
         self._thread.start()
 
+    def subscribe(self, url: str, key: str) -> None:
+        """Sends webhooks to `url`, signed with `key` (base64, as Flex's portal shows it)."""
+        self._sandbox.webhooks.subscribe(url, key)
+
     def shutdown(self) -> None:
-        self.app.extensions["sandbox_state"].clear_faults()  # let hanging requests go
+        self._sandbox.state.clear_faults()  # let requests hanging on purpose go
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join()
+        self._sandbox.webhooks.stop()
 
     def __enter__(self) -> SandboxServer:
         return self
@@ -43,4 +54,5 @@ class SandboxServer:
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, config: dict | None = None) -> SandboxServer:
+    """Starts a sandbox on host:port (0: a free port) and returns it, already serving."""
     return SandboxServer(host, port, config)

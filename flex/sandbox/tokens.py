@@ -33,15 +33,18 @@ class Tokens:
                  _b64(json.dumps(claims).encode())]
         return ".".join([*parts, self._sign(".".join(parts))]), claims["exp"]
 
-    def valid(self, token: str) -> bool:
+    def claims(self, token: str) -> dict | None:
+        """The claims of a token this sandbox issued and has not expired or revoked."""
         try:
             head, payload, signature = token.split(".")
             if not hmac.compare_digest(self._sign(f"{head}.{payload}"), signature):
-                return False
+                return None
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except ValueError:
-            return False
-        return claims["exp"] > time.time() and claims["generation"] == self._generation
+            return None
+        if claims["exp"] <= time.time() or claims["generation"] != self._generation:
+            return None
+        return claims
 
     def revoke_all(self) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""The sandbox's own contract, over plain HTTP (what a client of Flex would see)."""
+"""The sandbox's own contract, over plain HTTP (what a client of Flex would see): tokens,
+vault, /evaluate and /transmit, the error forms, ASP.NET leniency, faults."""
 
 from __future__ import annotations
 
@@ -14,17 +15,22 @@ from .conftest import calls, set_fault
 
 CARD = {"first_name": "Ada", "last_name": "Lovelace", "number": "4000000000000002",
         "verification_value": "123", "month": "12", "year": "2034"}
+OTHER_MID = "11111111-2222-3333-4444-555555555555"
 
 
 @pytest.fixture
 def api(fresh_sandbox):
     """A requests session with a valid bearer."""
     session = requests.Session()
-    answer = session.post(f"{fresh_sandbox.api_url}/oauth2/token", timeout=5, json={
-        "AppKey": flex_sandbox.DEFAULT_APP_KEY, "AppSecret": flex_sandbox.DEFAULT_APP_SECRET})
-    session.headers["Authorization"] = f"Bearer {answer.json()['accessToken']}"
+    session.headers["Authorization"] = f"Bearer {access_token(fresh_sandbox)}"
     yield session
     session.close()
+
+
+def access_token(server) -> str:
+    answer = requests.post(f"{server.api_url}/oauth2/token", timeout=5, json={
+        "AppKey": flex_sandbox.DEFAULT_APP_KEY, "AppSecret": flex_sandbox.DEFAULT_APP_SECRET})
+    return answer.json()["accessToken"]
 
 
 def tokenize(api, server, number="4000000000000002") -> str:
@@ -35,7 +41,9 @@ def tokenize(api, server, number="4000000000000002") -> str:
     return answer.json()["transaction"]["payment_method"]["token"]
 
 
-def evaluation(token: str, order_id="o-1", key="k-1", amount=1800) -> dict:
+def evaluation(card: str, order_id="o-1", key="k-1", amount=1800, **extra) -> dict:
+    """An /evaluate body; `card` is a vault token or a raw PAN (sent with no `token` field)."""
+    method = {"cardNumber": card} if card.isdigit() else {"cardNumber": card, "token": True}
     return {
         "isDeclined": True, "isMIT": False, "mid": flex_sandbox.DEFAULT_MID, "orderId": order_id,
         "idempotencyKey": key, "senseKey": order_id,
@@ -45,8 +53,38 @@ def evaluation(token: str, order_id="o-1", key="k-1", amount=1800) -> dict:
         "payer": {"email": "a@b.co"},
         "billingInformation": {"firstName": "Ada", "lastName": "Lovelace", "country": "US",
                                "addressLine1": "1 Main", "city": "X", "zipcode": "62701"},
-        "paymentMethod": {"cardNumber": token, "token": True},
+        "paymentMethod": method, **extra,
     }
+
+
+def transmission(**extra) -> dict:
+    return {"isDeclined": False, "orderId": "o-9",
+            "transaction": {"id": "t", "amount": 1800, "currency": "USD"},
+            "payer": {"email": "a@b.co"},
+            "paymentMethod": {"cardBinNumber": "42424242", "cardLast4Digits": "4242"}, **extra}
+
+
+def assert_problem(answer: requests.Response, status: int) -> dict:
+    """An error answered as RFC 9457 problem details (never HTML, never a redirect)."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    body = answer.json()
+    assert body["status"] == status and body["title"] and body["type"]
+    assert body["traceId"].startswith("00-")
+    return body
+
+
+def assert_flat_validation(answer: requests.Response, *fields: str) -> dict:
+    """A 400 in the flat form real traffic shows: field -> [messages], plus TraceId."""
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert body["TraceId"][0].startswith("00-") and "title" not in body
+    for name in fields:
+        assert isinstance(body[name], list) and body[name], name
+    return body
+
+
+# --- tokens ------------------------------------------------------------------------------
 
 
 def test_token_envelope_and_jwt(fresh_sandbox):
@@ -61,7 +99,7 @@ def test_token_envelope_and_jwt(fresh_sandbox):
 @pytest.mark.parametrize("credentials", [{"AppKey": "x", "AppSecret": "y"}, {}])
 def test_bad_credentials_are_a_400(fresh_sandbox, credentials):
     answer = requests.post(f"{fresh_sandbox.api_url}/oauth2/token", json=credentials, timeout=5)
-    assert answer.status_code == 400
+    assert_flat_validation(answer, "AppKey")
 
 
 @pytest.mark.parametrize("header", [None, "Bearer garbage", "Bearer a.b.c"])
@@ -69,18 +107,74 @@ def test_missing_or_bad_bearer_is_a_401(fresh_sandbox, header):
     headers = {"Authorization": header} if header else {}
     answer = requests.post(f"{fresh_sandbox.api_url}/transmit", json={}, headers=headers,
                            timeout=5)
-    assert answer.status_code == 401
+    assert_problem(answer, 401)
 
 
 def test_expired_token_is_a_401():
     with flex_sandbox.serve(config={"token_ttl": 0.2, "faults": {}}) as server:
-        token = requests.post(f"{server.api_url}/oauth2/token", timeout=5, json={
-            "AppKey": flex_sandbox.DEFAULT_APP_KEY,
-            "AppSecret": flex_sandbox.DEFAULT_APP_SECRET}).json()["accessToken"]
-        time.sleep(0.3)
+        token = access_token(server)
+        time.sleep(0.3)  # the token's lifetime is the thing under test
         answer = requests.post(f"{server.api_url}/transmit", json={}, timeout=5,
                                headers={"Authorization": f"Bearer {token}"})
-        assert answer.status_code == 401
+        assert_problem(answer, 401)
+
+
+def test_revoked_tokens_are_a_401(api, fresh_sandbox):
+    requests.post(f"{fresh_sandbox.url}/_sandbox/tokens/expire", timeout=5).raise_for_status()
+    assert_problem(api.post(f"{fresh_sandbox.api_url}/transmit", json=transmission(),
+                            timeout=5), 401)
+
+
+# --- vault -------------------------------------------------------------------------------
+
+
+def test_tokenize_answers_an_eight_digit_bin(api, fresh_sandbox):
+    answer = api.post(f"{fresh_sandbox.api_url}/tokenize", timeout=5, params={
+        "mid": flex_sandbox.DEFAULT_MID, "environment": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+    }, json={"payment_method": {"credit_card": CARD}})
+    method = answer.json()["transaction"]["payment_method"]
+    assert (method["first_six_digits"], method["last_four_digits"]) == ("40000000", "0002")
+    assert method["number"] is None and (method["month"], method["year"]) == (12, 2034)
+
+
+def test_tokenize_with_a_bearer_needs_no_query(api, fresh_sandbox):
+    answer = api.post(f"{fresh_sandbox.api_url}/tokenize", timeout=5,
+                      json={"payment_method": {"credit_card": CARD}})
+    assert answer.status_code == 200, answer.text
+
+
+def test_tokenize_query_names_are_case_insensitive(fresh_sandbox):
+    answer = requests.post(f"{fresh_sandbox.api_url}/tokenize", timeout=5, params={
+        "MID": flex_sandbox.DEFAULT_MID, "Environment": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+    }, json={"Payment_Method": {"Credit_Card": CARD}})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(("params", "bearer", "status"), [
+    ({}, False, 401),
+    ({"mid": flex_sandbox.DEFAULT_MID}, False, 400),
+    ({"mid": flex_sandbox.DEFAULT_MID, "environment": "wrong"}, False, 400),
+    ({"mid": OTHER_MID}, True, 400),
+    ({"environment": "wrong"}, True, 400),
+])
+def test_tokenize_refuses_a_missing_or_wrong_merchant(api, fresh_sandbox, params, bearer,
+                                                      status):
+    session = api if bearer else requests
+    answer = session.post(f"{fresh_sandbox.api_url}/tokenize", params=params, timeout=5,
+                          json={"payment_method": {"credit_card": CARD}})
+    if status == 401:
+        assert_problem(answer, 401)
+    else:
+        assert_flat_validation(answer, "Environment")
+
+
+def test_tokenize_refuses_a_card_that_fails_luhn(api, fresh_sandbox):
+    answer = api.post(f"{fresh_sandbox.api_url}/tokenize", timeout=5, json={
+        "payment_method": {"credit_card": {**CARD, "number": "4000000000000003"}}})
+    assert_flat_validation(answer, "Payment_method.Credit_card.Number")
+
+
+# --- evaluate ----------------------------------------------------------------------------
 
 
 def test_plus_json_content_type_is_accepted(api, fresh_sandbox):
@@ -91,18 +185,18 @@ def test_plus_json_content_type_is_accepted(api, fresh_sandbox):
     assert answer.json()["status"] == "APPROVED"
     answer = api.post(f"{fresh_sandbox.api_url}/evaluate", data="not json", timeout=5,
                       headers={"Content-Type": "text/plain"})
-    assert answer.status_code == 400
+    assert_flat_validation(answer, "Body")
 
 
-def test_missing_fields_are_problem_details(api, fresh_sandbox):
+def test_missing_fields_are_flat_with_the_real_messages(api, fresh_sandbox):
     answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json={"isDeclined": True}, timeout=5)
-    body = answer.json()
-    assert answer.status_code == 400
-    assert body["title"] == "One or more validation errors occurred."
-    assert body["traceId"].startswith("00-")
-    for field in ("OrderId", "IdempotencyKey", "Transaction.Amount", "Payer.Email",
-                  "Transaction.CavvResultCode", "BillingInformation.ZipCode"):
-        assert field in body["errors"]
+    body = assert_flat_validation(
+        answer, "OrderId", "IdempotencyKey", "Transaction.Amount", "Payer.Email",
+        "Transaction.CavvResultCode", "BillingInformation.ZipCode", "PaymentMethod.CardNumber")
+    assert body["OrderId"] == ["Merchant's orderId is required"]
+    assert body["IdempotencyKey"] == ["The IdempotencyKey field is required."]
+    assert body["Transaction.Id"] == ["The Id field is required."]
+    assert "Mid" not in body  # the bearer carries the MID
 
 
 @pytest.mark.parametrize(("amount", "status"), [(10, 400), (11, 200), (19999, 200), (20000, 400)])
@@ -112,20 +206,93 @@ def test_evaluate_amount_bounds(api, fresh_sandbox, amount, status):
                       json=evaluation(token, amount=amount))
     assert answer.status_code == status
     if status == 400:
-        assert "Transaction.Amount" in answer.json()["errors"]
+        assert_flat_validation(answer, "Transaction.Amount")
 
 
-def test_evaluate_with_a_raw_card_number(api, fresh_sandbox):
+@pytest.mark.parametrize("mid", [None, "absent", flex_sandbox.DEFAULT_MID.upper()])
+def test_evaluate_takes_the_mid_from_the_token(api, fresh_sandbox, mid):
+    body = evaluation("4000000000000002")
+    if mid == "absent":
+        del body["mid"]
+    else:
+        body["mid"] = mid
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=body, timeout=5)
+    assert answer.json()["status"] == "APPROVED"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("evaluate", evaluation("4000000000000002", mid=OTHER_MID)),
+    ("transmit", transmission(mid=OTHER_MID)),
+])
+def test_a_different_mid_is_a_403(api, fresh_sandbox, path, body):
+    body = {**body, "mid": OTHER_MID}
+    problem = assert_problem(api.post(f"{fresh_sandbox.api_url}/{path}", json=body,
+                                      timeout=5), 403)
+    assert problem["title"] == "MID mismatch"
+    assert calls(fresh_sandbox, path)[0]["status"] == 403
+    assert requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json() == []
+
+
+@pytest.mark.parametrize(("card", "status"), [
+    ("4000000000000127", "CHALLENGE"), ("4000000000009995", "DECLINED"),
+    ("4000000000000002", "APPROVED"), ("4242424242424242", "DECLINED"),
+])
+def test_evaluate_with_a_raw_card_number_and_no_token_field(api, fresh_sandbox, card, status):
+    body = evaluation(card)
+    assert "token" not in body["paymentMethod"]
+    assert api.post(f"{fresh_sandbox.api_url}/evaluate", json=body,
+                    timeout=5).json()["status"] == status
+
+
+def test_raw_card_number_with_token_false(api, fresh_sandbox):
     body = evaluation("4000000000000127")
     body["paymentMethod"]["token"] = False
     assert api.post(f"{fresh_sandbox.api_url}/evaluate", json=body,
                     timeout=5).json()["status"] == "CHALLENGE"
 
 
+def test_token_true_with_a_card_number_is_a_400(api, fresh_sandbox):
+    body = evaluation("4000000000000002")
+    body["paymentMethod"]["token"] = True
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=body, timeout=5)
+    assert_flat_validation(answer, "PaymentMethod.CardNumber")
+
+
 def test_unknown_vault_token_is_a_field_error(api, fresh_sandbox):
     answer = api.post(f"{fresh_sandbox.api_url}/evaluate", timeout=5,
                       json=evaluation("00000000-0000-0000-0000-000000000000"))
-    assert "PaymentMethod.CardNumber" in answer.json()["errors"]
+    assert_flat_validation(answer, "PaymentMethod.CardNumber")
+
+
+def test_aspnet_leniency_on_names_numbers_and_unknown_fields(api, fresh_sandbox):
+    body = evaluation(tokenize(api, fresh_sandbox))
+    body = {key[:1].upper() + key[1:]: value for key, value in body.items()}  # PascalCase
+    body["Transaction"] = {**body["Transaction"], "amount": "1500",
+                           "timezoneUtcOffset": "-5", "somethingNew": {"x": 1}}
+    body["NotAFlexField"] = True
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=body, timeout=5)
+    assert answer.json()["status"] == "APPROVED", answer.text
+    order = requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()[0]
+    assert order["amount_cents"] == 1500
+
+
+@pytest.mark.parametrize(("field", "value"), [("amount", "15.5"), ("timezoneUtcOffset", "x")])
+def test_a_value_that_is_no_number_is_a_400(api, fresh_sandbox, field, value):
+    body = evaluation("4000000000000002")
+    body["transaction"][field] = value
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=body, timeout=5)
+    text = assert_flat_validation(answer)
+    assert any("could not be converted" in m for v in text.values() for m in v)
+
+
+def test_authorization_asks_for_capture(api, fresh_sandbox):
+    body = evaluation("4000000000000002", transactionType="authorization")
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=body, timeout=5).json()
+    assert answer["status"] == "CAPTUREREQUIRED"
+    order = api.get(f"{fresh_sandbox.api_url}/orders/{answer['orderSessionKey']}",
+                    timeout=5).json()
+    assert (order["status"], order["statusName"]) == (5, "CAPTUREREQUIRED")
+    assert order["expiryDate"] is not None
 
 
 def test_idempotent_replay_and_conflict(api, fresh_sandbox):
@@ -135,7 +302,7 @@ def test_idempotent_replay_and_conflict(api, fresh_sandbox):
     assert first.json() == again.json()
     other = api.post(f"{fresh_sandbox.api_url}/evaluate", timeout=5,
                      json=evaluation(token, order_id="o-2"))
-    assert other.status_code == 409
+    assert_problem(other, 409)
     orders = requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()
     assert len(orders) == 1
 
@@ -150,29 +317,54 @@ def test_decision_is_kept_even_when_the_answer_is_late(api, fresh_sandbox):
     assert len(requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()) == 1
 
 
-def test_refund_rules(api, fresh_sandbox):
-    approved = api.post(f"{fresh_sandbox.api_url}/evaluate", timeout=5,
-                        json=evaluation(tokenize(api, fresh_sandbox))).json()["orderSessionKey"]
-    declined = api.post(f"{fresh_sandbox.api_url}/evaluate", timeout=5, json=evaluation(
-        tokenize(api, fresh_sandbox, "4000000000009995"), "o-2", "k-2")).json()["orderSessionKey"]
+def test_lost_answer_card_is_decided_but_every_answer_is_a_503(api, fresh_sandbox):
+    body = evaluation(tokenize(api, fresh_sandbox, "4000000000000119"), order_id="o-lost")
+    for _ in range(2):  # the replay too
+        assert_problem(api.post(f"{fresh_sandbox.api_url}/evaluate", json=body, timeout=5), 503)
+    found = api.get(f"{fresh_sandbox.api_url}/orders", params={"query": "o-lost"},
+                    timeout=5).json()
+    assert found["totalCount"] == 1
+    assert found["items"][0]["statusName"] == "COMPLETED"
 
-    def refund(key, amount):
-        return api.post(f"{fresh_sandbox.api_url}/orders/{key}/refund", timeout=5,
-                        json={"amountToRefund": amount, "refundMessage": "test"})
 
-    assert refund(approved, 12.5).json()["status"] == "SUCCESS"
-    over = refund(approved, 6)
-    assert over.status_code == 400
-    assert over.json()["status"] == "FAILED"
-    assert over.json()["responseMessage"] == (
-        "Amount to refund (6.00) is greater than maximum refund amount in (5.50))")
-    assert refund(approved, 1.234).status_code == 400
-    assert refund(approved, 0).status_code == 400
-    assert refund(declined, 1).json()["status"] == "FAILED"
-    assert refund("no-such-order", 1).status_code == 404
-    assert refund(approved, 5.5).status_code == 200
-    order = api.get(f"{fresh_sandbox.api_url}/orders/{approved}", timeout=5).json()
-    assert (order["statusName"], order["refundedAmount"]) == ("RETURNED", 1800)
+# --- transmit ----------------------------------------------------------------------------
+
+
+def test_transmit_accepts_a_null_mid_and_answers_a_transmit_id(api, fresh_sandbox):
+    answer = api.post(f"{fresh_sandbox.api_url}/transmit", json=transmission(mid=None),
+                      timeout=5)
+    body = answer.json()
+    assert answer.status_code == 200 and body["result"] == "success" and body["transmitId"]
+
+
+def test_transmit_missing_fields(api, fresh_sandbox):
+    answer = api.post(f"{fresh_sandbox.api_url}/transmit", json={"isDeclined": False},
+                      timeout=5)
+    body = assert_flat_validation(answer, "OrderId", "PaymentMethod.CardBinNumber")
+    assert body["OrderId"] == ["Merchant's orderId is required"]
+
+
+# --- errors are JSON everywhere ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/v1/no-such-thing", 404), ("GET", "/", 404), ("GET", "/v1/evaluate", 405),
+    ("DELETE", "/v1/orders/abc/refund", 405), ("PUT", "/v1/oauth2/token", 405),
+])
+def test_unknown_paths_and_wrong_methods_are_problem_details(api, fresh_sandbox, method, path,
+                                                             status):
+    answer = api.request(method, f"{fresh_sandbox.url}{path}", timeout=5,
+                         allow_redirects=False)
+    assert_problem(answer, status)
+
+
+def test_a_trailing_slash_is_no_redirect(api, fresh_sandbox):
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate/", timeout=5, allow_redirects=False,
+                      json=evaluation("4000000000000002"))
+    assert answer.status_code == 200 and answer.json()["status"] == "APPROVED"
+
+
+# --- faults and the call log -----------------------------------------------------------------
 
 
 def test_fault_times_applies_to_the_next_calls_only(api, fresh_sandbox):
@@ -188,6 +380,28 @@ def test_retry_after_and_delay(api, fresh_sandbox):
     answer = api.post(f"{fresh_sandbox.api_url}/transmit", json={}, timeout=5)
     assert time.monotonic() - started >= 0.2
     assert (answer.status_code, answer.headers["Retry-After"]) == (429, "3")
+    assert_problem(answer, 429)
+
+
+def test_malformed_and_reset_faults(api, fresh_sandbox):
+    set_fault(fresh_sandbox, "order", malformed=True, times=1)
+    with pytest.raises(ValueError):
+        api.get(f"{fresh_sandbox.api_url}/orders/x", timeout=5).json()
+    set_fault(fresh_sandbox, "orders", reset=True, times=1)
+    with pytest.raises(requests.ConnectionError):
+        api.get(f"{fresh_sandbox.api_url}/orders", timeout=5)
+    assert calls(fresh_sandbox, "orders")[0]["error"] == "connection reset"
+
+
+def test_hang_is_released_when_faults_are_cleared(api, fresh_sandbox):
+    set_fault(fresh_sandbox, "outcome", hang=True, times=1)
+    with pytest.raises(requests.Timeout):
+        api.post(f"{fresh_sandbox.api_url}/outcome", json={"orderSessionKey": "x"},
+                 timeout=0.3)
+    requests.delete(f"{fresh_sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+    answer = api.post(f"{fresh_sandbox.api_url}/outcome", json={"orderSessionKey": "x"},
+                      timeout=5)
+    assert answer.json()["status"] == "NOTFOUND"
 
 
 def test_call_view_masks_card_data(api, fresh_sandbox):

@@ -1,0 +1,1 @@
+"""The sandbox's HTTP views, one Blueprint per area."""
