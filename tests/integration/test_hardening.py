@@ -76,10 +76,13 @@ def test_bad_cart_input_is_refused(client, case):
 
 
 REFUND_CASES = {
-    "negative": ("-5", 400, "Enter an amount in dollars greater than zero"),
-    "zero": ("0", 400, "Enter an amount in dollars greater than zero"),
-    "non-numeric": ("ten dollars", 400, "Enter an amount in dollars greater than zero"),
-    "more than 2 decimals": ("1.001", 400, "Enter an amount in dollars greater than zero"),
+    "negative": ("-5", 400, "Enter an amount greater than zero, like 12.34."),
+    "zero": ("0", 400, "Enter an amount greater than zero, like 12.34."),
+    "non-numeric": ("ten dollars", 400, "Enter an amount in dollars with digits 0-9 only"),
+    "more than 2 decimals": ("1.001", 400, "Use at most 2 decimal places (cents)"),
+    "exponent": ("1e30", 400, "Enter an amount in dollars with digits 0-9 only"),
+    "huge": ("99999999999999999999999999.99", 400, "That amount is too large"),
+    "decimal comma": ("10,00", 400, "Type the amount without separators"),
     "above remaining": ("18.01", 409, "Refund refused: only $18.00 can still be refunded."),
 }
 
