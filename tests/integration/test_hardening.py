@@ -14,7 +14,7 @@ from flex import sandbox as flex_sandbox
 from tests.support import checkout_form, fill_cart, hidden
 
 from .conftest import calls
-from .test_shop import pay
+from .test_shop import pay, status_label
 
 FLEX_ENDPOINTS = ("tokenize", "transmit", "evaluate", "refund")
 
@@ -217,3 +217,52 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
                                data={"csrf_token": hidden(order_page, "csrf_token")})
     assert response.status_code == 404
     assert order_id[:8] in production.get("/orders").text
+
+
+def test_hsts_on_every_response_in_production_only(make_app, tmp_path):
+    production = make_app(DATABASE=str(tmp_path / "live.sqlite"), SHOP_ENV="production",
+                          SECRET_KEY="a-long-random-test-secret").test_client()
+    production.environ_base["wsgi.url_scheme"] = "https"
+    responses = [production.get(path) for path in PAGES]
+    responses.append(production.post("/checkout", data={}))  # refused: 400 error page
+    responses.append(production.put("/checkout"))  # 405
+    assert {r.status_code for r in responses} >= {200, 302, 400, 404, 405}
+    for response in responses:
+        assert response.headers["Strict-Transport-Security"] == (
+            "max-age=31536000; includeSubDomains")
+
+    development = make_app(DATABASE=str(tmp_path / "demo.sqlite")).test_client()
+    assert "Strict-Transport-Security" not in development.get("/").headers
+
+
+def test_cart_above_flex_amount_rule_says_flex_cannot_rescue_it(client, fresh_sandbox):
+    """The sandbox evaluates only amounts under $200.00: a declined $290.00 cart cannot be
+    rescued, and "try again later" would send the shopper round in circles."""
+    order_id, page = pay(client, "4000000000000002", sku="tee", quantity=10)  # $290.00
+    evaluate = calls(fresh_sandbox, "evaluate")
+    assert [call["status"] for call in evaluate] == [400]
+    assert status_label(page) == "Declined"
+    assert "Flex cannot rescue a payment of this amount" in page
+    assert "No money was taken" in page
+    assert "try again" not in page
+
+
+def test_flex_outage_still_says_the_payment_is_not_confirmed(client, fresh_sandbox):
+    """Only the amount rule gets the new message: an unanswered /evaluate does not."""
+    _, page = pay(client, "4000000000000119")
+    assert "Flex cannot rescue" not in page
+    assert "could not confirm this payment" in page
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("name", "José Müller-Łukasiewicz"), ("name", "山田 太郎"), ("name", "O'Brien"),
+    ("address", "Straße 5, Wohnung 12"), ("address", "1600 Amphitheatre Pkwy, Apt 1234"),
+    ("address", "PO Box 12345 67890"), ("city", "Zürich"), ("email", "anne+shop@exämple.de"),
+    ("zip_code", "62701-1234"), ("country", "de"),
+])
+def test_ordinary_text_is_accepted(app, client, fresh_sandbox, field, value):
+    """The refusals above do not catch what real shoppers type."""
+    fill_cart(client)
+    form = {**checkout_form(client), field: value}
+    response = client.post("/checkout", data=form)
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
