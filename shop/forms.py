@@ -47,7 +47,8 @@ def parse_expiry(value: str | None) -> tuple[int, int] | None:
 
 
 def contains_card_number(text: str) -> bool:
-    """True if `text` holds a Luhn-valid 13-19 digit run, in any digits, however separated."""
+    """True if `text` holds a Luhn-valid 13-19 digit run, in any script's digits, possibly
+    separated by spaces, dashes, dots or slashes."""
     for run in _DIGIT_RUN.finditer(text):
         digits = "".join(str(unicodedata.decimal(c)) for c in run.group() if c.isdecimal())
         if any(luhn_valid(digits[start:start + length])
@@ -57,20 +58,20 @@ def contains_card_number(text: str) -> bool:
     return False
 
 
-def plain_text(form: FlaskForm, field: Field) -> None:
-    """Refuses control characters and card numbers in a free-text field."""
-    text = field.data or ""
-    if _CONTROL.search(text):
+def no_control_characters(form: FlaskForm, field: Field) -> None:
+    if _CONTROL.search(field.data or ""):
         raise ValidationError(f"{field.label.text} contains a control character; "
                               "please type plain text.")
-    if contains_card_number(text):
+
+
+def no_card_number(form: FlaskForm, field: Field) -> None:
+    """For free-text fields: what is typed there is stored and sent on to Flex."""
+    if contains_card_number(field.data or ""):
         raise ValidationError(f"{field.label.text} looks like a card number. Type the card "
                               "number only in the Card number field.")
 
 
-def no_control_characters(form: FlaskForm, field: Field) -> None:
-    if _CONTROL.search(field.data or ""):
-        raise ValidationError(f"{field.label.text} contains a control character.")
+PLAIN_TEXT = [no_control_characters, no_card_number]
 
 
 class CheckoutForm(FlaskForm):
@@ -82,21 +83,21 @@ class CheckoutForm(FlaskForm):
         validators=[
             InputRequired(),
             Length(max=254),
-            plain_text,
+            *PLAIN_TEXT,
             Regexp(r"[^@\s]+@[^@\s]+\.[^@\s]+\Z", message="Enter an email like you@example.com."),
         ],
     )
     name = StringField("Name on card",
-                       validators=[InputRequired(), Length(min=2, max=100), plain_text])
+                       validators=[InputRequired(), Length(min=2, max=100), *PLAIN_TEXT])
     card_number = StringField("Card number", validators=[InputRequired(), no_control_characters])
     expiry = StringField("Expiry (MM/YY)", validators=[InputRequired(), no_control_characters])
     cvc = StringField("CVC", validators=[InputRequired(), no_control_characters])
-    address = StringField("Address", validators=[InputRequired(), Length(max=200), plain_text])
-    city = StringField("City", validators=[InputRequired(), Length(max=100), plain_text])
-    state = StringField("State", validators=[InputRequired(), Length(max=50), plain_text])
+    address = StringField("Address", validators=[InputRequired(), Length(max=200), *PLAIN_TEXT])
+    city = StringField("City", validators=[InputRequired(), Length(max=100), *PLAIN_TEXT])
+    state = StringField("State", validators=[InputRequired(), Length(max=50), *PLAIN_TEXT])
     zip_code = StringField(
         "ZIP",
-        validators=[InputRequired(), plain_text,
+        validators=[InputRequired(), *PLAIN_TEXT,
                     Regexp(r"[0-9]{5}(-?[0-9]{4})?\Z", message="Use 5 or 9 digits.")],
     )
     country = StringField(
@@ -104,7 +105,7 @@ class CheckoutForm(FlaskForm):
         default="US",
         validators=[
             InputRequired(),
-            plain_text,
+            *PLAIN_TEXT,
             Regexp(r"[A-Za-z]{2}\Z", message="Use a 2-letter code like US."),
         ],
     )

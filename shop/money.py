@@ -26,7 +26,7 @@ class MoneyError(ValueError):
 
 def parse_dollars(text: str | None) -> int:
     """'12.34' or '$12.34' -> 1234 (cents, > 0). Raises MoneyError with a message for people."""
-    text = (text or "").strip()
+    text = (text or "").strip(" ")
     if not text:
         raise MoneyError(f"Enter an amount in dollars, {EXAMPLE}.")
     if text.startswith(("-", "\N{MINUS SIGN}", "$-")):
