@@ -67,6 +67,7 @@ def no_control_characters(form: FlaskForm, field: Field) -> None:
 def no_card_number(form: FlaskForm, field: Field) -> None:
     """For free-text fields: what is typed there is stored and sent on to Flex."""
     if contains_card_number(field.data or ""):
+        field.data = ""  # and never echoed back into the page
         raise ValidationError(f"{field.label.text} looks like a card number. Type the card "
                               "number only in the Card number field.")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import sqlite3
+import unicodedata
 from datetime import date
 from pathlib import Path
 
@@ -32,6 +33,7 @@ ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 DEVANAGARI = str.maketrans("0123456789", "०१२३४५६७८९")
 SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+UNSEPARATED = str.maketrans("", "", " -.")
 
 NOT_VALID = "This card number is not valid."
 CVC = "The CVC is the 3 or 4 digits on the card."
@@ -345,6 +347,10 @@ def footprint(shop, sandbox, caplog):
     return Footprint(shop, sandbox)
 
 
+def ascii_digits(text: str) -> str:
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+
+
 def page_text(response) -> str:
     return html.unescape(response.get_data(as_text=True))
 
@@ -364,6 +370,9 @@ def test_bad_checkout_field_is_refused_and_nothing_is_stored(shopper, footprint,
     text = page_text(response)
     assert "Please check the payment form" in text
     assert message in text
+    shown = ascii_digits(text).translate(UNSEPARATED)
+    for number in SENTINEL_CARDS:  # a card number typed anywhere is not shown back
+        assert number not in shown
     footprint.assert_unchanged(caplog)
 
 
