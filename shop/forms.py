@@ -145,7 +145,7 @@ class CheckoutForm(FlaskForm):
 
 
 class RefundForm(FlaskForm):
-    amount = StringField("Refund amount", validators=[InputRequired(), no_control_characters])
+    amount = StringField("Refund amount", validators=[InputRequired(), *PLAIN_TEXT])
 
     def validate_amount(self, field: StringField) -> None:
         try:

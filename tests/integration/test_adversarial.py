@@ -246,6 +246,8 @@ REFUND_CASES = [
     ("5\x00", 400, control("Refund amount")),
     ("\x005", 400, control("Refund amount")),
     ("5\n", 400, control("Refund amount")),
+    (SENTINEL_CARDS[0], 400, card_like("Refund amount")),
+    ("4000 0566 5566 5556", 400, card_like("Refund amount")),
     ("18.01", 409, "Refund refused: only $18.00 can still be refunded."),
     ("99999999.99", 409, "Refund refused: only $18.00 can still be refunded."),
 ]
@@ -396,6 +398,8 @@ def test_bad_refund_amount_is_refused_and_nothing_is_refunded(rescued_order, foo
                            data={"csrf_token": hidden(page, "csrf_token"), "amount": amount})
     assert response.status_code == status
     assert message in page_text(response)
+    shown = ascii_digits(page_text(response)).translate(UNSEPARATED)
+    assert not any(number in shown for number in SENTINEL_CARDS)
     footprint.assert_unchanged(caplog)
 
 
