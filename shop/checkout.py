@@ -73,13 +73,15 @@ def flex_refused_amount(conn: sqlite3.Connection, order_id: str, result: CitResu
     if result.flex_error is None or result.reconcile or result.evaluate_payload is None:
         return False  # Flex answered, or never saw an /evaluate, or its answer is unknown
     answered = [c for c in calllog.for_order(conn, order_id) if c.endpoint == "evaluate"]
-    if not answered or answered[-1].status != 400 or not answered[-1].response_json:
+    if not answered or answered[-1].status != 400:
         return False
-    body = json.loads(answered[-1].response_json)
+    try:
+        body = json.loads(answered[-1].response_json or "")
+    except ValueError:  # the log keeps a body that was not JSON as text
+        return False
     # Field errors come flat ({"Transaction.Amount": [...]}) or as problem details' "errors".
-    fields = body.get("errors") if isinstance(body.get("errors"), dict) else body
-    return isinstance(fields, dict) and any(
-        str(name).lower() == "transaction.amount" for name in fields)
+    fields = body.get("errors", body) if isinstance(body, dict) else {}
+    return isinstance(fields, dict) and "transaction.amount" in {str(k).lower() for k in fields}
 
 
 def wait_until_settled(conn: sqlite3.Connection, order_id: str, timeout: float = 30.0,
