@@ -14,7 +14,14 @@ from datetime import date
 
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, IntegerField, StringField
-from wtforms.validators import InputRequired, Length, NumberRange, Regexp, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Regexp,
+    ValidationError,
+)
 
 from flex.models import Card, luhn_valid
 
@@ -79,33 +86,34 @@ class CheckoutForm(FlaskForm):
     checkout_id = HiddenField(validators=[InputRequired()])
     # The total the shopper saw; refused if the cart was priced differently meanwhile.
     expected_total_cents = HiddenField(validators=[InputRequired()])
+    # Free text: DataRequired, as a field of only spaces is as empty as a blank one.
     email = StringField(
         "Email",
         validators=[
-            InputRequired(),
+            DataRequired(),
             Length(max=254),
             *PLAIN_TEXT,
             Regexp(r"[^@\s]+@[^@\s]+\.[^@\s]+\Z", message="Enter an email like you@example.com."),
         ],
     )
     name = StringField("Name on card",
-                       validators=[InputRequired(), Length(min=2, max=100), *PLAIN_TEXT])
+                       validators=[DataRequired(), Length(min=2, max=100), *PLAIN_TEXT])
     card_number = StringField("Card number", validators=[InputRequired(), no_control_characters])
     expiry = StringField("Expiry (MM/YY)", validators=[InputRequired(), no_control_characters])
     cvc = StringField("CVC", validators=[InputRequired(), no_control_characters])
-    address = StringField("Address", validators=[InputRequired(), Length(max=200), *PLAIN_TEXT])
-    city = StringField("City", validators=[InputRequired(), Length(max=100), *PLAIN_TEXT])
-    state = StringField("State", validators=[InputRequired(), Length(max=50), *PLAIN_TEXT])
+    address = StringField("Address", validators=[DataRequired(), Length(max=200), *PLAIN_TEXT])
+    city = StringField("City", validators=[DataRequired(), Length(max=100), *PLAIN_TEXT])
+    state = StringField("State", validators=[DataRequired(), Length(max=50), *PLAIN_TEXT])
     zip_code = StringField(
         "ZIP",
-        validators=[InputRequired(), *PLAIN_TEXT,
+        validators=[DataRequired(), *PLAIN_TEXT,
                     Regexp(r"[0-9]{5}(-?[0-9]{4})?\Z", message="Use 5 or 9 digits.")],
     )
     country = StringField(
         "Country",
         default="US",
         validators=[
-            InputRequired(),
+            DataRequired(),
             *PLAIN_TEXT,
             Regexp(r"[A-Za-z]{2}\Z", message="Use a 2-letter code like US."),
         ],

@@ -174,6 +174,8 @@ CHECKOUT_FIELD_CASES = [
     ("address", "1 Main St\u2029", control("Address")),
     ("address", "1 Main St\u2066", control("Address")),
     ("address", "", REQUIRED),
+    ("address", "   ", REQUIRED),
+    ("name", "\u3000\u3000", REQUIRED),
     ("address", "x" * 201, long_text("Address", 200)),
     # city, state
     ("city", "Springfield\x00", control("City")),
