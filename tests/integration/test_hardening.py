@@ -11,6 +11,11 @@ import pytest
 
 from app import create_app
 from flex import sandbox as flex_sandbox
+from flex.calllog import CallLog
+from flex.cit import DECLINED, CitResult
+from flex.client import CallReport
+from flex.models import CardSummary, ProcessorResult
+from shop import checkout, db
 from tests.support import checkout_form, fill_cart, hidden
 
 from .conftest import calls
@@ -266,3 +271,29 @@ def test_ordinary_text_is_accepted(app, client, fresh_sandbox, field, value):
     form = {**checkout_form(client), field: value}
     response = client.post("/checkout", data=form)
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+
+
+@pytest.mark.parametrize(("status", "answer", "refused_amount"), [
+    (400, {"TraceId": ["00-1-2-01"], "Transaction.Amount": ["Amount must be ..."]}, True),
+    (400, {"title": "One or more validation errors occurred.", "status": 400,
+           "errors": {"transaction.amount": ["Amount must be ..."]}}, True),
+    (400, {"TraceId": ["00-1-2-01"], "OrderId": ["Merchant's orderId is required"]}, False),
+    (503, {"title": "Service Unavailable", "status": 503}, False),
+    (400, ["not", "an", "object"], False),
+])
+def test_flex_amount_refusal_is_read_from_either_error_form(app, status, answer,
+                                                            refused_amount):
+    """Flex's real sandbox answers field errors flat; its docs print problem details."""
+    order_id = str(uuid.uuid4())
+    connect = db.connector(app)
+    CallLog(connect).record(CallReport("evaluate", "POST", "/v1/evaluate", status, 12, 1,
+                                       {"orderId": order_id}, answer, None, order_id))
+    result = CitResult(
+        DECLINED, ProcessorResult(False, "txn", "05", "Do not honor", "Simulated"),
+        CardSummary("VISA", "400000", "0002", 12, 2034, "Ada Lovelace"),
+        evaluate_payload={"orderId": order_id}, flex_error="evaluate: refused")
+    conn = connect()
+    try:
+        assert checkout.flex_refused_amount(conn, order_id, result) is refused_amount
+    finally:
+        conn.close()
