@@ -6,16 +6,20 @@ POST finds the same order instead of charging twice.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import sqlite3
 import time
 
-from flex.cit import RESCUED
+from flex import calllog
+from flex.cit import RESCUED, CitResult
 from flex.errors import FlexError, FlexRefundRefused, FlexUnavailableError
 from flex.models import Address, Card, LineItem, Purchase
 
 from . import orders
 from .cart import CartLine
+from .money import format_dollars
 from .payments import Services
 
 log = logging.getLogger(__name__)
@@ -53,10 +57,31 @@ def place_order(conn: sqlite3.Connection, services: Services, purchase: Purchase
     if not orders.create(conn, purchase, card.summary):
         return wait_until_settled(conn, purchase.order_id)
     result = services.flow.pay(purchase, card, services.processor.authorize)
+    if flex_refused_amount(conn, purchase.order_id, result):
+        result = dataclasses.replace(
+            result, flex_error=f"{orders.FLEX_REFUSED_AMOUNT}: {result.flex_error}")
     orders.record_result(conn, purchase.order_id, result)
     if result.transmit_payload is not None:
         services.relay.wake()
     return orders.get(conn, purchase.order_id)
+
+
+def flex_refused_amount(conn: sqlite3.Connection, order_id: str, result: CitResult) -> bool:
+    """True when Flex answered this order's /evaluate with a 400 naming Transaction.Amount:
+    an amount Flex does not evaluate (its sandbox takes only 10 < amount < 20000 cents), so
+    no retry can rescue it. Read from the call log: CitResult keeps only the error's text."""
+    if result.flex_error is None or result.reconcile or result.evaluate_payload is None:
+        return False  # Flex answered, or never saw an /evaluate, or its answer is unknown
+    answered = [c for c in calllog.for_order(conn, order_id) if c.endpoint == "evaluate"]
+    if not answered or answered[-1].status != 400:
+        return False
+    try:
+        body = json.loads(answered[-1].response_json or "")
+    except ValueError:  # the log keeps a body that was not JSON as text
+        return False
+    # Field errors come flat ({"Transaction.Amount": [...]}) or as problem details' "errors".
+    fields = body.get("errors", body) if isinstance(body, dict) else {}
+    return isinstance(fields, dict) and "transaction.amount" in {str(k).lower() for k in fields}
 
 
 def wait_until_settled(conn: sqlite3.Connection, order_id: str, timeout: float = 30.0,
@@ -81,7 +106,7 @@ def refund(conn: sqlite3.Connection, services: Services, order: orders.Order,
     refund_id = orders.reserve_refund(conn, order.id, amount_cents, channel)
     if refund_id is None:
         raise RefundError(
-            f"Refund refused: only ${order.refundable_cents / 100:,.2f} can still be refunded."
+            f"Refund refused: only {format_dollars(order.refundable_cents)} can still be refunded."
             if order.refundable_cents else "Refund refused: this order cannot be refunded."
         )
     try:

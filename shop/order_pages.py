@@ -9,6 +9,7 @@ from flex import calllog
 from . import checkout, db, orders
 from .db import get_db
 from .forms import RefundForm
+from .money import format_dollars
 from .payments import services
 from .security import demo_only
 
@@ -33,15 +34,12 @@ def refund(order_id: str):
     if not form.validate():
         return _render_detail(order_id, form, status=400)
     amount_cents = form.amount_cents()
-    if amount_cents is None:
-        form.amount.errors.append("Enter an amount in dollars greater than zero, like 12.34.")
-        return _render_detail(order_id, form, status=400)
     try:
         checkout.refund(conn, services(), order, amount_cents)
     except checkout.RefundError as exc:
         flash(str(exc), "error")
         return _render_detail(order_id, RefundForm(formdata=None), status=409)
-    flash(f"Refunded ${amount_cents / 100:,.2f}.", "success")
+    flash(f"Refunded {format_dollars(amount_cents)}.", "success")
     return redirect(url_for("orders.detail", order_id=order_id), 303)
 
 

@@ -20,6 +20,8 @@ from flex.models import CardSummary, Evaluation, Purchase
 PENDING = "pending"
 RECONCILE_BACKOFF_SECONDS = 10.0  # first replay of an unanswered /evaluate; doubles each time
 REFUNDABLE = (PAID, RESCUED)
+# flex_error prefix of an order whose /evaluate Flex refused on its amount rule.
+FLEX_REFUSED_AMOUNT = "Flex does not evaluate this amount"
 
 _LABELS = {PENDING: "Pending", PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined"}
 
@@ -83,6 +85,9 @@ class Order:
                         "and you are not charged otherwise.")
             if self.flex_error and self.reconcile_attempts:  # replays gave up: still unknown
                 return "We could not confirm this payment. Please contact us before paying again."
+            if self.flex_error and self.flex_error.startswith(FLEX_REFUSED_AMOUNT):
+                return ("Your bank declined this payment, and Flex cannot rescue a payment of "
+                        "this amount. No money was taken; please use another card.")
             if self.flex_error:
                 return ("We could not complete this payment right now. No money was taken; "
                         "please try again in a few minutes or use another card.")

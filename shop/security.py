@@ -1,6 +1,6 @@
 """Security headers: a nonce-based Content-Security-Policy that allows only this site and
-the SenseJS origin, plus the usual hardening headers; and the demo's back-office tools
-switched off in production."""
+the SenseJS origin, plus the usual hardening headers (HSTS in production); and the demo's
+back-office tools switched off in production."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, abort, current_app, g
 
 from .payments import services
+
+# Production is served over HTTPS only: browsers must never try plain http again for a year.
+# Not in development, where the demo runs on http://127.0.0.1 and HSTS would stick to it.
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def demo_tools() -> bool:
@@ -60,4 +64,6 @@ def init_app(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
+        if current_app.config["SHOP_ENV"] == "production":
+            response.headers["Strict-Transport-Security"] = HSTS
         return response

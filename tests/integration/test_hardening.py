@@ -11,10 +11,15 @@ import pytest
 
 from app import create_app
 from flex import sandbox as flex_sandbox
+from flex.calllog import CallLog
+from flex.cit import DECLINED, CitResult
+from flex.client import CallReport
+from flex.models import CardSummary, ProcessorResult
+from shop import checkout, db
 from tests.support import checkout_form, fill_cart, hidden
 
 from .conftest import calls
-from .test_shop import pay
+from .test_shop import pay, status_label
 
 FLEX_ENDPOINTS = ("tokenize", "transmit", "evaluate", "refund")
 
@@ -76,10 +81,13 @@ def test_bad_cart_input_is_refused(client, case):
 
 
 REFUND_CASES = {
-    "negative": ("-5", 400, "Enter an amount in dollars greater than zero"),
-    "zero": ("0", 400, "Enter an amount in dollars greater than zero"),
-    "non-numeric": ("ten dollars", 400, "Enter an amount in dollars greater than zero"),
-    "more than 2 decimals": ("1.001", 400, "Enter an amount in dollars greater than zero"),
+    "negative": ("-5", 400, "Enter an amount greater than zero, like 12.34."),
+    "zero": ("0", 400, "Enter an amount greater than zero, like 12.34."),
+    "non-numeric": ("ten dollars", 400, "Enter an amount in dollars with digits 0-9 only"),
+    "more than 2 decimals": ("1.001", 400, "Use at most 2 decimal places (cents)"),
+    "exponent": ("1e30", 400, "Enter an amount in dollars with digits 0-9 only"),
+    "huge": ("99999999999999999999999999.99", 400, "That amount is too large"),
+    "decimal comma": ("10,00", 400, "Type the amount without separators"),
     "above remaining": ("18.01", 409, "Refund refused: only $18.00 can still be refunded."),
 }
 
@@ -214,3 +222,78 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
                                data={"csrf_token": hidden(order_page, "csrf_token")})
     assert response.status_code == 404
     assert order_id[:8] in production.get("/orders").text
+
+
+def test_hsts_on_every_response_in_production_only(make_app, tmp_path):
+    production = make_app(DATABASE=str(tmp_path / "live.sqlite"), SHOP_ENV="production",
+                          SECRET_KEY="a-long-random-test-secret").test_client()
+    production.environ_base["wsgi.url_scheme"] = "https"
+    responses = [production.get(path) for path in PAGES]
+    responses.append(production.post("/checkout", data={}))  # refused: 400 error page
+    responses.append(production.put("/checkout"))  # 405
+    assert {r.status_code for r in responses} >= {200, 302, 400, 404, 405}
+    for response in responses:
+        assert response.headers["Strict-Transport-Security"] == (
+            "max-age=31536000; includeSubDomains")
+
+    development = make_app(DATABASE=str(tmp_path / "demo.sqlite")).test_client()
+    assert "Strict-Transport-Security" not in development.get("/").headers
+
+
+def test_cart_above_flex_amount_rule_says_flex_cannot_rescue_it(client, fresh_sandbox):
+    """The sandbox evaluates only amounts under $200.00: a declined $290.00 cart cannot be
+    rescued, and "try again later" would send the shopper round in circles."""
+    order_id, page = pay(client, "4000000000000002", sku="tee", quantity=10)  # $290.00
+    evaluate = calls(fresh_sandbox, "evaluate")
+    assert [call["status"] for call in evaluate] == [400]
+    assert status_label(page) == "Declined"
+    assert "Flex cannot rescue a payment of this amount" in page
+    assert "No money was taken" in page
+    assert "try again" not in page
+
+
+def test_flex_outage_still_says_the_payment_is_not_confirmed(client, fresh_sandbox):
+    """Only the amount rule gets the new message: an unanswered /evaluate does not."""
+    _, page = pay(client, "4000000000000119")
+    assert "Flex cannot rescue" not in page
+    assert "could not confirm this payment" in page
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("name", "José Müller-Łukasiewicz"), ("name", "山田 太郎"), ("name", "O'Brien"),
+    ("address", "Straße 5, Wohnung 12"), ("address", "1600 Amphitheatre Pkwy, Apt 1234"),
+    ("address", "PO Box 12345 67890"), ("city", "Zürich"), ("email", "anne+shop@exämple.de"),
+    ("zip_code", "62701-1234"), ("country", "de"),
+])
+def test_ordinary_text_is_accepted(app, client, fresh_sandbox, field, value):
+    """The refusals above do not catch what real shoppers type."""
+    fill_cart(client)
+    form = {**checkout_form(client), field: value}
+    response = client.post("/checkout", data=form)
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+
+
+@pytest.mark.parametrize(("status", "answer", "refused_amount"), [
+    (400, {"TraceId": ["00-1-2-01"], "Transaction.Amount": ["Amount must be ..."]}, True),
+    (400, {"title": "One or more validation errors occurred.", "status": 400,
+           "errors": {"transaction.amount": ["Amount must be ..."]}}, True),
+    (400, {"TraceId": ["00-1-2-01"], "OrderId": ["Merchant's orderId is required"]}, False),
+    (503, {"title": "Service Unavailable", "status": 503}, False),
+    (400, ["not", "an", "object"], False),
+])
+def test_flex_amount_refusal_is_read_from_either_error_form(app, status, answer,
+                                                            refused_amount):
+    """Flex's real sandbox answers field errors flat; its docs print problem details."""
+    order_id = str(uuid.uuid4())
+    connect = db.connector(app)
+    CallLog(connect).record(CallReport("evaluate", "POST", "/v1/evaluate", status, 12, 1,
+                                       {"orderId": order_id}, answer, None, order_id))
+    result = CitResult(
+        DECLINED, ProcessorResult(False, "txn", "05", "Do not honor", "Simulated"),
+        CardSummary("VISA", "400000", "0002", 12, 2034, "Ada Lovelace"),
+        evaluate_payload={"orderId": order_id}, flex_error="evaluate: refused")
+    conn = connect()
+    try:
+        assert checkout.flex_refused_amount(conn, order_id, result) is refused_amount
+    finally:
+        conn.close()
