@@ -108,7 +108,7 @@ def test_unanswered_evaluate_is_settled_by_reconciliation(app, client, fresh_san
     assert status_label(page) == "Declined"
     assert "Awaiting reconciliation with Flex" in page
     decided = requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()
-    assert [o["status"] for o in decided] == ["APPROVED"]
+    assert [o["decision"] for o in decided] == ["APPROVED"]
 
     result = app.test_cli_runner().invoke(args=["flex", "reconcile"])
     assert "settled 0 order(s)" in result.output  # not due yet: replays back off
