@@ -99,7 +99,7 @@ class CitFlow:
                              flex_error="tokenize: no answer within the Flex deadline")
         except FlexError as exc:
             log.warning("vault failed for order %s: %s", purchase.order_id, exc)
-            return CitResult(DECLINED, processor, summary, flex_error=f"tokenize: {exc}")
+            return CitResult(DECLINED, processor, summary, flex_error=str(exc))
 
         payload = self.client.evaluate_payload(purchase, summary, vaulted.token, processor,
                                                idempotency_key=purchase.order_id)
