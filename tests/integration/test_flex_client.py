@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -282,3 +283,17 @@ def test_reports_carry_no_card_data_or_secrets(flex_client, reports):
     assert flex_client._token not in text  # the bearer itself
     tokenize = next(r for r in reports if r.endpoint == "tokenize")
     assert tokenize.request["payment_method"]["credit_card"]["number"] == "400000******0002"
+
+
+def test_the_readme_quickstart_runs_against_the_sandbox(fresh_sandbox, capsys):
+    readme = (Path(flex_sandbox.__file__).parents[1] / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "http://127.0.0.1:8100/v1" in code
+    for credential in (flex_sandbox.DEFAULT_APP_KEY, flex_sandbox.DEFAULT_APP_SECRET,
+                       flex_sandbox.DEFAULT_MID, flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+                       flex_sandbox.DEFAULT_SITE_ID):
+        assert f'"{credential}"' in code  # the sandbox's credentials, shown literally
+    exec(code.replace("http://127.0.0.1:8100/v1", fresh_sandbox.api_url), {})  # noqa: S102
+    assert capsys.readouterr().out.split()[:2] == ["APPROVED", "SUCCESS"]
+    assert [c["status"] for c in calls(fresh_sandbox)
+            if c["endpoint"] != "token"] == [200, 200, 200, 200]
