@@ -83,7 +83,8 @@ class FlexConfig:
 class CallReport:
     """One HTTP attempt, safe to store and show: bodies are redacted."""
 
-    endpoint: str  # token | tokenize | transmit | evaluate | refund | order | orders | ...
+    endpoint: str  # token, tokenize, transmit, evaluate, refund, order, orders, outcome,
+    #                capture, cancel or external-cancel
     method: str
     path: str
     status: int | None  # None: no HTTP answer (timeout, connection error)
