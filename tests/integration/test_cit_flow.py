@@ -8,7 +8,7 @@ import time
 import requests
 
 from flex import FlexClient, ProcessorResult
-from flex.cit import DECLINED, PAID, CitFlow
+from flex.cit import DECLINED, MIN_VAULT_SECONDS, PAID, CitFlow
 
 from .conftest import flex_config, set_fault
 from .test_flex_client import card, purchase
@@ -66,3 +66,18 @@ def test_a_backed_up_vault_neither_queues_approved_sales_nor_stalls_a_decline(fr
     vaulted = {r.request["payment_method"]["sense_key"] for r in sent if r.endpoint == "tokenize"}
     assert vaulted == {"order-1"}  # the queued ones were never sent
     assert [r.endpoint for r in sent if r.endpoint == "evaluate"] == []
+
+
+def test_a_vault_call_with_too_little_of_its_deadline_left_is_not_sent(fresh_sandbox):
+    sent = []
+    client = FlexClient(flex_config(fresh_sandbox, deadline=MIN_VAULT_SECONDS / 2),
+                        on_call=sent.append)
+    flow = CitFlow(client, vault_workers=1)
+    try:
+        declined = flow.pay(purchase("order-1"), card(), processor(False))
+    finally:
+        flow.close()
+        client.close()
+    assert declined.outcome == DECLINED and not declined.reconcile
+    assert declined.flex_error == "tokenize: no answer within the Flex deadline"
+    assert sent == []  # neither a token nor a card number left for a call that could not finish
