@@ -1,31 +1,49 @@
-"""Flex Standard CIT integration: copy this folder into your project.
+"""Flex Standard CIT integration: a small typed client for Flex's API, and the checkout flow.
+Copy this folder into your project; it needs only `requests`. See flex/README.md.
 
-    from flex import FlexClient, FlexConfig
+    from flex import CitFlow, FlexClient, FlexConfig
     client = FlexClient(FlexConfig(api_url=..., app_key=..., app_secret=..., mid=...,
                                    tokenization_key=...))
+    flow = CitFlow(client)
 """
 
+from .cit import CitFlow, CitResult
 from .client import CallReport, FlexClient, FlexConfig
 from .errors import (
     FlexAuthError,
+    FlexConflictError,
     FlexError,
+    FlexNotFoundError,
     FlexRefundRefused,
+    FlexRefused,
     FlexUnavailableError,
     FlexValidationError,
 )
 from .models import (
     Address,
+    CancelResult,
+    CaptureResult,
     Card,
     CardSummary,
     Evaluation,
+    FlexOrder,
     LineItem,
+    OrderPage,
+    OrderStatus,
+    Outcome,
+    OutcomeResult,
     ProcessorResult,
     Purchase,
+    RefundResult,
+    TransmitResult,
     VaultedCard,
 )
 
 __all__ = [
-    "Address", "CallReport", "Card", "CardSummary", "Evaluation", "FlexAuthError", "FlexClient",
-    "FlexConfig", "FlexError", "FlexRefundRefused", "FlexUnavailableError", "FlexValidationError",
-    "LineItem", "ProcessorResult", "Purchase", "VaultedCard",
+    "Address", "CallReport", "CancelResult", "CaptureResult", "Card", "CardSummary", "CitFlow",
+    "CitResult", "Evaluation", "FlexAuthError", "FlexClient", "FlexConfig", "FlexConflictError",
+    "FlexError", "FlexNotFoundError", "FlexOrder", "FlexRefundRefused", "FlexRefused",
+    "FlexUnavailableError", "FlexValidationError", "LineItem", "OrderPage", "OrderStatus",
+    "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "RefundResult", "TransmitResult",
+    "VaultedCard",
 ]

@@ -17,24 +17,41 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import payloads
 from .client import FlexClient
 from .errors import FlexAuthError, FlexError, FlexUnavailableError
-from .models import Card, CardSummary, Evaluation, ProcessorResult, Purchase, VaultedCard
+from .models import (
+    Card,
+    CardSummary,
+    Evaluation,
+    ProcessorResult,
+    Purchase,
+    RefundResult,
+    VaultedCard,
+)
 
 log = logging.getLogger("flex.cit")
 
 Authorize = Callable[[Card, int], ProcessorResult]
 
 MIN_EVALUATE_SECONDS = 1.0  # a late vault still leaves /evaluate a fair chance
+# A vault call that gets a worker with less of its checkout's deadline left than this is not
+# sent: its checkout would give up before Flex answered, and a card number would have been
+# sent for nothing.
+MIN_VAULT_SECONDS = 0.25
 
 PAID = "paid"
 RESCUED = "rescued"
 DECLINED = "declined"
 
 
+class _VaultTooLate(Exception):
+    """The vault call got a worker too late in its checkout's deadline, so it was not sent."""
+
+
 @dataclass(frozen=True)
 class CitResult:
+    """One checkout's result: `outcome` is PAID, RESCUED or DECLINED; what to store with it."""
+
     outcome: str  # PAID | RESCUED | DECLINED
     processor: ProcessorResult
     card: CardSummary
@@ -54,14 +71,11 @@ class CitFlow:
         self._vault_pool = ThreadPoolExecutor(vault_workers, thread_name_prefix="flex-vault")
 
     def pay(self, purchase: Purchase, card: Card, authorize: Authorize) -> CitResult:
+        """Vaults the card while `authorize` (the merchant's processor) runs, then transmits
+        or evaluates. Never raises for Flex: a silent Flex is a DECLINED with `reconcile`."""
         started = time.monotonic()
-        vault = self._vault_pool.submit(
-            self.client.tokenize,
-            card,
-            email=purchase.email,
-            sense_key=purchase.sense_key,
-            ref=purchase.order_id,
-        )
+        vault = self._vault_pool.submit(self._vault, card, purchase,
+                                        started + self.client.config.deadline)
         processor = authorize(card, purchase.amount_cents)
         summary = card.summary
 
@@ -70,31 +84,25 @@ class CitFlow:
             # A vault call still queued behind slow ones is dropped: this sale needs no token,
             # and a queue of hung vault calls would only grow (each holding a card number).
             vault.cancel()
-            payload = payloads.transmit_body(
-                purchase, summary, processor, mid=self.client.config.mid,
-                site_id=self.client.config.site_id,
-            )
+            payload = self.client.transmit_payload(purchase, summary, processor)
             return CitResult(PAID, processor, summary, transmit_payload=payload)
 
         # The shopper waits about one Flex deadline in all, not one per call, even when the
         # vault call had to queue behind others.
         try:
             vaulted: VaultedCard = vault.result(timeout=self._left(started))
-        except TimeoutError:
-            vault.cancel()
+        except (TimeoutError, _VaultTooLate):
+            vault.cancel()  # if still queued, it is never sent
             log.warning("vault for order %s did not finish within the deadline",
                         purchase.order_id)
             return CitResult(DECLINED, processor, summary,
                              flex_error="tokenize: no answer within the Flex deadline")
         except FlexError as exc:
             log.warning("vault failed for order %s: %s", purchase.order_id, exc)
-            return CitResult(DECLINED, processor, summary, flex_error=f"tokenize: {exc}")
+            return CitResult(DECLINED, processor, summary, flex_error=str(exc))
 
-        payload = payloads.evaluate_body(
-            purchase, summary, vaulted.token, processor,
-            mid=self.client.config.mid, site_id=self.client.config.site_id,
-            idempotency_key=purchase.order_id,
-        )
+        payload = self.client.evaluate_payload(purchase, summary, vaulted.token, processor,
+                                               idempotency_key=purchase.order_id)
         return self._evaluate(purchase.order_id, processor, summary, payload,
                               deadline=max(self._left(started), MIN_EVALUATE_SECONDS))
 
@@ -104,13 +112,22 @@ class CitFlow:
         return self.client.evaluate(evaluate_payload, ref=order_id)
 
     def refund(self, order_session_key: str, amount_cents: int, *, ref: str,
-               message: str = "Customer request") -> dict:
-        """Refunds a Flex-approved order (Flex charged it, so Flex refunds it)."""
+               message: str = "Customer request") -> RefundResult:
+        """Refunds `amount_cents` of a Flex-approved order (Flex charged it, so Flex refunds
+        it). Raises FlexRefundRefused, or FlexUnavailableError when the outcome is unknown."""
         return self.client.refund(order_session_key, amount_cents, message, ref=ref)
 
     def close(self) -> None:
         """Waits for vault calls in flight (each bounded by the client's deadline)."""
         self._vault_pool.shutdown(wait=True)
+
+    def _vault(self, card: Card, purchase: Purchase, expires: float) -> VaultedCard:
+        """Runs in the pool: /tokenize within what is left of the checkout's deadline."""
+        left = expires - time.monotonic()
+        if left < MIN_VAULT_SECONDS:
+            raise _VaultTooLate
+        return self.client.tokenize(card, email=purchase.email, sense_key=purchase.sense_key,
+                                    ref=purchase.order_id, deadline=left)
 
     def _left(self, started: float) -> float:
         """Seconds left of this checkout's Flex deadline."""

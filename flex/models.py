@@ -8,10 +8,13 @@ dropped; everything that is stored uses `CardSummary`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
 
 
 @dataclass(frozen=True, repr=False)
 class Card:
+    """A card as the shopper typed it: lives for one request, never stored or logged."""
+
     number: str  # digits only
     cvc: str
     exp_month: int  # 1..12
@@ -23,9 +26,10 @@ class Card:
 
     @property
     def summary(self) -> CardSummary:
+        """What may be kept about this card: brand, 6-digit BIN, last 4, expiry, holder."""
         return CardSummary(
             brand=card_brand(self.number),
-            first6=self.number[:6],
+            bin=self.number[:6],
             last4=self.number[-4:],
             exp_month=self.exp_month,
             exp_year=self.exp_year,
@@ -38,7 +42,7 @@ class CardSummary:
     """What may be stored and shown about a card."""
 
     brand: str  # VISA, MASTERCARD, AMEX, DISCOVER, UNKNOWN
-    first6: str
+    bin: str  # the leading 6 (or 8) digits: the issuer's bank identification number
     last4: str
     exp_month: int
     exp_year: int
@@ -47,6 +51,8 @@ class CardSummary:
 
 @dataclass(frozen=True)
 class Address:
+    """A billing address."""
+
     line1: str
     city: str
     state: str
@@ -56,6 +62,8 @@ class Address:
 
 @dataclass(frozen=True)
 class LineItem:
+    """One line of the cart; `unit_price_cents` in integer cents."""
+
     sku: str
     name: str
     quantity: int
@@ -72,8 +80,8 @@ class Purchase:
     email: str
     billing: Address
     items: tuple[LineItem, ...] = ()
-    customer_ip: str = ""
-    sense_key: str = ""
+    customer_ip: str = ""  # the shopper's IP; "" = not known (the field is left out)
+    sense_key: str = ""  # the SenseJS key; "" = none (left out)
 
 
 @dataclass(frozen=True)
@@ -87,30 +95,134 @@ class ProcessorResult:
     processor_name: str
     avs_result: str = "NA"
     cvv_result: str = "NA"
-    timestamp_utc: str = ""  # ISO-8601
+    timestamp_utc: str = ""  # ISO-8601; "" = not known (the field is left out)
 
 
 @dataclass(frozen=True)
 class VaultedCard:
-    """The vault's answer to /tokenize."""
+    """The vault's answer to /tokenize: the token to send /evaluate instead of the PAN."""
 
     token: str
     brand: str
-    first6: str
+    bin: str  # 6 or 8 digits: Flex's `first_six_digits` has carried 8 in real traffic
     last4: str
+
+
+class Outcome(StrEnum):
+    """Flex's decision on /evaluate. In Standard CIT, CHALLENGE is a decline."""
+
+    APPROVED = "APPROVED"  # Flex charged the card: the payment is rescued
+    DECLINED = "DECLINED"
+    CHALLENGE = "CHALLENGE"
+    CAPTUREREQUIRED = "CAPTUREREQUIRED"  # transactionType AUTHORIZATION: capture or cancel it
+    SUBMITTED = "SUBMITTED"  # other configurations: the decision comes later (webhook)
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Flex's answer to /evaluate. CHALLENGE is a decline in Standard CIT."""
+    """Flex's answer to /evaluate."""
 
-    status: str  # APPROVED | CHALLENGE | DECLINED (other configs: SUBMITTED, CAPTUREREQUIRED)
-    order_session_key: str
+    status: Outcome
+    order_session_key: str  # Flex's order id: refunds, lookups, capture and cancel use it
     raw: dict = field(default_factory=dict, compare=False)
 
     @property
     def approved(self) -> bool:
-        return self.status == "APPROVED"
+        """True when Flex charged the card (APPROVED)."""
+        return self.status == Outcome.APPROVED
+
+
+class OrderStatus(IntEnum):
+    """A Flex order's `status` number (GET /orders/{id})."""
+
+    DRAFT = 0
+    ONHOLD = 1
+    CANCELLED = 2  # also what DECLINED and CHALLENGE decisions become
+    PROBLEM = 3
+    PROCESSING = 4
+    CAPTUREREQUIRED = 5
+    RETURNED = 6  # fully refunded
+    COMPLETED = 7
+
+
+@dataclass(frozen=True)
+class FlexOrder:
+    """One Flex order as GET /orders/{id} shows it. Money in integer cents."""
+
+    order_session_key: str
+    status: OrderStatus | int  # an int only when Flex adds a status this code does not know
+    status_name: str
+    merchant_order_id: str | None  # Flex's `referenceNumber`
+    amount_cents: int | None
+    currency: str | None
+    placed_at: str | None  # ISO-8601, UTC
+    email: str | None = None
+    correlation_id: str | None = None
+    refunded_cents: int | None = None  # our sandbox's addition; Flex does not document it
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of GET /orders, newest first."""
+
+    items: tuple[FlexOrder, ...]
+    total_count: int
+    page: int  # 1-based
+    page_size: int
+
+
+@dataclass(frozen=True)
+class TransmitResult:
+    """Flex's answer to /transmit: it recorded the approved sale."""
+
+    transmit_id: str | None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund Flex accepted. `status` is Flex's word for it (SUCCESS, APPROVED, ...)."""
+
+    order_session_key: str
+    amount_cents: int
+    status: str
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OutcomeResult:
+    """Flex's answer to /outcome (deprecated but documented): APPROVED, DECLINED, EXPIRED,
+    CANCELLED, SUBMITTED, CAPTUREREQUIRED, or NOTFOUND for an unknown key."""
+
+    status: str
+    confirmation_id: str | None  # 8 hex digits, as in Flex's webhooks
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def found(self) -> bool:
+        """False when Flex has no order for the key (status NOTFOUND)."""
+        return self.status != "NOTFOUND"
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """A capture Flex accepted: the authorized order is now COMPLETED."""
+
+    order_session_key: str
+    amount_cents: int
+    currency: str
+    status: str
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """The answer to a cancel. `found` is False when Flex had no such order (nothing to
+    cancel, so nothing was charged); otherwise the order is CANCELLED."""
+
+    found: bool
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def card_brand(number: str) -> str:

@@ -1,7 +1,9 @@
 """Pure functions: the merchant's order data -> Flex request bodies (docs/FLEX_API.md).
 
 Money is integer cents everywhere except the refund's `amountToRefund`, which Flex takes in
-dollars. No I/O here, so every field can be unit-tested.
+dollars. A value the merchant does not have (an empty string) is left out of the body, not
+sent as "". No I/O here, so every field can be unit-tested. `FlexClient.transmit_payload` and
+`FlexClient.evaluate_payload` call these with the MID and site id from `FlexConfig`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ NOT_AVAILABLE = "NA"  # Flex's sandbox rejects missing result codes; "NA" means 
 
 
 def tokenize_body(card: Card, *, email: str = "", sense_key: str = "") -> dict:
+    """The /tokenize body: the only one that carries the card number and CVC."""
     first_name, last_name = split_name(card.holder_name)
     payment_method: dict = {
         "credit_card": {
@@ -47,10 +50,24 @@ def evaluate_body(purchase: Purchase, card: CardSummary, vault_token: str,
 
 
 def refund_body(amount_cents: int, message: str = "") -> dict:
+    """The refund body: `amount_cents` integer cents, sent as dollars (`amountToRefund`)."""
     body: dict = {"amountToRefund": cents_to_dollars(amount_cents)}
     if message:
         body["refundMessage"] = message
     return body
+
+
+def capture_body(order_session_key: str, amount_cents: int, currency: str,
+                 idempotency_key: str) -> dict:
+    """The /capture body: `amount_cents` integer cents, at most what was authorized."""
+    _check_cents(amount_cents)
+    return {"idempotencyKey": idempotency_key, "orderId": order_session_key,
+            "amount": amount_cents, "currency": currency}
+
+
+def cancel_body(idempotency_key: str | None) -> dict | None:
+    """The cancel body: none, or the optional idempotency key (Flex replays it for 24 h)."""
+    return {"idempotencyKey": idempotency_key} if idempotency_key else None
 
 
 def cents_to_dollars(cents: int) -> float:
@@ -83,21 +100,20 @@ def _order_body(purchase: Purchase, card: CardSummary, processor: ProcessorResul
         "mid": mid,
         "orderId": purchase.order_id,
         "transactionType": "PURCHASE",
-        "customerIp": purchase.customer_ip,
-        "senseKey": purchase.sense_key,
+        **_given(customerIp=purchase.customer_ip, senseKey=purchase.sense_key),
         "transaction": {
             "id": processor.transaction_id,
             "amount": purchase.amount_cents,
             "currency": purchase.currency,
-            "timestampUtc": processor.timestamp_utc,
             "responseCode": processor.response_code or NOT_AVAILABLE,
             "responseCodeSource": processor.processor_name or NOT_AVAILABLE,
-            "responseDescription": processor.response_description,
             "avsResultCode": processor.avs_result or NOT_AVAILABLE,
             "cvvResultCode": processor.cvv_result or NOT_AVAILABLE,
             "cavvResultCode": NOT_AVAILABLE,
-            "processorName": processor.processor_name,
             "cardNotPresent": True,
+            **_given(timestampUtc=processor.timestamp_utc,
+                     responseDescription=processor.response_description,
+                     processorName=processor.processor_name),
         },
         "payer": {"email": purchase.email},
         "billingInformation": {
@@ -117,7 +133,7 @@ def _order_body(purchase: Purchase, card: CardSummary, processor: ProcessorResul
             "cardCountry": billing.country,
             "expirationMonth": card.exp_month,
             "expirationYear": card.exp_year,
-            "cardBinNumber": card.first6,
+            "cardBinNumber": card.bin,
             "cardLast4Digits": card.last4,
         },
         "orderItems": [_item(item) for item in purchase.items],
@@ -125,6 +141,11 @@ def _order_body(purchase: Purchase, card: CardSummary, processor: ProcessorResul
     if site_id:
         body["siteId"] = site_id
     return body
+
+
+def _given(**fields: str) -> dict:
+    """Only the fields that have a value: Flex reads "" as a value, not as "not known"."""
+    return {name: value for name, value in fields.items() if value}
 
 
 def _item(item: LineItem) -> dict:

@@ -159,7 +159,7 @@ def create(conn: sqlite3.Connection, purchase: Purchase, card: CardSummary) -> b
             "INSERT OR IGNORE INTO orders (id, created_at, amount_cents, currency, email,"
             " card_brand, card_first6, card_last4) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (purchase.order_id, time.time(), purchase.amount_cents, purchase.currency,
-             purchase.email, card.brand, card.first6, card.last4),
+             purchase.email, card.brand, card.bin, card.last4),
         ).rowcount == 1
         if created:
             conn.executemany(

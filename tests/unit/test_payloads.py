@@ -81,3 +81,43 @@ def test_order_amount_must_be_whole_cents():
 
 def test_card_repr_never_shows_the_number():
     assert "4000000000000002" not in repr(CARD) and "123" not in repr(CARD)
+
+
+def test_values_the_merchant_does_not_have_are_left_out_not_sent_empty():
+    bare = Purchase("order-2", 1800, "USD", "ada@example.com", PURCHASE.billing)
+    unknown = ProcessorResult(False, "txn-2", "05", "", "")
+    body = payloads.evaluate_body(bare, CARD.summary, "vault-token", unknown, mid="mid-1",
+                                  idempotency_key="order-2")
+    assert "customerIp" not in body and "senseKey" not in body and "siteId" not in body
+    for name in ("timestampUtc", "responseDescription", "processorName"):
+        assert name not in body["transaction"]
+    assert body["transaction"]["responseCodeSource"] == "NA"  # required: "not available"
+    assert "" not in json.dumps(body).split('"')[1::2]  # no "" anywhere
+
+
+def test_capture_and_cancel_bodies():
+    assert payloads.capture_body("key-1", 1800, "USD", "idem-1") == {
+        "idempotencyKey": "idem-1", "orderId": "key-1", "amount": 1800, "currency": "USD"}
+    with pytest.raises(ValueError):
+        payloads.capture_body("key-1", 18.0, "USD", "idem-1")
+    assert payloads.cancel_body(None) is None
+    assert payloads.cancel_body("idem-1") == {"idempotencyKey": "idem-1"}
+
+
+def test_the_client_builds_bodies_with_the_mid_and_site_id_of_its_config():
+    from flex import FlexClient, FlexConfig
+
+    client = FlexClient(FlexConfig(api_url="http://127.0.0.1:9/v1", app_key="k",
+                                   app_secret="s", mid="mid-1", tokenization_key="t",
+                                   site_id="site-1"))
+    try:
+        evaluate = client.evaluate_payload(PURCHASE, CARD.summary, "vault-token", DECLINE,
+                                           idempotency_key="order-1")
+        transmit = client.transmit_payload(PURCHASE, CARD.summary, DECLINE)
+    finally:
+        client.close()
+    assert (evaluate["mid"], evaluate["siteId"], transmit["mid"], transmit["siteId"]) == (
+        "mid-1", "site-1", "mid-1", "site-1")
+    assert evaluate == payloads.evaluate_body(PURCHASE, CARD.summary, "vault-token", DECLINE,
+                                              mid="mid-1", site_id="site-1",
+                                              idempotency_key="order-1")
