@@ -47,7 +47,7 @@ class SharedSandbox:
     url: str
     directory: Path
     _users: IO | None  # our shared lock on the users file
-    _process: subprocess.Popen | None = None  # the sandbox, if this process started it
+    process: subprocess.Popen | None = None  # the sandbox, if this process started it
 
     @property
     def api_url(self) -> str:
