@@ -54,7 +54,7 @@ class SharedSandbox:
         return f"{self.url}/v1"
 
     def leave(self) -> None:
-        """Stops counting this process as a user (it exits anyway at process exit)."""
+        """Stops counting this process as a user (exiting does that too)."""
         with _joined_lock:
             _joined.pop(self.directory, None)
             if self._users:
@@ -69,7 +69,8 @@ _joined_lock = threading.Lock()
 def join(directory: str | Path, port: int = 0, unused_grace: float = UNUSED_GRACE
          ) -> SharedSandbox:
     """The sandbox process for `directory`, started on loopback `port` (0: any free port) if
-    none is running. This process counts as its user until it exits or calls `leave()`."""
+    none is running; it exits `unused_grace` seconds after its last user. This process counts
+    as a user until it exits or calls `leave()`."""
     directory = Path(directory).resolve()
     with _joined_lock:
         if directory in _joined:
@@ -165,8 +166,8 @@ def serve_shared(host: str, port: int, url_file: str, users_file: str | None,
 
 
 def _wait_until_unused(users_file: str, grace: float) -> IO:
-    """Returns once no process has held the users file for `grace` seconds, with it locked
-    exclusively, so that no process joins the sandbox while it shuts down."""
+    """Returns once the users file has no holder, and still none `grace` seconds later; with
+    it locked exclusively, so that no process joins the sandbox while it shuts down."""
     users = open(users_file, "a")  # noqa: SIM115 - returned locked
     while True:
         fcntl.flock(users, fcntl.LOCK_EX)  # waits until the last user has gone
