@@ -71,7 +71,7 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 20.0) ->
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up in {timeout} s")
 

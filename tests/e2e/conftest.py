@@ -59,7 +59,7 @@ def shop(tmp_path_factory) -> Shop:
         # The sandbox process beside the database leaves by itself once the shop has gone.
         if not wait_for(lambda: shared.running_url(directory) is None,
                         timeout=shared.UNUSED_GRACE + 20):
-            for pid in processes_mentioning(str(directory)):
+            for pid in processes_mentioning(f"{directory}/"):
                 os.kill(pid, signal.SIGKILL)
             pytest.fail("the sandbox process outlived the shop")
 

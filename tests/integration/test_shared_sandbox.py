@@ -74,11 +74,17 @@ class Gunicorn:
             for pid in others:
                 os.kill(pid, signal.SIGCONT)
 
-    def served_by(self, method: str, path: str) -> list[tuple[int, str]]:
-        """(worker pid, status) of each logged request to `path`."""
+    def served_by(self, method: str, path: str, count: int) -> list[tuple[int, str]]:
+        """(worker pid, status) of each request to `path`, once `count` are in the access log
+        (a worker logs a request just after answering it)."""
         pattern = re.compile(rf"<(\d+)> {method} {re.escape(path)} (\d+)$")
-        return [(int(m[1]), m[2]) for line in self.access_log.read_text().splitlines()
-                if (m := pattern.match(line))]
+
+        def logged() -> list[tuple[int, str]]:
+            return [(int(m[1]), m[2]) for line in self.access_log.read_text().splitlines()
+                    if (m := pattern.match(line))]
+
+        wait_for(lambda: len(logged()) >= count)
+        return logged()
 
     def stop(self) -> None:
         """SIGTERM to the master: gunicorn's graceful shutdown."""
@@ -114,7 +120,7 @@ def gunicorn(tmp_path):
     finally:
         for server in servers:
             server.stop()
-        for pid in processes_mentioning(str(tmp_path)):  # a sandbox that failed to leave
+        for pid in processes_mentioning(f"{tmp_path}/"):  # a sandbox that failed to leave
             os.kill(pid, signal.SIGKILL)
 
 
@@ -123,7 +129,7 @@ def test_workers_share_one_sandbox_that_outlives_a_worker_and_leaves_with_gunico
     server = gunicorn(workers=2)
     sandbox_url = shared.running_url(tmp_path)
     assert sandbox_url, "no sandbox process running for the shop's directory"
-    sandboxes = processes_mentioning(str(tmp_path / shared.URL_FILE))
+    sandboxes = processes_mentioning(f"{tmp_path}/{shared.URL_FILE}")
     assert len(sandboxes) == 1, f"expected one sandbox process, found {sandboxes}"
     first, second = sorted(server.worker_pids())
     other = {first: second, second: first}
@@ -140,10 +146,10 @@ def test_workers_share_one_sandbox_that_outlives_a_worker_and_leaves_with_gunico
             for order_id in [o for o, w in paid_by.items() if w == worker]:
                 refunds[order_id] = shopper.refund(order_id, "5.00").status_code
     assert refunds == {order_id: 303 for order_id in paid_by}
-    assert sorted(server.served_by("POST", "/checkout")) == sorted(
+    assert sorted(server.served_by("POST", "/checkout", 8)) == sorted(
         (worker, "302") for worker in paid_by.values())
     for order_id, worker in paid_by.items():
-        assert server.served_by("POST", f"/orders/{order_id}/refund") == [
+        assert server.served_by("POST", f"/orders/{order_id}/refund", 1) == [
             (other[worker], "303")]
     assert [call["status"] for call in sandbox_calls(sandbox_url, "refund")] == [200] * 8
     assert "Unknown vault token" not in server.log.read_text()
@@ -158,25 +164,35 @@ def test_workers_share_one_sandbox_that_outlives_a_worker_and_leaves_with_gunico
 
     # kill -9 a worker: gunicorn starts a new one, which finds the same sandbox.
     os.kill(first, signal.SIGKILL)
-    assert wait_for(lambda: len(server.worker_pids() - {second}) == 1)
-    (replacement,) = server.worker_pids() - {second}
-    assert replacement != first
+    assert wait_for(lambda: len(server.worker_pids() - {first, second}) == 1)
+    (replacement,) = server.worker_pids() - {first, second}
     order_id = next(o for o, w in paid_by.items() if w == first)
     with server.only(replacement):
         assert shopper.refund(order_id, "5.00").status_code == 303
-    assert server.served_by("POST", f"/orders/{order_id}/refund")[-1] == (replacement, "303")
+    assert server.served_by("POST", f"/orders/{order_id}/refund", 2)[-1] == (replacement, "303")
     assert shared.running_url(tmp_path) == sandbox_url
-    assert processes_mentioning(str(tmp_path / shared.URL_FILE)) == sandboxes
+    assert processes_mentioning(f"{tmp_path}/{shared.URL_FILE}") == sandboxes
 
     # Stopping gunicorn: the sandbox leaves by itself, after its grace period.
     server.stop()
     stopped = time.monotonic()
-    assert wait_for(lambda: not processes_mentioning(str(tmp_path)),
+    assert wait_for(lambda: not processes_mentioning(f"{tmp_path}/"),
                     timeout=shared.UNUSED_GRACE + 20), "the sandbox outlived gunicorn"
     print(f"sandbox gone {time.monotonic() - stopped:.1f} s after gunicorn stopped")
     assert shared.running_url(tmp_path) is None
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{sandbox_url}/widget.js", timeout=5)
+
+
+def test_four_workers_booting_together_start_one_sandbox(gunicorn, tmp_path):
+    server = gunicorn(workers=4)
+    footers = set()
+    for worker in server.worker_pids():
+        with server.only(worker):  # each worker answers once: it has booted and joined
+            page = requests.get(f"{server.url}/", timeout=30).text
+        footers.add(re.search(r"Talking to the (embedded Flex sandbox at \S+)\.", page)[1])
+    assert footers == {f"embedded Flex sandbox at {shared.running_url(tmp_path)}"}
+    assert len(processes_mentioning(f"{tmp_path}/{shared.URL_FILE}")) == 1
 
 
 def test_a_killed_sandbox_is_detected_and_replaced(tmp_path, sandbox):
