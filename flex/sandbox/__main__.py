@@ -14,7 +14,8 @@ parser.add_argument("--url-file", help="run as a shared sandbox: publish its URL
 parser.add_argument("--exit-when-unused", metavar="USERS_FILE",
                     help="with --url-file: exit once no process holds a lock on USERS_FILE")
 parser.add_argument("--unused-grace", type=float,
-                    help="seconds USERS_FILE stays unheld before the sandbox exits (5)")
+                    help="seconds USERS_FILE stays unheld before the sandbox exits "
+                    "(default: shared.UNUSED_GRACE)")
 args = parser.parse_args()
 if args.url_file:
     from .shared import serve_shared

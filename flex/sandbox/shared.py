@@ -141,7 +141,11 @@ def serve_shared(host: str, port: int, url_file: str, users_file: str | None,
     except BlockingIOError:
         print(f"Another Flex sandbox is running for {url_file}", file=sys.stderr)
         return 1
-    server = SandboxServer(host, port)
+    try:
+        server = SandboxServer(host, port)
+    except OSError as exc:
+        print(f"The Flex sandbox cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
     published.truncate(0)
     published.write(f"{server.url}\n")
     published.flush()
