@@ -24,7 +24,7 @@ DEFAULTS = {
     "SHOP_ENV": "development",  # "production": real secret key and Secure cookies required
     "SECRET_KEY": DEV_SECRET_KEY,
     "DATABASE": "",  # default: instance/shop.sqlite
-    "FLEX_API_URL": "",  # empty: start the embedded Flex sandbox
+    "FLEX_API_URL": "",  # empty: the embedded Flex sandbox (demo only, refused in production)
     "FLEX_APP_KEY": "",
     "FLEX_APP_SECRET": "",
     "FLEX_MID": "",

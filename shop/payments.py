@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
@@ -70,6 +71,11 @@ def init_app(app: Flask) -> None:
     config = app.config
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
+    elif config["SHOP_ENV"] == "production":
+        raise ConfigError(
+            "FLEX_API_URL is missing: with SHOP_ENV=production the shop must talk to a real "
+            "Flex API; the embedded sandbox simulator is for the demo only."
+        )
     else:
         flex_config, sensejs, mode = _embedded_sandbox(config)
 
@@ -128,10 +134,13 @@ def _real_flex(config: dict) -> tuple[FlexConfig, SenseJS, str]:
 def _embedded_sandbox(config: dict) -> tuple[FlexConfig, SenseJS, str]:
     # Imported here: a shop talking to the real Flex never loads the simulator.
     from flex import sandbox
+    from flex.sandbox import shared
 
-    server = sandbox.serve(port=int(config.get("FLEX_SANDBOX_PORT") or 0))
-    atexit.register(server.shutdown)
-    log.info("embedded Flex sandbox serving at %s", server.url)
+    # One sandbox process beside the database, shared by every worker and CLI process that
+    # uses it: a card vaulted through one worker is refunded through another.
+    server = shared.join(os.path.dirname(os.path.abspath(config["DATABASE"])),
+                         port=int(config.get("FLEX_SANDBOX_PORT") or 0))
+    log.info("embedded Flex sandbox at %s", server.url)
     flex_config = FlexConfig(
         api_url=server.api_url,
         app_key=sandbox.DEFAULT_APP_KEY,

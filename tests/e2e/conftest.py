@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support import ShopServer, free_port
+from flex.sandbox import shared
+from tests.support import ShopServer, free_port, processes_mentioning, wait_for
 
 
 class Shop:
@@ -38,8 +40,9 @@ class Shop:
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory) -> Shop:
     sandbox_port = free_port()
+    directory = tmp_path_factory.mktemp("e2e")
     server = ShopServer({
-        "DATABASE": str(tmp_path_factory.mktemp("e2e") / "shop.sqlite"),
+        "DATABASE": str(directory / "shop.sqlite"),
         "FLEX_API_URL": None,  # always the embedded sandbox, on a port we know
         "FLEX_SANDBOX_FAULTS": None,
         "FLEX_SANDBOX_PORT": str(sandbox_port),
@@ -53,6 +56,12 @@ def shop(tmp_path_factory) -> Shop:
         yield Shop(server.url, f"http://127.0.0.1:{sandbox_port}")
     finally:
         server.stop()
+        # The sandbox process beside the database leaves by itself once the shop has gone.
+        if not wait_for(lambda: shared.running_url(directory) is None,
+                        timeout=shared.UNUSED_GRACE + 20):
+            for pid in processes_mentioning(f"{directory}/"):
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail("the sandbox process outlived the shop")
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from flex import sandbox as flex_sandbox
-from tests.support import ShopServer, hidden
+from tests.support import Shopper, ShopServer, hidden, wait_for
 
 from .conftest import calls, set_fault
 
@@ -41,44 +40,9 @@ def make_server(fresh_sandbox, tmp_path):
         server.stop()
 
 
-class Shopper:
-    """One browser session, driven over HTTP."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.http = requests.Session()
-
-    def checkout_form(self, card: str, quantity: int = 1) -> dict:
-        page = self.http.get(f"{self.url}/", timeout=10).text
-        self.http.post(f"{self.url}/cart/add", timeout=10, data={
-            "csrf_token": hidden(page, "csrf_token"), "sku": "mug", "quantity": quantity})
-        page = self.http.get(f"{self.url}/checkout", timeout=10).text
-        return {name: hidden(page, name)
-                for name in ("csrf_token", "checkout_id", "expected_total_cents")} | {
-            "email": "shopper@example.com", "name": "Ada Lovelace", "card_number": card,
-            "expiry": "12/34", "cvc": "123", "address": "1 Main St", "city": "Springfield",
-            "state": "IL", "zip_code": "62701", "country": "US"}
-
-    def pay(self, card: str, quantity: int = 1) -> str:
-        form = self.checkout_form(card, quantity)
-        response = self.post("/checkout", form)
-        assert response.status_code == 302, response.text[:300]
-        return form["checkout_id"]
-
-    def post(self, path: str, data: dict) -> requests.Response:
-        return self.http.post(f"{self.url}{path}", data=data, allow_redirects=False, timeout=30)
-
-
 def db_rows(server: ShopServer, sql: str, *args) -> list[tuple]:
     with sqlite3.connect(server.env["DATABASE"]) as conn:
         return conn.execute(sql, args).fetchall()
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return result
 
 
 def test_twenty_concurrent_submits_make_one_order(make_server, fresh_sandbox):
