@@ -7,7 +7,6 @@ POST finds the same order instead of charging twice.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 
 from flex.cit import RESCUED
@@ -16,6 +15,7 @@ from flex.models import Address, Card, LineItem, Purchase
 
 from . import orders
 from .cart import CartLine
+from .db import Connection
 from .payments import Services
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def purchase_for(checkout_id: str, lines: list[CartLine], form, customer_ip: str
     )
 
 
-def place_order(conn: sqlite3.Connection, services: Services, purchase: Purchase,
+def place_order(conn: Connection, services: Services, purchase: Purchase,
                 card: Card) -> orders.Order:
     """Runs the checkout once per checkout id; a duplicate waits for the first one."""
     if not orders.create(conn, purchase, card.summary):
@@ -59,7 +59,7 @@ def place_order(conn: sqlite3.Connection, services: Services, purchase: Purchase
     return orders.get(conn, purchase.order_id)
 
 
-def wait_until_settled(conn: sqlite3.Connection, order_id: str, timeout: float = 30.0,
+def wait_until_settled(conn: Connection, order_id: str, timeout: float = 30.0,
                        ) -> orders.Order:
     """Waits (bounded) while another request is still paying for this order."""
     deadline = time.monotonic() + timeout
@@ -74,7 +74,7 @@ class RefundError(Exception):
     """A refund that did not happen; the message is for the person who asked."""
 
 
-def refund(conn: sqlite3.Connection, services: Services, order: orders.Order,
+def refund(conn: Connection, services: Services, order: orders.Order,
            amount_cents: int) -> None:
     """Refunds part or all of an order, through Flex if Flex charged it."""
     channel = "Flex" if order.outcome == RESCUED else "processor"

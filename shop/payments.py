@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 
@@ -18,6 +17,7 @@ from flex.models import Card, Purchase
 from flex.outbox import Relay
 
 from . import db
+from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
 from .reconcile import reconcile_due
 
@@ -73,11 +73,11 @@ def init_app(app: Flask) -> None:
     else:
         flex_config, sensejs, mode = _embedded_sandbox(config)
 
-    connect = db.connector(app)
-    client = FlexClient(flex_config, on_call=CallLog(connect).record)
+    database = app.extensions["database"]
+    client = FlexClient(flex_config, on_call=CallLog(SqlCallLog(database)).record)
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
-    relay = Relay(connect, client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
-                  also_run=partial(_reconcile, connect, flow))
+    relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
+                  also_run=partial(_reconcile, database, flow))
     app.extensions["payments"] = Services(
         client=client,
         flow=flow,
@@ -91,8 +91,8 @@ def init_app(app: Flask) -> None:
         atexit.register(relay.stop)
 
 
-def _reconcile(connect, flow: CitFlow) -> None:
-    with closing(connect()) as conn:
+def _reconcile(database: db.Database, flow: CitFlow) -> None:
+    with database.connection() as conn:
         reconcile_due(conn, flow)
 
 
