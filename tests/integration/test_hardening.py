@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from app import create_app
 from flex import sandbox as flex_sandbox
 from tests.support import checkout_form, fill_cart, hidden
 
-from .conftest import calls
+from .conftest import calls, sqlite_files
 from .test_shop import pay
 
 FLEX_ENDPOINTS = ("tokenize", "transmit", "evaluate", "refund")
@@ -138,8 +137,7 @@ def test_card_data_and_secrets_never_stored_logged_or_shown(app, client, caplog)
     pages += [client.get(path).data for path in
               ("/orders", "/flex", *(f"/orders/{order_id}" for order_id in order_ids))]
 
-    database = Path(app.config["DATABASE"])
-    stored = b"".join(p.read_bytes() for p in (database, Path(f"{database}-wal")) if p.exists())
+    stored = b"".join(p.read_bytes() for p in sqlite_files(app))
     logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records).encode()
     bearer = payments.client._token.encode()
     for where, data in (("database", stored), ("logs", logs), *(("page", p) for p in pages)):
