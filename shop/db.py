@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from importlib import resources
 
 from flask import Flask, current_app, g
@@ -46,9 +46,6 @@ class Row(tuple):
 
     def __getitem__(self, key):
         return super().__getitem__(self._names[key] if isinstance(key, str) else key)
-
-    def keys(self) -> list[str]:
-        return list(self._names)
 
 
 def _rows(cursor):
@@ -225,16 +222,16 @@ def database() -> Database:
 def get_db() -> Connection:
     """The request's connection, given back when the request ends."""
     if "db" not in g:
-        g.db_lease = database().connection()
-        g.db = g.db_lease.__enter__()
+        g.db_lease = ExitStack()
+        g.db = g.db_lease.enter_context(database().connection())
     return g.db
 
 
-def release_db(exc: BaseException | None = None) -> None:
-    lease = g.pop("db_lease", None)
+def release_db(_exc: BaseException | None = None) -> None:
     g.pop("db", None)
+    lease = g.pop("db_lease", None)
     if lease is not None:
-        lease.__exit__(None, None, None)
+        lease.close()
 
 
 def clear(conn: Connection) -> None:

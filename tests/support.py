@@ -140,8 +140,12 @@ class PostgresCluster:
         return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _pg(self, tool: str, *args: str) -> None:
-        subprocess.run([str(self.bindir / tool), *args], check=True, capture_output=True,
-                       cwd=self.root, **self.user)
+        done = subprocess.run([str(self.bindir / tool), *args], capture_output=True, text=True,
+                              cwd=self.root, **self.user)
+        if done.returncode:
+            server_log = self.root / "log"
+            raise RuntimeError(f"{tool} failed: {done.stderr}"
+                               f"{server_log.read_text() if server_log.exists() else ''}")
 
     def start(self) -> PostgresCluster:
         self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
