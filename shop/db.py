@@ -22,6 +22,7 @@ from flask import Flask, current_app, g
 log = logging.getLogger(__name__)
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
+BOOKKEEPING_POOL_SIZE = 4  # PostgreSQL connections per process for the relay and call log
 MIGRATION_LOCK = 7_413_020  # the advisory-lock key that serializes migrations on PostgreSQL
 _MIGRATION_NAME = re.compile(r"(\d{3})_(\w+?)(?:\.(sqlite|postgresql))?\.sql")
 
@@ -108,7 +109,7 @@ def connect(url: str) -> Connection:
 
 
 class Database:
-    """Where connections come from. PostgreSQL: a pool shared by the process's threads.
+    """Where connections come from. PostgreSQL: pools shared by the process's threads.
     SQLite: one connection kept per thread, because opening one costs more than a small
     write and closing the last one checkpoints the WAL."""
 
@@ -116,26 +117,23 @@ class Database:
         self.url = url
         self.engine = engine_of(url)
         self._local = threading.local()
-        self._pool = None
+        self._pools = {}
         if self.engine == POSTGRESQL:
-            from psycopg_pool import ConnectionPool
-
-            self._pool = ConnectionPool(
-                url, min_size=1, max_size=pool_size, timeout=10, open=True,
-                kwargs={"autocommit": True, "row_factory": _rows},
-                check=ConnectionPool.check_connection,  # survive a database restart
-            )
+            # Bookkeeping writes get a small pool of their own: a request holding a
+            # connection never waits for one that other requests hold, so no deadlock.
+            self._pools = {True: _pool(url, pool_size),
+                           False: _pool(url, BOOKKEEPING_POOL_SIZE, _no_commit_wait)}
 
     @contextmanager
     def connection(self, *, durable: bool = True) -> Iterator[Connection]:
-        """A connection for one unit of work. `durable=False` is for writes that are safe to
-        lose in a power cut (a log row, a relay's bookkeeping): SQLite then skips the fsync
-        per commit (WAL stays consistent either way)."""
-        if self._pool is not None:
-            with self._pool.connection() as raw:
+        """A connection for one unit of work. `durable=False` is for bookkeeping that is safe
+        to lose in a power cut (a log row, a relay's lease): its commits do not wait for the
+        disk (SQLite: synchronous = NORMAL; PostgreSQL: synchronous_commit = off)."""
+        if self._pools:
+            with self._pools[durable].connection() as raw:
                 yield Connection(raw, POSTGRESQL)
             return
-        key = "durable" if durable else "relaxed"
+        key = "durable" if durable else "bookkeeping"
         conn = getattr(self._local, key, None)
         if conn is None:
             conn = connect(self.url)
@@ -145,8 +143,22 @@ class Database:
         yield conn
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
+        for pool in self._pools.values():
+            pool.close()
+
+
+def _pool(url: str, size: int, configure=None):
+    from psycopg_pool import ConnectionPool
+
+    return ConnectionPool(
+        url, min_size=1, max_size=size, timeout=10, open=True, configure=configure,
+        kwargs={"autocommit": True, "row_factory": _rows},
+        check=ConnectionPool.check_connection,  # survive a database restart
+    )
+
+
+def _no_commit_wait(raw) -> None:
+    raw.execute("SET synchronous_commit = off")
 
 
 # --- schema migrations ---------------------------------------------------------------------

@@ -104,3 +104,24 @@ def test_failed_transmit_is_retried_later_then_dead_lettered(app, client, fresh_
     assert "transmit failed" in client.get("/orders").text
     assert relay.run_once() == 0
     assert len([c for c in calls(fresh_sandbox, "transmit") if c["status"] == 400]) == 1
+
+
+def test_requests_holding_every_connection_still_log_their_flex_calls(make_app, database_url):
+    # Each request holds a pooled connection while it calls Flex, and each Flex call is
+    # logged meanwhile: with the log drawing on the same full pool, they would wait on
+    # each other until the pool timed out, and the log rows would be lost.
+    app = make_app(DATABASE_POOL_SIZE=2)
+    starting_line = threading.Barrier(4)
+
+    def rescue(_) -> str:
+        client = app.test_client()
+        starting_line.wait()
+        return pay(client, "4000000000000002")[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        order_ids = list(pool.map(rescue, range(4)))
+
+    for order_id in order_ids:
+        logged = db_rows(database_url, "SELECT endpoint FROM flex_calls WHERE order_id = ?",
+                         order_id)
+        assert {"tokenize", "evaluate"} <= {endpoint for (endpoint,) in logged}
