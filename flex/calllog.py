@@ -17,6 +17,8 @@ from .client import CallReport
 
 @dataclass(frozen=True)
 class LoggedCall:
+    """One Flex call as stored: durations in milliseconds, times in epoch seconds."""
+
     id: int | None  # assigned by the store
     order_id: str | None
     endpoint: str
@@ -32,11 +34,15 @@ class LoggedCall:
 
 
 class CallLogStore(Protocol):
+    """The log's storage, implemented by the merchant on its database."""
+
     def add(self, call: LoggedCall) -> None:
         """Stores one call (its `id` is None: the store assigns one, in call order)."""
 
 
 class CallLog:
+    """Turns the client's call reports into stored `LoggedCall`s."""
+
     def __init__(self, store: CallLogStore):
         self.store = store
 

@@ -118,6 +118,7 @@ class Relay:
             self._thread.join(timeout)
 
     def run_forever(self) -> None:
+        """Delivers due rows every `poll_interval` seconds (or when woken) until `stop`."""
         while not self._stop.is_set():
             try:
                 self.run_once()
