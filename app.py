@@ -23,7 +23,9 @@ DEV_SECRET_KEY = "dev-only-secret-key"  # noqa: S105 - refused when SHOP_ENV=pro
 DEFAULTS = {
     "SHOP_ENV": "development",  # "production": real secret key and Secure cookies required
     "SECRET_KEY": DEV_SECRET_KEY,
-    "DATABASE": "",  # default: instance/shop.sqlite
+    "DATABASE_URL": "",  # sqlite:///path or postgresql://…; default: the SQLite DATABASE file
+    "DATABASE": "",  # the SQLite file when DATABASE_URL is unset; default: instance/shop.sqlite
+    "DATABASE_POOL_SIZE": 10,  # PostgreSQL connections per process, at most
     "FLEX_API_URL": "",  # empty: the embedded Flex sandbox (demo only, refused in production)
     "FLEX_APP_KEY": "",
     "FLEX_APP_SECRET": "",
@@ -53,7 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(_from_environment())
     if test_config:
         app.config.update(test_config)
-    if not app.config["DATABASE"]:
+    if not app.config["DATABASE"] and not app.config["DATABASE_URL"]:
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["DATABASE"] = os.path.join(app.instance_path, "shop.sqlite")
     production = app.config["SHOP_ENV"] == "production"

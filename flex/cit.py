@@ -60,6 +60,7 @@ class CitResult:
     evaluate_payload: dict | None = None  # declined: kept for reconciliation replays
     flex_error: str | None = None  # why Flex gave no answer, if it did not
     reconcile: bool = False  # Flex's answer is unknown: replay evaluate_payload later
+    refused_fields: tuple[str, ...] = ()  # Flex refused the request: the fields it named
 
 
 class CitFlow:
@@ -145,7 +146,8 @@ class CitFlow:
             # Flex refused the request itself (e.g. validation): nothing was charged.
             log.error("evaluate refused for order %s: %s", order_id, exc)
             return CitResult(DECLINED, processor, card, evaluate_payload=payload,
-                             flex_error=str(exc))
+                             flex_error=str(exc),
+                             refused_fields=tuple(getattr(exc, "fields", None) or ()))
         outcome = RESCUED if evaluation.approved else DECLINED  # CHALLENGE is a decline in CIT
         return CitResult(outcome, processor, card, evaluation=evaluation,
                          evaluate_payload=payload)

@@ -1,49 +1,47 @@
-"""A durable queue for /transmit (the transactional-outbox pattern, on SQLite).
+"""Delivers /transmit from a durable queue (the transactional-outbox pattern).
 
-The approved order and its outbox row are written in ONE transaction by the caller
-(`enqueue(conn, ...)`), so a crash can never leave a paid order without its transmit.
-A relay thread delivers due rows at least once, with capped exponential backoff.
-Several relays (e.g. one per gunicorn worker) may run: a row is leased before it is sent,
-so two relays do not send the same row at the same time.
+Your order database holds the queue: write the approved order and its outbox row in ONE
+transaction, so a crash can never leave a paid order without its transmit. A `Relay` then
+delivers due rows at least once, with capped exponential backoff, through an `OutboxStore`
+you implement on that database (the demo shop's, for SQLite and PostgreSQL, is in
+shop/flex_store.py). Several relays may run, in one process or many: a row is claimed with a
+lease before it is sent, so two relays do not send the same row at the same time, and the
+rows of a relay that crashed come back when its lease ends.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from .client import FlexClient
 from .errors import FlexError, FlexValidationError
-from .sqlite import per_thread
 
 log = logging.getLogger("flex.outbox")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS flex_outbox (
-    order_id        TEXT PRIMARY KEY,
-    payload         TEXT NOT NULL,
-    state           TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    last_error      TEXT,
-    next_attempt_at REAL NOT NULL,
-    leased_until    REAL NOT NULL DEFAULT 0,
-    created_at      REAL NOT NULL,
-    delivered_at    REAL
-);
-CREATE INDEX IF NOT EXISTS flex_outbox_due ON flex_outbox (state, next_attempt_at);
-"""
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"  # an outbox row's states
+
+
+@dataclass(frozen=True)
+class Transmit:
+    """A claimed outbox row: the order it belongs to, the /transmit body, attempts so far."""
+
+    order_id: str
+    payload: dict
+    attempts: int
 
 
 @dataclass(frozen=True)
 class OutboxRow:
+    """An outbox row as the merchant's pages show it. Times are epoch seconds."""
+
     order_id: str
-    state: str
+    state: str  # PENDING | DELIVERED | FAILED
     attempts: int
     last_error: str | None
     next_attempt_at: float
@@ -51,41 +49,30 @@ class OutboxRow:
     delivered_at: float | None
 
 
-def create_table(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
+class OutboxStore(Protocol):
+    """The queue's storage, implemented by the merchant on the order database."""
 
+    def claim(self, lease_seconds: float) -> Transmit | None:
+        """Claims the pending row due first (none leased) for `lease_seconds`; None if none.
+        Atomic: two relays never claim the same row (e.g. FOR UPDATE SKIP LOCKED)."""
 
-def enqueue(conn: sqlite3.Connection, order_id: str, payload: dict) -> None:
-    """Adds a transmit to the caller's open transaction. Idempotent per order."""
-    now = time.time()
-    conn.execute(
-        "INSERT OR IGNORE INTO flex_outbox (order_id, payload, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?)",
-        (order_id, json.dumps(payload), now, now),
-    )
+    def mark_delivered(self, order_id: str) -> None:
+        """Flex accepted the transmit: the row is done (attempts + 1, lease released)."""
 
+    def retry_later(self, order_id: str, error: str, retry_at: float) -> None:
+        """The attempt failed: record `error`, attempts + 1, due again at `retry_at` (epoch s)."""
 
-def recent(conn: sqlite3.Connection, limit: int = 50) -> list[OutboxRow]:
-    rows = conn.execute(
-        "SELECT order_id, state, attempts, last_error, next_attempt_at, created_at, delivered_at"
-        " FROM flex_outbox ORDER BY created_at DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
-    return [OutboxRow(*row) for row in rows]
-
-
-def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    found = dict(conn.execute("SELECT state, COUNT(*) FROM flex_outbox GROUP BY state"))
-    return {state: found.get(state, 0) for state in ("pending", "delivered", "failed")}
+    def dead_letter(self, order_id: str, error: str) -> None:
+        """Stop trying: the row becomes FAILED with `error` as the reason, attempts + 1."""
 
 
 class Relay:
-    """Delivers queued transmits. `connect` opens a new SQLite connection; the relay keeps
-    one per thread that runs it."""
+    """Delivers queued transmits from `store` with `client`, in a thread of its own or one
+    round at a time (`run_once`)."""
 
     def __init__(
         self,
-        connect: Callable[[], sqlite3.Connection],
+        store: OutboxStore,
         client: FlexClient,
         *,
         poll_interval: float = 0.5,
@@ -96,9 +83,7 @@ class Relay:
         batch: int = 20,
         also_run: Callable[[], object] | None = None,
     ):
-        # The relay's own writes (lease, delivered) need no fsync: if a power cut loses one,
-        # the row is sent again, which at-least-once delivery allows anyway.
-        self._connection = per_thread(connect, "synchronous = NORMAL")
+        self.store = store
         self.client = client
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
@@ -126,12 +111,14 @@ class Relay:
         return self._thread
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stops the relay thread, waiting up to `timeout` seconds for its round to end."""
         self._stop.set()
         self._wake.set()
         if self._thread:
             self._thread.join(timeout)
 
     def run_forever(self) -> None:
+        """Delivers due rows every `poll_interval` seconds (or when woken) until `stop`."""
         while not self._stop.is_set():
             try:
                 self.run_once()
@@ -143,60 +130,34 @@ class Relay:
             self._wake.clear()
 
     def run_once(self) -> int:
-        """Delivers every due row once; returns how many were delivered."""
-        conn = self._connection()
+        """Delivers up to `batch` due rows, claiming each just before sending it; returns
+        how many were delivered."""
         delivered = 0
-        for order_id, payload in self._due(conn):
-            if self._lease(conn, order_id):
-                delivered += self._deliver(conn, order_id, json.loads(payload))
+        for _ in range(self.batch):
+            transmit = self.store.claim(self.lease)
+            if transmit is None:
+                break
+            delivered += self._deliver(transmit)
         return delivered
 
-    def _due(self, conn: sqlite3.Connection) -> list[tuple[str, str]]:
-        now = time.time()
-        return conn.execute(
-            "SELECT order_id, payload FROM flex_outbox WHERE state = 'pending'"
-            " AND next_attempt_at <= ? AND leased_until <= ? ORDER BY next_attempt_at LIMIT ?",
-            (now, now, self.batch),
-        ).fetchall()
-
-    def _lease(self, conn: sqlite3.Connection, order_id: str) -> bool:
-        """Claims a row for this relay; False if another relay claimed it first."""
-        now = time.time()
-        with conn:
-            claimed = conn.execute(
-                "UPDATE flex_outbox SET leased_until = ? WHERE order_id = ?"
-                " AND state = 'pending' AND leased_until <= ?",
-                (now + self.lease, order_id, now),
-            ).rowcount
-        return claimed == 1
-
-    def _deliver(self, conn: sqlite3.Connection, order_id: str, payload: dict) -> int:
+    def _deliver(self, transmit: Transmit) -> int:
         try:
-            self.client.transmit(payload, ref=order_id)
+            self.client.transmit(transmit.payload, ref=transmit.order_id)
         except FlexError as exc:
-            self._record_failure(conn, order_id, exc)
+            self._record_failure(transmit, exc)
             return 0
-        with conn:
-            conn.execute(
-                "UPDATE flex_outbox SET state = 'delivered', attempts = attempts + 1,"
-                " delivered_at = ?, last_error = NULL, leased_until = 0 WHERE order_id = ?",
-                (time.time(), order_id),
-            )
+        self.store.mark_delivered(transmit.order_id)
         return 1
 
-    def _record_failure(self, conn: sqlite3.Connection, order_id: str, exc: FlexError) -> None:
-        attempts = conn.execute(
-            "SELECT attempts FROM flex_outbox WHERE order_id = ?", (order_id,)
-        ).fetchone()[0] + 1
+    def _record_failure(self, transmit: Transmit, exc: FlexError) -> None:
+        attempts = transmit.attempts + 1
+        log.warning("transmit for order %s failed (attempt %d): %s", transmit.order_id,
+                    attempts, exc)
+        error = str(exc)[:500]
         # A 400 will not get better by retrying; everything else might.
-        final = isinstance(exc, FlexValidationError) or attempts >= self.max_attempts
+        if isinstance(exc, FlexValidationError) or attempts >= self.max_attempts:
+            self.store.dead_letter(transmit.order_id, error)
+            return
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1))
         delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
-        log.warning("transmit for order %s failed (attempt %d): %s", order_id, attempts, exc)
-        with conn:
-            conn.execute(
-                "UPDATE flex_outbox SET state = ?, attempts = ?, last_error = ?,"
-                " next_attempt_at = ?, leased_until = 0 WHERE order_id = ?",
-                ("failed" if final else "pending", attempts, str(exc)[:500],
-                 time.time() + delay, order_id),
-            )
+        self.store.retry_later(transmit.order_id, error, time.time() + delay)

@@ -7,18 +7,16 @@ POST finds the same order instead of charging twice.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import sqlite3
 import time
 
-from flex import calllog
 from flex.cit import RESCUED, CitResult
 from flex.errors import FlexError, FlexRefundRefused, FlexUnavailableError
 from flex.models import Address, Card, LineItem, Purchase
 
 from . import orders
 from .cart import CartLine
+from .db import Connection
 from .money import format_dollars
 from .payments import Services
 
@@ -51,13 +49,13 @@ def purchase_for(checkout_id: str, lines: list[CartLine], form, customer_ip: str
     )
 
 
-def place_order(conn: sqlite3.Connection, services: Services, purchase: Purchase,
+def place_order(conn: Connection, services: Services, purchase: Purchase,
                 card: Card) -> orders.Order:
     """Runs the checkout once per checkout id; a duplicate waits for the first one."""
     if not orders.create(conn, purchase, card.summary):
         return wait_until_settled(conn, purchase.order_id)
     result = services.flow.pay(purchase, card, services.processor.authorize)
-    if flex_refused_amount(conn, purchase.order_id, result):
+    if flex_refused_amount(result):
         result = dataclasses.replace(
             result, flex_error=f"{orders.FLEX_REFUSED_AMOUNT}: {result.flex_error}")
     orders.record_result(conn, purchase.order_id, result)
@@ -66,25 +64,14 @@ def place_order(conn: sqlite3.Connection, services: Services, purchase: Purchase
     return orders.get(conn, purchase.order_id)
 
 
-def flex_refused_amount(conn: sqlite3.Connection, order_id: str, result: CitResult) -> bool:
-    """True when Flex answered this order's /evaluate with a 400 naming Transaction.Amount:
-    an amount Flex does not evaluate (its sandbox takes only 10 < amount < 20000 cents), so
-    no retry can rescue it. Read from the call log: CitResult keeps only the error's text."""
-    if result.flex_error is None or result.reconcile or result.evaluate_payload is None:
-        return False  # Flex answered, or never saw an /evaluate, or its answer is unknown
-    answered = [c for c in calllog.for_order(conn, order_id) if c.endpoint == "evaluate"]
-    if not answered or answered[-1].status != 400:
-        return False
-    try:
-        body = json.loads(answered[-1].response_json or "")
-    except ValueError:  # the log keeps a body that was not JSON as text
-        return False
-    # Field errors come flat ({"Transaction.Amount": [...]}) or as problem details' "errors".
-    fields = body.get("errors", body) if isinstance(body, dict) else {}
-    return isinstance(fields, dict) and "transaction.amount" in {str(k).lower() for k in fields}
+def flex_refused_amount(result: CitResult) -> bool:
+    """True when Flex refused this order's /evaluate naming Transaction.Amount: an amount Flex
+    does not evaluate (its sandbox takes only 10 < amount < 20000 cents), so no retry can
+    rescue it."""
+    return any(name.lower() == "transaction.amount" for name in result.refused_fields)
 
 
-def wait_until_settled(conn: sqlite3.Connection, order_id: str, timeout: float = 30.0,
+def wait_until_settled(conn: Connection, order_id: str, timeout: float = 30.0,
                        ) -> orders.Order:
     """Waits (bounded) while another request is still paying for this order."""
     deadline = time.monotonic() + timeout
@@ -99,7 +86,7 @@ class RefundError(Exception):
     """A refund that did not happen; the message is for the person who asked."""
 
 
-def refund(conn: sqlite3.Connection, services: Services, order: orders.Order,
+def refund(conn: Connection, services: Services, order: orders.Order,
            amount_cents: int) -> None:
     """Refunds part or all of an order, through Flex if Flex charged it."""
     channel = "Flex" if order.outcome == RESCUED else "processor"

@@ -1,11 +1,9 @@
-"""Command-line tools: `flask flex relay|reconcile|check` and `flask shop reset`."""
+"""Command-line tools: `flask flex relay|reconcile|check` and `flask shop migrate|reset`."""
 
 from __future__ import annotations
 
-from contextlib import closing
-
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 
 from flex.errors import FlexError
@@ -34,7 +32,7 @@ def relay_command(once: bool) -> None:
 @flex_cli.command("reconcile")
 def reconcile_command() -> None:
     """Replay due /evaluate calls that went unanswered, and settle their orders."""
-    with closing(db.connect(current_app.config["DATABASE"])) as conn:
+    with db.database().connection() as conn:
         settled = reconcile_due(conn, services().flow)
     click.echo(f"settled {settled} order(s)")
 
@@ -52,10 +50,20 @@ def check_command() -> None:
     click.echo(f"OK: authenticated to {client.config.api_url} (mid {client.config.mid})")
 
 
+@shop_cli.command("migrate")
+def migrate_command() -> None:
+    """Apply pending schema migrations (start-up does too) and print the schema version."""
+    url = db.database().url
+    applied = db.migrate(url)
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo(f"schema at version {db.schema_version(url)} ({db.engine_of(url)})")
+
+
 @shop_cli.command("reset")
 def reset_command() -> None:
     """Remove every order, refund, queued transmit and logged Flex call."""
-    with closing(db.connect(current_app.config["DATABASE"])) as conn:
+    with db.database().connection() as conn:
         db.clear(conn)
     click.echo("demo reset: all orders removed")
 

@@ -1,60 +1,260 @@
-"""SQLite access: one connection per request (as in Flask's tutorial), plus `connect()`
-for background threads (the transmit relay, the Flex call log)."""
+"""The shop's database: embedded SQLite (the default) or PostgreSQL, chosen by DATABASE_URL.
+
+The shop's SQL is written once, with `?` placeholders, and runs on both: `Connection` is a
+thin wrapper that translates placeholders for psycopg, reads rows by name or position, and
+makes `with conn:` one transaction. The schema lives in numbered plain-SQL migrations
+(shop/migrations/) applied at start-up and by `flask shop migrate`.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 import sqlite3
-from functools import partial
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, closing, contextmanager
 from importlib import resources
 
 from flask import Flask, current_app, g
 
-from flex import calllog, outbox
+log = logging.getLogger(__name__)
+
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+BOOKKEEPING_POOL_SIZE = 4  # PostgreSQL connections per process for the relay and call log
+MIGRATION_LOCK = 7_413_020  # the advisory-lock key that serializes migrations on PostgreSQL
+_MIGRATION_NAME = re.compile(r"(\d{3})_(\w+?)(?:\.(sqlite|postgresql))?\.sql")
 
 
-def connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=10)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
+def engine_of(url: str) -> str:
+    """`sqlite` for sqlite:///path, `postgresql` for postgresql:// (or postgres://) URLs."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "sqlite":
+        return SQLITE
+    if scheme in ("postgresql", "postgres"):
+        return POSTGRESQL
+    raise ValueError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {scheme!r}")
 
 
-def connector(app: Flask):
-    """A zero-argument connect function for threads that outlive a request."""
-    return partial(connect, app.config["DATABASE"])
+class Row(tuple):
+    """A PostgreSQL result row readable by position or by column name, like sqlite3.Row."""
+
+    def __new__(cls, values: Sequence, names: dict[str, int]):
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._names[key] if isinstance(key, str) else key)
 
 
-def get_db() -> sqlite3.Connection:
+def _rows(cursor):
+    names = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(values, names)
+
+
+class Connection:
+    """One connection, either engine. `execute` takes `?` placeholders; `with conn:` runs the
+    block as one transaction (SQLite: BEGIN IMMEDIATE, so concurrent writers queue up instead
+    of failing); outside it every statement commits on its own."""
+
+    def __init__(self, raw, engine: str):
+        self.raw = raw
+        self.engine = engine
+        self._transaction = None
+
+    def execute(self, sql: str, params: Sequence = ()):
+        return self.raw.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, params: Sequence[Sequence]) -> None:
+        self.raw.cursor().executemany(self._sql(sql), params)
+
+    def _sql(self, sql: str) -> str:
+        if self.engine == SQLITE:
+            return sql
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def __enter__(self) -> Connection:
+        if self.engine == SQLITE:
+            self.raw.execute("BEGIN IMMEDIATE")
+        else:
+            self._transaction = self.raw.transaction()
+            self._transaction.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.engine == POSTGRESQL:
+            transaction, self._transaction = self._transaction, None
+            transaction.__exit__(exc_type, exc, tb)
+        elif exc_type is None:
+            self.raw.execute("COMMIT")
+        else:
+            self.raw.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def connect(url: str) -> Connection:
+    """A new connection of its own (the caller closes it): for commands, migrations, tests."""
+    if engine_of(url) == SQLITE:
+        raw = sqlite3.connect(url.split(":///", 1)[1], timeout=10, isolation_level=None)
+        raw.row_factory = sqlite3.Row
+        raw.execute("PRAGMA foreign_keys = ON")
+        return Connection(raw, SQLITE)
+    import psycopg  # only a PostgreSQL deployment needs the driver
+
+    return Connection(psycopg.connect(url, autocommit=True, row_factory=_rows), POSTGRESQL)
+
+
+class Database:
+    """Where connections come from. PostgreSQL: pools shared by the process's threads.
+    SQLite: one connection kept per thread, because opening one costs more than a small
+    write and closing the last one checkpoints the WAL."""
+
+    def __init__(self, url: str, pool_size: int = 10):
+        self.url = url
+        self.engine = engine_of(url)
+        self._local = threading.local()
+        self._pools = {}
+        if self.engine == POSTGRESQL:
+            # Bookkeeping writes get a small pool of their own: a request holding a
+            # connection never waits for one that other requests hold, so no deadlock.
+            self._pools = {True: _pool(url, pool_size),
+                           False: _pool(url, BOOKKEEPING_POOL_SIZE, _no_commit_wait)}
+
+    @contextmanager
+    def connection(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A connection for one unit of work. `durable=False` is for bookkeeping that is safe
+        to lose in a power cut (a log row, a relay's lease): its commits do not wait for the
+        disk (SQLite: synchronous = NORMAL; PostgreSQL: synchronous_commit = off)."""
+        if self._pools:
+            with self._pools[durable].connection() as raw:
+                yield Connection(raw, POSTGRESQL)
+            return
+        key = "durable" if durable else "bookkeeping"
+        conn = getattr(self._local, key, None)
+        if conn is None:
+            conn = connect(self.url)
+            if not durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
+            setattr(self._local, key, conn)
+        yield conn
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+
+
+def _pool(url: str, size: int, configure=None):
+    from psycopg_pool import ConnectionPool
+
+    return ConnectionPool(
+        url, min_size=1, max_size=size, timeout=10, open=True, configure=configure,
+        kwargs={"autocommit": True, "row_factory": _rows},
+        check=ConnectionPool.check_connection,  # survive a database restart
+    )
+
+
+def _no_commit_wait(raw) -> None:
+    raw.execute("SET synchronous_commit = off")
+
+
+# --- schema migrations ---------------------------------------------------------------------
+
+def migrations(engine: str) -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of every migration for `engine`, in order. A migration is one
+    file for both engines, or a .sqlite.sql / .postgresql.sql pair where they must differ."""
+    found = {}
+    for file in resources.files("shop").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.fullmatch(file.name)
+        if match and match[3] in (None, engine):
+            found[int(match[1])] = (int(match[1]), match[2], file.read_text())
+    return [found[version] for version in sorted(found)]
+
+
+def migrate(url: str) -> list[str]:
+    """Applies pending migrations in one transaction; returns the names applied. Safe when
+    several processes start at once: they queue on a lock and find the work done."""
+    with closing(connect(url)) as conn:
+        if conn.engine == SQLITE:
+            conn.execute("PRAGMA journal_mode = WAL")  # the relay writes while pages read
+        with conn:  # SQLite: BEGIN IMMEDIATE is the lock
+            if conn.engine == POSTGRESQL:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            done = []
+            for version, name, sql in migrations(conn.engine):
+                if version in applied:
+                    continue
+                _run_script(conn, sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+                done.append(f"{version:03d}_{name}")
+    for name in done:
+        log.info("applied migration %s", name)
+    return done
+
+
+def schema_version(url: str) -> int:
+    with closing(connect(url)) as conn:
+        return conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+
+
+def _run_script(conn: Connection, sql: str) -> None:
+    if conn.engine == POSTGRESQL:
+        conn.raw.execute(sql)  # no parameters: psycopg sends the whole script at once
+        return
+    statement = ""
+    for line in sql.splitlines(keepends=True):  # executescript() would COMMIT first
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.raw.execute(statement)
+            statement = ""
+
+
+# --- Flask wiring --------------------------------------------------------------------------
+
+def database_url(config) -> str:
+    """DATABASE_URL, or the SQLite file named by DATABASE."""
+    return config.get("DATABASE_URL") or f"sqlite:///{config['DATABASE']}"
+
+
+def database() -> Database:
+    return current_app.extensions["database"]
+
+
+def get_db() -> Connection:
+    """The request's connection, given back when the request ends."""
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE"])
+        g.db_lease = ExitStack()
+        g.db = g.db_lease.enter_context(database().connection())
     return g.db
 
 
-def close_db(_exc: BaseException | None = None) -> None:
-    db = g.pop("db", None)
-    if db is not None:
-        db.close()
+def release_db(_exc: BaseException | None = None) -> None:
+    g.pop("db", None)
+    lease = g.pop("db_lease", None)
+    if lease is not None:
+        lease.close()
 
 
-def init_db(path: str) -> None:
-    """Creates the schema if missing. WAL lets the relay write while pages read."""
-    conn = connect(path)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(resources.files("shop").joinpath("schema.sql").read_text())
-        outbox.create_table(conn)
-        calllog.create_table(conn)
-    finally:
-        conn.close()
-
-
-def clear(conn: sqlite3.Connection) -> None:
-    """Empties every table (the demo's reset)."""
+def clear(conn: Connection) -> None:
+    """Empties every table but schema_migrations (the demo's reset)."""
     with conn:
         for table in ("refunds", "order_items", "orders", "flex_outbox", "flex_calls"):
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 
 def init_app(app: Flask) -> None:
-    init_db(app.config["DATABASE"])
-    app.teardown_appcontext(close_db)
+    url = database_url(app.config)
+    migrate(url)
+    app.extensions["database"] = Database(url, int(app.config.get("DATABASE_POOL_SIZE", 10)))
+    app.teardown_appcontext(release_db)

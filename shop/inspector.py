@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from flex import calllog, outbox
-
 from .db import get_db
+from .flex_store import recent_calls, recent_transmits, transmit_counts
 from .security import demo_only
 
 bp = Blueprint("inspector", __name__)
@@ -16,9 +15,9 @@ bp = Blueprint("inspector", __name__)
 @demo_only
 def calls():
     conn = get_db()
-    queue = outbox.counts(conn)
+    queue = transmit_counts(conn)
     return render_template(
         "flex_calls.html",
-        calls=calllog.recent(conn),
-        outbox={**queue, "rows": outbox.recent(conn)},
+        calls=recent_calls(conn),
+        outbox={**queue, "rows": recent_transmits(conn)},
     )

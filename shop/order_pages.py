@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
-from flex import calllog
-
 from . import checkout, db, orders
 from .db import get_db
+from .flex_store import calls_for_order
 from .forms import RefundForm
 from .money import format_dollars
 from .payments import services
@@ -68,6 +67,6 @@ def _render_detail(order_id: str, refund_form: RefundForm, status: int = 200):
         order=order,
         items=orders.items(conn, order_id),
         refunds=orders.refunds(conn, order_id),
-        calls=calllog.for_order(conn, order_id),
+        calls=calls_for_order(conn, order_id),
         refund_form=refund_form,
     ), status

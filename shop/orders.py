@@ -1,14 +1,14 @@
-"""The order store: orders, their items and refunds, in SQLite.
+"""The order store: orders, their items and refunds, in the shop's database (shop/db.py).
 
 A checkout id becomes the order's primary key, so a replayed checkout finds its order
-instead of charging twice. Refunds reserve their amount with one conditional UPDATE, so
-concurrent refunds can never exceed what was charged.
+instead of charging twice, whichever web node it reaches. Refunds reserve their amount with
+one conditional UPDATE, so concurrent refunds can never exceed what was charged. Constraints
+and conditional writes, not process locks: several processes may share the database.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 from flex import outbox
 from flex.cit import DECLINED, PAID, RESCUED, CitResult
 from flex.models import CardSummary, Evaluation, Purchase
+
+from .db import Connection
+from .flex_store import enqueue_transmit
 
 PENDING = "pending"
 RECONCILE_BACKOFF_SECONDS = 10.0  # first replay of an unanswered /evaluate; doubles each time
@@ -137,7 +140,7 @@ _PLAIN_COLUMNS = (
 )
 
 
-def _order(row: sqlite3.Row) -> Order:
+def _order(row) -> Order:
     transmit = None
     if row["t_state"] is not None:
         transmit = outbox.OutboxRow(
@@ -152,12 +155,13 @@ def _order(row: sqlite3.Row) -> Order:
     )
 
 
-def create(conn: sqlite3.Connection, purchase: Purchase, card: CardSummary) -> bool:
+def create(conn: Connection, purchase: Purchase, card: CardSummary) -> bool:
     """Creates the pending order; False if this checkout id already has one."""
     with conn:
         created = conn.execute(
-            "INSERT OR IGNORE INTO orders (id, created_at, amount_cents, currency, email,"
-            " card_brand, card_first6, card_last4) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO orders (id, created_at, amount_cents, currency, email, card_brand,"
+            " card_first6, card_last4) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
             (purchase.order_id, time.time(), purchase.amount_cents, purchase.currency,
              purchase.email, card.brand, card.bin, card.last4),
         ).rowcount == 1
@@ -171,7 +175,7 @@ def create(conn: sqlite3.Connection, purchase: Purchase, card: CardSummary) -> b
     return created
 
 
-def record_result(conn: sqlite3.Connection, order_id: str, result: CitResult) -> None:
+def record_result(conn: Connection, order_id: str, result: CitResult) -> None:
     """Stores the checkout's outcome; an approved order's transmit is queued in the SAME
     transaction, so no paid order can exist without its transmit."""
     evaluation = result.evaluation
@@ -190,20 +194,20 @@ def record_result(conn: sqlite3.Connection, order_id: str, result: CitResult) ->
              order_id),
         )
         if result.transmit_payload is not None:
-            outbox.enqueue(conn, order_id, result.transmit_payload)
+            enqueue_transmit(conn, order_id, result.transmit_payload)
 
 
-def get(conn: sqlite3.Connection, order_id: str) -> Order | None:
+def get(conn: Connection, order_id: str) -> Order | None:
     row = conn.execute(f"{_SELECT} WHERE o.id = ?", (order_id,)).fetchone()  # noqa: S608
     return _order(row) if row else None
 
 
-def recent(conn: sqlite3.Connection, limit: int = 200) -> list[Order]:
+def recent(conn: Connection, limit: int = 200) -> list[Order]:
     rows = conn.execute(f"{_SELECT} ORDER BY o.created_at DESC LIMIT ?", (limit,))  # noqa: S608
     return [_order(row) for row in rows]
 
 
-def items(conn: sqlite3.Connection, order_id: str) -> list[Item]:
+def items(conn: Connection, order_id: str) -> list[Item]:
     rows = conn.execute(
         "SELECT sku, name, quantity, unit_price_cents FROM order_items WHERE order_id = ?",
         (order_id,),
@@ -211,7 +215,7 @@ def items(conn: sqlite3.Connection, order_id: str) -> list[Item]:
     return [Item(*row) for row in rows]
 
 
-def refunds(conn: sqlite3.Connection, order_id: str) -> list[Refund]:
+def refunds(conn: Connection, order_id: str) -> list[Refund]:
     rows = conn.execute(
         "SELECT id, amount_cents, channel, status, created_at FROM refunds WHERE order_id = ?"
         " ORDER BY id",
@@ -220,7 +224,7 @@ def refunds(conn: sqlite3.Connection, order_id: str) -> list[Refund]:
     return [Refund(*row[:4], _when(row[4])) for row in rows]
 
 
-def reserve_refund(conn: sqlite3.Connection, order_id: str, amount_cents: int,
+def reserve_refund(conn: Connection, order_id: str, amount_cents: int,
                    channel: str) -> int | None:
     """Reserves `amount_cents` of the order for a refund; None if it is more than remains.
     One conditional UPDATE, so two concurrent refunds cannot both pass the check."""
@@ -234,18 +238,18 @@ def reserve_refund(conn: sqlite3.Connection, order_id: str, amount_cents: int,
             return None
         return conn.execute(
             "INSERT INTO refunds (order_id, amount_cents, channel, status, created_at)"
-            " VALUES (?, ?, ?, 'pending', ?)",
+            " VALUES (?, ?, ?, 'pending', ?) RETURNING id",
             (order_id, amount_cents, channel, time.time()),
-        ).lastrowid
+        ).fetchone()[0]
 
 
-def settle_refund(conn: sqlite3.Connection, refund_id: int, status: str) -> None:
+def settle_refund(conn: Connection, refund_id: int, status: str) -> None:
     """Marks a reserved refund succeeded, or unknown (kept reserved until checked)."""
     with conn:
         conn.execute("UPDATE refunds SET status = ? WHERE id = ?", (status, refund_id))
 
 
-def release_refund(conn: sqlite3.Connection, refund_id: int) -> None:
+def release_refund(conn: Connection, refund_id: int) -> None:
     """Gives back the reservation of a refund that was refused."""
     with conn:
         conn.execute(
@@ -257,7 +261,7 @@ def release_refund(conn: sqlite3.Connection, refund_id: int) -> None:
         conn.execute("DELETE FROM refunds WHERE id = ?", (refund_id,))
 
 
-def to_reconcile(conn: sqlite3.Connection, limit: int = 20) -> list[Order]:
+def to_reconcile(conn: Connection, limit: int = 20) -> list[Order]:
     """Orders whose /evaluate went unanswered and are due for a replay."""
     rows = conn.execute(
         f"{_SELECT} WHERE o.reconcile = 1 AND o.reconcile_at <= ? ORDER BY o.reconcile_at"  # noqa: S608
@@ -267,7 +271,7 @@ def to_reconcile(conn: sqlite3.Connection, limit: int = 20) -> list[Order]:
     return [_order(row) for row in rows]
 
 
-def record_reconciled(conn: sqlite3.Connection, order_id: str, evaluation: Evaluation) -> None:
+def record_reconciled(conn: Connection, order_id: str, evaluation: Evaluation) -> None:
     """Flex answered the replayed /evaluate: settle the order on its decision."""
     with conn:
         conn.execute(
@@ -279,7 +283,7 @@ def record_reconciled(conn: sqlite3.Connection, order_id: str, evaluation: Evalu
         )
 
 
-def record_reconcile_failure(conn: sqlite3.Connection, order_id: str, error: str,
+def record_reconcile_failure(conn: Connection, order_id: str, error: str,
                              give_up: bool) -> None:
     """The replay went unanswered too: try again later, or stop trying (stays declined)."""
     with conn:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 
@@ -19,6 +18,7 @@ from flex.models import Card, Purchase
 from flex.outbox import Relay
 
 from . import db
+from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
 from .reconcile import reconcile_due
 
@@ -77,13 +77,13 @@ def init_app(app: Flask) -> None:
             "Flex API; the embedded sandbox simulator is for the demo only."
         )
     else:
-        flex_config, sensejs, mode = _embedded_sandbox(config)
+        flex_config, sensejs, mode = _embedded_sandbox(config, _sandbox_directory(app))
 
-    connect = db.connector(app)
-    client = FlexClient(flex_config, on_call=CallLog(connect).record)
+    database = app.extensions["database"]
+    client = FlexClient(flex_config, on_call=CallLog(SqlCallLog(database)).record)
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
-    relay = Relay(connect, client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
-                  also_run=partial(_reconcile, connect, flow))
+    relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
+                  also_run=partial(_reconcile, database, flow))
     app.extensions["payments"] = Services(
         client=client,
         flow=flow,
@@ -97,8 +97,8 @@ def init_app(app: Flask) -> None:
         atexit.register(relay.stop)
 
 
-def _reconcile(connect, flow: CitFlow) -> None:
-    with closing(connect()) as conn:
+def _reconcile(database: db.Database, flow: CitFlow) -> None:
+    with database.connection() as conn:
         reconcile_due(conn, flow)
 
 
@@ -131,15 +131,22 @@ def _real_flex(config: dict) -> tuple[FlexConfig, SenseJS, str]:
     return flex_config, sensejs, f"Flex API at {flex_config.api_url}"
 
 
-def _embedded_sandbox(config: dict) -> tuple[FlexConfig, SenseJS, str]:
+def _sandbox_directory(app: Flask) -> str:
+    """Beside the SQLite file (so each test database gets its own), else the instance folder."""
+    if app.config["DATABASE"]:
+        return os.path.dirname(os.path.abspath(app.config["DATABASE"]))
+    os.makedirs(app.instance_path, exist_ok=True)
+    return app.instance_path
+
+
+def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS, str]:
     # Imported here: a shop talking to the real Flex never loads the simulator.
     from flex import sandbox
     from flex.sandbox import shared
 
     # One sandbox process beside the database, shared by every worker and CLI process that
     # uses it: a card vaulted through one worker is refunded through another.
-    server = shared.join(os.path.dirname(os.path.abspath(config["DATABASE"])),
-                         port=int(config.get("FLEX_SANDBOX_PORT") or 0))
+    server = shared.join(directory, port=int(config.get("FLEX_SANDBOX_PORT") or 0))
     log.info("embedded Flex sandbox at %s", server.url)
     flex_config = FlexConfig(
         api_url=server.api_url,

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 
 from flex.cit import CitFlow
 from flex.errors import FlexError
 
 from . import orders
+from .db import Connection
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8  # with doubling backoff from 10 s: about 40 minutes of trying
 
 
-def reconcile_due(conn: sqlite3.Connection, flow: CitFlow) -> int:
+def reconcile_due(conn: Connection, flow: CitFlow) -> int:
     """Replays every due evaluate once; returns how many orders were settled."""
     settled = 0
     for order in orders.to_reconcile(conn):

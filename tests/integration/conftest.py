@@ -1,6 +1,14 @@
-"""A Flex sandbox serving real HTTP on loopback, shared by a test module."""
+"""A Flex sandbox serving real HTTP on loopback, shared by a test module, and the shop's
+database on either engine.
+
+Tests marked `storage` run once per engine: on SQLite, and on PostgreSQL in a throwaway
+cluster started once per session (skipped, with the reason, when PostgreSQL is not
+installed). Other tests run on SQLite only.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import requests
@@ -8,6 +16,62 @@ import requests
 from app import create_app
 from flex import FlexClient, FlexConfig
 from flex import sandbox as flex_sandbox
+from shop import db
+from tests.support import PostgresCluster, postgres_bindir
+
+ENGINES = (db.SQLITE, db.POSTGRESQL)
+
+
+def pytest_generate_tests(metafunc):
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("storage"):
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin "
+                    "or pg_config --bindir): apt-get install postgresql")
+    cluster = PostgresCluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def engine(request) -> str:
+    """The database engine under test: SQLite, unless a `storage` test asks for both."""
+    return getattr(request, "param", db.SQLITE)
+
+
+@pytest.fixture
+def database_url(request, engine, tmp_path):
+    """A fresh, empty database on `engine` (on PostgreSQL: a schema of its own), removed
+    after the test."""
+    if engine == db.SQLITE:
+        yield f"sqlite:///{tmp_path / 'shop.sqlite'}"
+        return
+    cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_schema()
+    yield url
+    cluster.drop_schema(url)
+
+
+def sqlite_files(app) -> list[Path]:
+    """The SQLite database file of an app on SQLite, and its write-ahead log if any."""
+    database = Path(db.database_url(app.config).split(":///", 1)[1])
+    return [p for p in (database, Path(f"{database}-wal")) if p.exists()]
+
+
+def db_rows(url: str, sql: str, *params) -> list[tuple]:
+    """Runs one query on the shop's database, as an operator would look at it."""
+    conn = db.connect(url)
+    try:
+        with conn:
+            cursor = conn.execute(sql, params)
+            return [tuple(row) for row in cursor] if cursor.description else []
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +113,11 @@ def set_fault(server, endpoint: str, **spec) -> None:
                  timeout=5).raise_for_status()
 
 
+def clear_faults(server) -> None:
+    """Removes every fault; calls held by a `hang` fault are answered now."""
+    requests.delete(f"{server.url}/_sandbox/faults", timeout=5).raise_for_status()
+
+
 @pytest.fixture
 def reports():
     return []
@@ -62,14 +131,14 @@ def flex_client(fresh_sandbox, reports):
 
 
 @pytest.fixture
-def make_app(fresh_sandbox, tmp_path):
+def make_app(fresh_sandbox, database_url):
     """Builds the shop configured for "real" Flex (FLEX_API_URL set) against the sandbox."""
     apps = []
 
     def build(**overrides):
         app = create_app({
             "TESTING": True,
-            "DATABASE": str(tmp_path / "shop.sqlite"),
+            "DATABASE_URL": database_url,
             "FLEX_API_URL": fresh_sandbox.api_url,
             "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
             "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
@@ -90,6 +159,7 @@ def make_app(fresh_sandbox, tmp_path):
     for app in apps:
         app.extensions["payments"].flow.close()
         app.extensions["payments"].client.close()
+        app.extensions["database"].close()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 
 from app import create_app
 from flex import sandbox as flex_sandbox
+from shop import db
 from tests.support import checkout_form, fill_cart, hidden
 
 from .conftest import calls
@@ -324,12 +325,12 @@ class Footprint:
     """What the shop has stored and sent so far, to prove a case added nothing."""
 
     def __init__(self, app, server):
-        self.database = Path(app.config["DATABASE"])
+        self.database = Path(db.database_url(app.config).removeprefix("sqlite:///"))
         self.server = server
         self.before = self.counts()
 
     def counts(self) -> dict:
-        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(self.database) as conn:
             rows = {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
                     for table in ("orders", "refunds", "flex_outbox", "flex_calls")}
         conn.close()

@@ -3,15 +3,15 @@ retries stay bounded, and an unanswered /evaluate is settled later by reconcilia
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
 import requests
 
+from shop import db
 from tests.support import hidden
 
-from .conftest import calls, set_fault
+from .conftest import calls, db_rows, set_fault
 from .test_shop import pay, status_label
 
 FAULTS = {
@@ -55,9 +55,18 @@ def release_hanging_requests(fresh_sandbox):
 
 def attempts(app, endpoint: str) -> list[int | None]:
     """The HTTP status of each attempt the client made (None: no answer), from its call log."""
-    with sqlite3.connect(app.config["DATABASE"]) as conn:
-        rows = conn.execute("SELECT status FROM flex_calls WHERE endpoint = ?", (endpoint,))
-        return [status for (status,) in rows]
+    rows = db_rows(db.database_url(app.config), "SELECT status FROM flex_calls WHERE endpoint = ?",
+                   endpoint)
+    return [status for (status,) in rows]
+
+
+def make_due(app, order_id: str | None = None) -> None:
+    """Brings reconciliation forward: the order (or every order) is due for a replay now."""
+    url = db.database_url(app.config)
+    if order_id is None:
+        db_rows(url, "UPDATE orders SET reconcile_at = 0")
+    else:
+        db_rows(url, "UPDATE orders SET reconcile_at = 0 WHERE id = ?", order_id)
 
 
 @pytest.mark.parametrize("endpoint", EXPECTED)
@@ -101,6 +110,7 @@ def test_vault_and_evaluate_share_one_deadline(make_app, fresh_sandbox):
     assert "Awaiting reconciliation with Flex" in page
 
 
+@pytest.mark.storage
 def test_unanswered_evaluate_is_settled_by_reconciliation(app, client, fresh_sandbox):
     set_fault(fresh_sandbox, "evaluate", delay_ms=800)  # Flex decides, answers too late
     order_id, page = pay(client, "4000000000000002")
@@ -112,26 +122,28 @@ def test_unanswered_evaluate_is_settled_by_reconciliation(app, client, fresh_san
 
     result = app.test_cli_runner().invoke(args=["flex", "reconcile"])
     assert "settled 0 order(s)" in result.output  # not due yet: replays back off
-    with sqlite3.connect(app.config["DATABASE"]) as conn:
-        conn.execute("UPDATE orders SET reconcile_at = 0 WHERE id = ?", (order_id,))
+    make_due(app, order_id)
     result = app.test_cli_runner().invoke(args=["flex", "reconcile"])
     assert "settled 1 order(s)" in result.output
 
     page = client.get(f"/orders/{order_id}").text
     assert status_label(page) == "Rescued by Flex"
     assert decided[0]["order_session_key"] in page  # the decision Flex took the first time
-    replays = calls(fresh_sandbox, "evaluate")
+    # Only this order's calls: a previous test's delayed /evaluate may still land after reset.
+    replays = [c for c in calls(fresh_sandbox, "evaluate") if c["request"]["orderId"] == order_id]
+    assert len(replays) >= 2
     assert {c["request"]["idempotencyKey"] for c in replays} == {order_id}
-    assert len(requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()) == 1
+    decided = requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()
+    assert len([o for o in decided if o["merchant_order_id"] == order_id]) == 1
 
 
+@pytest.mark.storage
 def test_reconciliation_gives_up_after_bounded_attempts(app, client, fresh_sandbox):
     from shop import reconcile
 
     order_id, _ = pay(client, "4000000000000119")  # Flex stays unavailable
     for _ in range(reconcile.MAX_ATTEMPTS):
-        with sqlite3.connect(app.config["DATABASE"]) as conn:
-            conn.execute("UPDATE orders SET reconcile_at = 0")
+        make_due(app)
         app.test_cli_runner().invoke(args=["flex", "reconcile"])
     page = client.get(f"/orders/{order_id}").text
     assert "Awaiting reconciliation" not in page
@@ -139,7 +151,6 @@ def test_reconciliation_gives_up_after_bounded_attempts(app, client, fresh_sandb
     assert "Please contact us before paying again." in page  # Flex's answer is still unknown
     made = len(attempts(app, "evaluate"))
     assert reconcile.MAX_ATTEMPTS < made <= 3 * (reconcile.MAX_ATTEMPTS + 1)
-    with sqlite3.connect(app.config["DATABASE"]) as conn:
-        conn.execute("UPDATE orders SET reconcile_at = 0")
+    make_due(app)
     app.test_cli_runner().invoke(args=["flex", "reconcile"])
     assert len(attempts(app, "evaluate")) == made  # it gave up: no more replays

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from app import create_app
 from shop.payments import ConfigError, services
 from tests.support import checkout_form, fill_cart, hidden
 
-from .conftest import calls
+from .conftest import calls, sqlite_files
 
 APPROVED = "4242424242424242"
 RESCUED = "4000000000000002"
@@ -41,6 +40,7 @@ def status_label(html: str) -> str:
     return found[0]
 
 
+@pytest.mark.storage
 @pytest.mark.parametrize("card", [APPROVED, "5555555555554444", "4111111111111111"])
 def test_approved_card_is_paid_and_transmit_is_queued_not_sent(client, fresh_sandbox, card):
     order_id, page = pay(client, card)
@@ -50,6 +50,7 @@ def test_approved_card_is_paid_and_transmit_is_queued_not_sent(client, fresh_san
     assert calls(fresh_sandbox, "transmit") == []  # the response did not wait for it
 
 
+@pytest.mark.storage
 def test_relay_delivers_the_transmit(app, client, fresh_sandbox):
     order_id, _ = pay(client, APPROVED)
     assert services_of(app).relay.run_once() == 1
@@ -61,6 +62,7 @@ def test_relay_delivers_the_transmit(app, client, fresh_sandbox):
     assert services_of(app).relay.run_once() == 0  # delivered once, not again
 
 
+@pytest.mark.storage
 def test_declined_card_rescued_by_flex(client, fresh_sandbox):
     order_id, page = pay(client, RESCUED)
     assert status_label(page) == "Rescued by Flex"
@@ -83,6 +85,7 @@ def test_challenge_and_flex_decline_are_declines(client, card):
     assert "No money was taken" in page
 
 
+@pytest.mark.storage
 def test_flex_unavailable_declines_and_flags_reconciliation(client, fresh_sandbox):
     _, page = pay(client, FLEX_DOWN)
     assert status_label(page) == "Declined"
@@ -90,6 +93,7 @@ def test_flex_unavailable_declines_and_flags_reconciliation(client, fresh_sandbo
     assert len(calls(fresh_sandbox, "evaluate")) == 3  # first try + 2 retries, then gave up
 
 
+@pytest.mark.storage
 def test_refunds_partial_then_full_then_refused(client, fresh_sandbox):
     order_id, page = pay(client, RESCUED, quantity=2)  # $36.00
     csrf = hidden(page, "csrf_token")
@@ -113,6 +117,7 @@ def test_refunds_partial_then_full_then_refused(client, fresh_sandbox):
     assert len(calls(fresh_sandbox, "refund")) == 2  # refused before reaching Flex
 
 
+@pytest.mark.storage
 def test_over_refund_refused_and_paid_order_refunds_through_processor(client, fresh_sandbox):
     order_id, page = pay(client, APPROVED)  # $18.00
     csrf = hidden(page, "csrf_token")
@@ -126,6 +131,7 @@ def test_over_refund_refused_and_paid_order_refunds_through_processor(client, fr
     assert calls(fresh_sandbox, "refund") == []  # not charged by Flex: not refunded by it
 
 
+@pytest.mark.storage
 def test_declined_order_cannot_be_refunded(client):
     order_id, page = pay(client, FLEX_DECLINED)
     assert 'name="amount"' not in page  # no refund form is offered
@@ -136,6 +142,7 @@ def test_declined_order_cannot_be_refunded(client):
     assert "cannot be refunded" in response.get_data(as_text=True)
 
 
+@pytest.mark.storage
 def test_replayed_checkout_returns_the_same_order(client, fresh_sandbox):
     fill_cart(client)
     form = checkout_form(client)
@@ -184,12 +191,10 @@ def test_card_number_never_reaches_the_database(app, client):
         pay(client, card)
     services_of(app).relay.run_once()
     time.sleep(0.2)  # let background vault calls finish writing their log rows
-    database = Path(app.config["DATABASE"])
-    for path in (database, Path(f"{database}-wal")):
-        if path.exists():
-            data = path.read_bytes()
-            for card in (APPROVED, RESCUED, FLEX_DECLINED):
-                assert card.encode() not in data
+    for path in sqlite_files(app):
+        data = path.read_bytes()
+        for card in (APPROVED, RESCUED, FLEX_DECLINED):
+            assert card.encode() not in data
 
 
 def test_real_mode_refuses_to_start_without_a_setting(fresh_sandbox, tmp_path):

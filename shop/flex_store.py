@@ -1,0 +1,125 @@
+"""The Flex integration's storage in the shop's database: the /transmit outbox (for
+flex.outbox.Relay) and the call log (for flex.calllog.CallLog), on SQLite or PostgreSQL.
+
+The relay's writes and the call log's rows are bookkeeping that may be redone or lost in a
+power cut without harm (at-least-once delivery, a diagnostic log), so they use
+`durable=False` connections and never queue behind an order's commit on SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flex.calllog import LoggedCall
+from flex.outbox import DELIVERED, FAILED, PENDING, OutboxRow, Transmit
+
+from .db import POSTGRESQL, Connection, Database
+
+_CALL_COLUMNS = ("id, order_id, endpoint, method, path, status, ms, attempt, error, request,"
+                 " response, created_at")
+_OUTBOX_COLUMNS = ("order_id, state, attempts, last_error, next_attempt_at, created_at,"
+                   " delivered_at")
+
+# Lease the pending row due first that no relay holds; a lease ends at `leased_until`.
+_CLAIM = (
+    "UPDATE flex_outbox SET leased_until = ? WHERE order_id = ("
+    " SELECT order_id FROM flex_outbox WHERE state = ? AND next_attempt_at <= ?"
+    " AND leased_until <= ? ORDER BY next_attempt_at LIMIT 1{skip_locked})"
+    " RETURNING order_id, payload, attempts"
+)
+
+
+def enqueue_transmit(conn: Connection, order_id: str, payload: dict) -> None:
+    """Adds a transmit to the caller's open transaction (the approved order's). One per
+    order: the primary key makes a second enqueue a no-op."""
+    now = time.time()
+    conn.execute(
+        "INSERT INTO flex_outbox (order_id, payload, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+        (order_id, json.dumps(payload), now, now),
+    )
+
+
+class SqlOutbox:
+    """flex.outbox.OutboxStore on the shop's database. A claim is one UPDATE: PostgreSQL
+    skips rows another relay is claiming right now (FOR UPDATE SKIP LOCKED); SQLite has one
+    writer at a time (BEGIN IMMEDIATE), so the same statement is atomic there as it is."""
+
+    def __init__(self, database: Database):
+        self.database = database
+        skip_locked = " FOR UPDATE SKIP LOCKED" if database.engine == POSTGRESQL else ""
+        self._claim_sql = _CLAIM.format(skip_locked=skip_locked)
+
+    def claim(self, lease_seconds: float) -> Transmit | None:
+        now = time.time()
+        with self.database.connection(durable=False) as conn, conn:
+            row = conn.execute(
+                self._claim_sql, (now + lease_seconds, PENDING, now, now)
+            ).fetchone()
+        return Transmit(row[0], json.loads(row[1]), row[2]) if row else None
+
+    def mark_delivered(self, order_id: str) -> None:
+        self._update(order_id, "state = ?, delivered_at = ?, last_error = NULL",
+                     DELIVERED, time.time())
+
+    def retry_later(self, order_id: str, error: str, retry_at: float) -> None:
+        self._update(order_id, "last_error = ?, next_attempt_at = ?", error, retry_at)
+
+    def dead_letter(self, order_id: str, error: str) -> None:
+        self._update(order_id, "state = ?, last_error = ?", FAILED, error)
+
+    def _update(self, order_id: str, assignments: str, *params) -> None:
+        with self.database.connection(durable=False) as conn, conn:
+            conn.execute(
+                f"UPDATE flex_outbox SET {assignments}, attempts = attempts + 1,"  # noqa: S608
+                " leased_until = 0 WHERE order_id = ?",
+                (*params, order_id),
+            )
+
+
+class SqlCallLog:
+    """flex.calllog.CallLogStore on the shop's database."""
+
+    def __init__(self, database: Database):
+        self.database = database
+
+    def add(self, call: LoggedCall) -> None:
+        with self.database.connection(durable=False) as conn, conn:
+            conn.execute(
+                "INSERT INTO flex_calls (order_id, endpoint, method, path, status, ms, attempt,"
+                " error, request, response, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (call.order_id, call.endpoint, call.method, call.path, call.status, call.ms,
+                 call.attempt, call.error, call.request_json, call.response_json,
+                 call.created_at),
+            )
+
+
+# --- what the merchant's pages read --------------------------------------------------------
+
+def recent_transmits(conn: Connection, limit: int = 50) -> list[OutboxRow]:
+    rows = conn.execute(
+        f"SELECT {_OUTBOX_COLUMNS} FROM flex_outbox ORDER BY created_at DESC LIMIT ?",  # noqa: S608
+        (limit,),
+    )
+    return [OutboxRow(*row) for row in rows]
+
+
+def transmit_counts(conn: Connection) -> dict[str, int]:
+    found = dict(conn.execute("SELECT state, COUNT(*) FROM flex_outbox GROUP BY state"))
+    return {state: found.get(state, 0) for state in (PENDING, DELIVERED, FAILED)}
+
+
+def calls_for_order(conn: Connection, order_id: str) -> list[LoggedCall]:
+    rows = conn.execute(
+        f"SELECT {_CALL_COLUMNS} FROM flex_calls WHERE order_id = ? ORDER BY id",  # noqa: S608
+        (order_id,),
+    )
+    return [LoggedCall(*row) for row in rows]
+
+
+def recent_calls(conn: Connection, limit: int = 100) -> list[LoggedCall]:
+    rows = conn.execute(
+        f"SELECT {_CALL_COLUMNS} FROM flex_calls ORDER BY id DESC LIMIT ?", (limit,)  # noqa: S608
+    )
+    return [LoggedCall(*row) for row in rows]

@@ -1,0 +1,127 @@
+"""The shop's storage on both engines: migrations, the constraints that keep one order and
+one transmit per checkout, and the outbox as several relays and failures see it."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from shop import db
+
+from .conftest import calls, db_rows, set_fault
+from .test_shop import pay
+
+pytestmark = pytest.mark.storage
+
+MIGRATIONS = ["001_orders", "002_refunds_and_calls"]
+
+
+def test_migrations_apply_once_when_processes_start_together(database_url):
+    starting_line = threading.Barrier(4)
+
+    def start() -> list[str]:
+        starting_line.wait()
+        return db.migrate(database_url)
+
+    with ThreadPoolExecutor(4) as pool:  # each one opens its own connection, like a process
+        applied = sorted(pool.map(lambda _: start(), range(4)))
+
+    assert applied == [[], [], [], MIGRATIONS]  # one did the work; three found it done
+    assert db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY version") == [
+        (1,), (2,)]
+    assert db.migrate(database_url) == []
+
+
+def test_flask_shop_migrate_reports_the_schema_version(app, engine):
+    result = app.test_cli_runner().invoke(args=["shop", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert f"schema at version 2 ({engine})" in result.output  # start-up had applied them
+
+
+def test_constraints_allow_one_order_and_one_transmit_per_checkout(database_url):
+    db.migrate(database_url)
+    order = ("INSERT INTO orders (id, created_at, amount_cents, currency, email)"
+             " VALUES ('c1', 0, 1800, 'USD', 'a@example.com')")
+    transmit = ("INSERT INTO flex_outbox (order_id, payload, next_attempt_at, created_at)"
+                " VALUES ('c1', '{}', 0, 0)")
+    db_rows(database_url, order)
+    db_rows(database_url, transmit)
+    for duplicate in (order, transmit):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+            db_rows(database_url, duplicate)
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):  # over-reserved
+        db_rows(database_url, "UPDATE orders SET refund_reserved_cents = 1801")
+
+
+def test_two_relays_deliver_each_transmit_exactly_once(make_app, fresh_sandbox):
+    web, worker = make_app(), make_app()  # two processes' worth of app on one database
+    client = web.test_client()
+    paid = {pay(client, "4242424242424242")[0] for _ in range(8)}
+    set_fault(fresh_sandbox, "transmit", delay_ms=40)  # slow enough for the relays to overlap
+    relays = [app.extensions["payments"].relay for app in (web, worker)]
+    starting_line = threading.Barrier(2)
+
+    def relay_round(relay) -> int:
+        starting_line.wait()
+        return relay.run_once()
+
+    with ThreadPoolExecutor(2) as pool:
+        delivered = list(pool.map(relay_round, relays))
+
+    sent = [c["request"]["orderId"] for c in calls(fresh_sandbox, "transmit")]
+    assert sorted(sent) == sorted(paid)  # every order once, none twice
+    assert sum(delivered) == len(paid)
+    print(f"deliveries per relay: {delivered}")
+
+
+def test_failed_transmit_is_retried_later_then_dead_lettered(app, client, fresh_sandbox,
+                                                            database_url):
+    relay = app.extensions["payments"].relay
+    order_id, _ = pay(client, "4242424242424242")
+
+    set_fault(fresh_sandbox, "transmit", status=503)
+    before = time.time()
+    assert relay.run_once() == 0
+    [(state, attempts, error, due)] = db_rows(
+        database_url, "SELECT state, attempts, last_error, next_attempt_at FROM flex_outbox")
+    assert (state, attempts) == ("pending", 1)
+    assert "503" in error
+    assert due > before  # backed off: not due again at once
+    assert relay.run_once() == 0  # and not claimed again before then
+
+    set_fault(fresh_sandbox, "transmit", status=400)
+    db_rows(database_url, "UPDATE flex_outbox SET next_attempt_at = 0")
+    assert relay.run_once() == 0
+    [(state, attempts, error)] = db_rows(
+        database_url, "SELECT state, attempts, last_error FROM flex_outbox")
+    assert (state, attempts) == ("failed", 2)  # a 400 is not retried: dead-lettered
+    assert "400" in error
+    assert "transmit failed" in client.get("/orders").text
+    assert relay.run_once() == 0
+    assert len([c for c in calls(fresh_sandbox, "transmit") if c["status"] == 400]) == 1
+
+
+def test_requests_holding_every_connection_still_log_their_flex_calls(make_app, database_url):
+    # Each request holds a pooled connection while it calls Flex, and each Flex call is
+    # logged meanwhile: with the log drawing on the same full pool, they would wait on
+    # each other until the pool timed out, and the log rows would be lost.
+    app = make_app(DATABASE_POOL_SIZE=2)
+    starting_line = threading.Barrier(4)
+
+    def rescue(_) -> str:
+        client = app.test_client()
+        starting_line.wait()
+        return pay(client, "4000000000000002")[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        order_ids = list(pool.map(rescue, range(4)))
+
+    for order_id in order_ids:
+        logged = db_rows(database_url, "SELECT endpoint FROM flex_calls WHERE order_id = ?",
+                         order_id)
+        assert {"tokenize", "evaluate"} <= {endpoint for (endpoint,) in logged}
