@@ -10,9 +10,10 @@ import logging
 import sqlite3
 import time
 
+from flex import calllog
 from flex.cit import RESCUED
 from flex.errors import FlexError, FlexRefundRefused, FlexUnavailableError
-from flex.models import Address, Card, LineItem, Purchase
+from flex.models import Address, Card, LineItem, ProcessorResult, Purchase
 
 from . import orders
 from .cart import CartLine
@@ -52,11 +53,43 @@ def place_order(conn: sqlite3.Connection, services: Services, purchase: Purchase
     """Runs the checkout once per checkout id; a duplicate waits for the first one."""
     if not orders.create(conn, purchase, card.summary):
         return wait_until_settled(conn, purchase.order_id)
-    result = services.flow.pay(purchase, card, services.processor.authorize)
+    authorize = TimedAuthorize(services.processor.authorize)
+    result = services.flow.pay(purchase, card, authorize)
     orders.record_result(conn, purchase.order_id, result)
+    authorize.record(conn, purchase.order_id)
     if result.transmit_payload is not None:
         services.relay.wake()
     return orders.get(conn, purchase.order_id)
+
+
+class TimedAuthorize:
+    """Wraps the processor's authorize and times it, so the order's timeline can show it
+    beside the Flex vault call that ran at the same time."""
+
+    def __init__(self, authorize):
+        self._authorize = authorize
+        self.started_at: float | None = None  # epoch seconds
+        self.ms = 0
+        self.result: ProcessorResult | None = None
+
+    def __call__(self, card: Card, amount_cents: int) -> ProcessorResult:
+        self.started_at, began = time.time(), time.perf_counter()
+        try:
+            self.result = self._authorize(card, amount_cents)
+            return self.result
+        finally:
+            self.ms = round((time.perf_counter() - began) * 1000)
+
+    def record(self, conn: sqlite3.Connection, order_id: str) -> None:
+        if self.started_at is None:
+            return
+        outcome = None if self.result is None else {
+            "approved": self.result.approved, "processor": self.result.processor_name,
+            "response_code": self.result.response_code,
+            "response_description": self.result.response_description,
+        }
+        calllog.record_step(conn, order_id, "processor.authorize", self.started_at, self.ms,
+                            outcome)
 
 
 def wait_until_settled(conn: sqlite3.Connection, order_id: str, timeout: float = 30.0,

@@ -1,8 +1,9 @@
-"""The integration inspector: recent Flex calls across orders and the transmit queue."""
+"""The integration inspector: Flex calls across orders (filtered, paged) and the transmit
+queue. Its tabs are listed in TABS; each tab is one view of this blueprint."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from flex import calllog, outbox
 
@@ -11,14 +12,38 @@ from .security import demo_only
 
 bp = Blueprint("inspector", __name__)
 
+# (endpoint, tab title). Webhooks received from Flex get a tab here beside the calls.
+TABS = (("inspector.calls", "Flex calls"),)
+
+STATUS_CHOICES = (("", "Any"), ("2xx", "2xx"), ("4xx", "4xx"), ("5xx", "5xx"),
+                  ("none", "No answer"))
+
 
 @bp.get("/flex")
 @demo_only
 def calls():
     conn = get_db()
+    filters = {
+        "endpoint": request.args.get("endpoint", "").strip(),
+        "status": request.args.get("status", "").strip(),
+        "order": request.args.get("order", "").strip()[:36],
+    }
+    page = request.args.get("page", 1, type=int) or 1
+    found, total = calllog.search(
+        conn, endpoint=filters["endpoint"] or None, status_class=filters["status"] or None,
+        order_id=filters["order"] or None, page=page,
+    )
+    pages = max(1, -(-total // calllog.PAGE_SIZE))
     queue = outbox.counts(conn)
     return render_template(
         "flex_calls.html",
-        calls=calllog.recent(conn),
+        tabs=TABS,
+        calls=found,
+        total=total,
+        page=min(max(page, 1), pages),
+        pages=pages,
+        filters=filters,
+        endpoints=calllog.endpoints(conn),
+        status_choices=STATUS_CHOICES,
         outbox={**queue, "rows": outbox.recent(conn)},
     )
