@@ -18,6 +18,7 @@ from .security import demo_only
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
 BURST_GAP_SECONDS = 1.0  # a call starting this long after the previous ones starts a new chart
+OWN_CHART = {"refund"}  # a refund is an action of its own, however soon after the checkout
 SCALE = 1000  # the bars' SVG viewBox width
 
 
@@ -107,11 +108,17 @@ def waterfalls(calls: list[calllog.LoggedCall]) -> list[Waterfall]:
     so a reader sees what ran in parallel (the vault beside the authorization)."""
     bursts: list[list[calllog.LoggedCall]] = []
     for call in sorted(calls, key=lambda c: (c.started_at, c.id)):
-        if bursts and call.started_at <= _end(bursts[-1]) + BURST_GAP_SECONDS:
+        if bursts and not _starts_chart(bursts[-1], call):
             bursts[-1].append(call)
         else:
             bursts.append([call])
     return [_chart(burst) for burst in bursts]
+
+
+def _starts_chart(burst: list[calllog.LoggedCall], call: calllog.LoggedCall) -> bool:
+    if call.started_at > _end(burst) + BURST_GAP_SECONDS:
+        return True
+    return call.endpoint in OWN_CHART and all(c.endpoint != call.endpoint for c in burst)
 
 
 def _end(burst: list[calllog.LoggedCall]) -> float:
