@@ -42,9 +42,14 @@ def orders(shop) -> dict[str, str]:
 
 
 def violations(page: Page, name: str) -> list[str]:
+    """axe-core's violations on the page, and sideways scrolling (nothing may be clipped)."""
     results = AXE.run(page)
-    return [f"{name}: {v['id']} ({v['impact']}) on {[n['target'] for n in v['nodes']]}"
-            for v in results.response["violations"]]
+    found = [f"{name}: {v['id']} ({v['impact']}) on {[n['target'] for n in v['nodes']]}"
+             for v in results.response["violations"]]
+    width = page.viewport_size["width"]
+    if page.evaluate("document.documentElement.scrollWidth") > width:
+        found.append(f"{name}: wider than the {width} px screen")
+    return found
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)

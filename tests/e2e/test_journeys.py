@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 import requests
@@ -123,6 +125,17 @@ def test_unknown_flex_answer_awaits_confirmation_in_a_neutral_look(page: Page):
     page.goto("/orders")
     row = page.get_by_role("row").filter(has_text=checkout_id[:8])
     expect(row.get_by_text("Awaiting confirmation", exact=True)).to_be_visible()
+
+
+def test_awaiting_confirmation_page_updates_by_itself(page: Page, shop):
+    set_fault(shop, "evaluate", {"status": 503})  # Flex's answer does not arrive
+    checkout_id = pay(page, RESCUED)
+    expect_status(page, "Awaiting confirmation")
+    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex is back
+    with closing(sqlite3.connect(shop.database)) as conn, conn:  # the replay is due now
+        conn.execute("UPDATE orders SET reconcile_at = 0 WHERE id = ?", (checkout_id,))
+    # The relay replays /evaluate; the open page notices and shows the result, no reload.
+    expect(page.get_by_role("status")).to_have_text("Rescued by Flex", timeout=20_000)
 
 
 def _rgb(hex_color: str) -> str:
