@@ -31,11 +31,13 @@ def history():
 def detail(order_id: str):
     order = _order_or_404(order_id)
     form = RefundForm(formdata=None)
+    status = 200
     failed = session.get("refund_error")
     if failed and failed.get("order_id") == order_id:  # carried over the redirect below
         session.pop("refund_error")
         form.amount.data = failed["amount"]
         form.amount.errors = [failed["message"]]
+        status = failed["status"]  # the refusal keeps its 4xx; a reload is a plain 200
     elif order.refundable_cents:  # suggest refunding whatever remains
         form.amount.data = f"{order.refundable_cents / 100:.2f}"
     conn = get_db()
@@ -46,27 +48,28 @@ def detail(order_id: str):
         refunds=orders.refunds(conn, order_id),
         charts=waterfalls(calllog.for_order(conn, order_id)),
         refund_form=form,
-    )
+    ), status
 
 
 @bp.post("/<order_id>/refund")
 def refund(order_id: str):
     """Post/Redirect/Get either way: a reload of the order page never sends a refund again.
-    An error travels to the page in the session and is shown at the amount field."""
+    An error travels to the page in the session, is shown at the amount field, and that
+    page answers 400 (bad amount) or 409 (refused)."""
     order = _order_or_404(order_id)
     form = RefundForm()
     amount_cents = form.amount_cents() if form.validate() else None
     if amount_cents is None:
-        error = "Enter an amount in dollars greater than zero, like 12.34."
+        error, status = "Enter an amount in dollars greater than zero, like 12.34.", 400
     else:
         try:
             checkout.refund(get_db(), services(), order, amount_cents)
         except checkout.RefundError as exc:
-            error = str(exc)
+            error, status = str(exc), 409
         else:
             flash(f"Refunded ${amount_cents / 100:,.2f}.", "success")
             return redirect(url_for("orders.detail", order_id=order_id), 303)
-    session["refund_error"] = {"order_id": order_id, "message": error,
+    session["refund_error"] = {"order_id": order_id, "message": error, "status": status,
                                "amount": (form.amount.data or "")[:40]}
     return redirect(url_for("orders.detail", order_id=order_id, _anchor="refund"), 303)
 

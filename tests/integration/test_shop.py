@@ -110,7 +110,9 @@ def test_refunds_partial_then_full_then_refused(client, fresh_sandbox):
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": csrf, "amount": "1.00"})
     assert response.status_code == 303  # Post/Redirect/Get, errors too
-    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    response = client.get(response.headers["Location"])
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
     assert "Refund refused" in page
     assert 'aria-invalid="true"' in page
     assert len(calls(fresh_sandbox, "refund")) == 2  # refused before reaching Flex
