@@ -28,19 +28,21 @@ def calls():
         "status": request.args.get("status", "").strip(),
         "order": request.args.get("order", "").strip()[:36],
     }
-    page = request.args.get("page", 1, type=int) or 1
-    found, total = calllog.search(
-        conn, endpoint=filters["endpoint"] or None, status_class=filters["status"] or None,
-        order_id=filters["order"] or None, page=page,
-    )
+    query = {"endpoint": filters["endpoint"] or None, "status_class": filters["status"] or None,
+             "order_id": filters["order"] or None}
+    page = max(1, request.args.get("page", 1, type=int))
+    found, total = calllog.search(conn, page=page, **query)
     pages = max(1, -(-total // calllog.PAGE_SIZE))
+    if page > pages:  # past the end (the log was reset, or a hand-made URL): the last page
+        page = pages
+        found, total = calllog.search(conn, page=page, **query)
     queue = outbox.counts(conn)
     return render_template(
         "flex_calls.html",
         tabs=TABS,
         calls=found,
         total=total,
-        page=min(max(page, 1), pages),
+        page=page,
         pages=pages,
         filters=filters,
         endpoints=calllog.endpoints(conn),

@@ -4,6 +4,7 @@ on loopback and the shop configured exactly as for Flex's real sandbox (FLEX_API
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -211,3 +212,23 @@ def services_of(app):
     with app.app_context():
         return services()
 
+
+
+def test_processor_authorization_is_timed_on_the_order_timeline(app, client):
+    order_id, page = pay(client, RESCUED)
+    assert "Processor authorization" in page
+    with sqlite3.connect(app.config["DATABASE"]) as conn:
+        rows = conn.execute("SELECT ms, response FROM flex_calls WHERE order_id = ?"
+                            " AND endpoint = 'processor.authorize'", (order_id,)).fetchall()
+    assert len(rows) == 1
+    ms, outcome = rows[0]
+    assert ms >= 0 and '"response_code": "05"' in outcome
+    assert "4000000000000002" not in outcome  # no card data in the step's record
+    assert "processor.authorize" not in client.get("/flex").text  # /flex lists Flex calls
+
+
+@pytest.mark.parametrize("query", ["page=abc", "page=-1", "page=999",
+                                   "status=bogus&endpoint=nope&order=%25_"])
+def test_inspector_answers_any_query(client, query):
+    pay(client, APPROVED)
+    assert client.get(f"/flex?{query}").status_code == 200
