@@ -22,6 +22,14 @@
     setTimeout(function () { button.disabled = true; }, 0);
   });
 
+  // Back to a page whose form was sent: the browser may restore it as it was (busy,
+  // disabled). Load it afresh instead; for the checkout that also means a new checkout id.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && document.querySelector("form[data-once] [aria-busy=true]")) {
+      location.reload();
+    }
+  });
+
   // Checkout: a test card's button fills the Card number field.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-fill-card]");
