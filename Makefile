@@ -1,5 +1,6 @@
 # `make demo` runs the shop offline; `make test` runs lint, unit, integration and e2e tests.
 PYTHON ?= python3
+PORT ?= 5000
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -17,7 +18,7 @@ $(VENV)/.dev: requirements-dev.txt requirements.txt | $(BIN)/activate
 	touch $@
 
 demo: $(VENV)/.runtime
-	$(BIN)/flask --app app run --port 5000
+	$(BIN)/flask --app app run --port $(PORT)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -3,6 +3,8 @@
 Pass `CallLog(store).record` as FlexClient's `on_call` hook, with a `CallLogStore` you
 implement on your database (the demo shop's is in shop/flex_store.py). Calls are filed under
 the `ref` the caller gave the client (the merchant order id), so each order has a timeline.
+`CallLog.record_step` files a step the merchant timed itself (its processor's authorization)
+beside them, so the timeline shows the vault running alongside the authorization.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .client import CallReport
+
+STEP_PREFIX = "processor."  # endpoint names of merchant-side steps, e.g. "processor.authorize"
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,17 @@ class LoggedCall:
     error: str | None
     request_json: str | None  # pretty-printed, redacted
     response_json: str | None
-    created_at: float  # epoch seconds
+    created_at: float  # epoch seconds when the call ended (when it was recorded)
+
+    @property
+    def started_at(self) -> float:
+        """Epoch seconds when the call started."""
+        return self.created_at - self.ms / 1000
+
+    @property
+    def is_flex(self) -> bool:
+        """False for a merchant-side step filed with `CallLog.record_step`."""
+        return not self.endpoint.startswith(STEP_PREFIX)
 
 
 class CallLogStore(Protocol):
@@ -52,6 +66,16 @@ class CallLog:
             None, report.ref, report.endpoint, report.method, report.path, report.status,
             report.ms, report.attempt, report.error, _pretty(report.request),
             _pretty(report.response), time.time(),
+        ))
+
+    def record_step(self, ref: str, endpoint: str, started_at: float, ms: int,
+                    outcome: dict | None = None) -> None:
+        """Files a merchant-side step (`endpoint` like "processor.authorize", started at epoch
+        seconds, lasting `ms` milliseconds) in the order's timeline; `outcome` holds no card
+        data."""
+        self.store.add(LoggedCall(
+            None, ref, endpoint, "", endpoint.removeprefix(STEP_PREFIX), None, ms, 1, None,
+            None, _pretty(outcome), started_at + ms / 1000,
         ))
 
 

@@ -10,9 +10,10 @@ import dataclasses
 import logging
 import time
 
+from flex.calllog import CallLog
 from flex.cit import RESCUED, CitResult
 from flex.errors import FlexError, FlexRefundRefused, FlexUnavailableError
-from flex.models import Address, Card, LineItem, Purchase
+from flex.models import Address, Card, LineItem, ProcessorResult, Purchase
 
 from . import orders
 from .cart import CartLine
@@ -54,11 +55,13 @@ def place_order(conn: Connection, services: Services, purchase: Purchase,
     """Runs the checkout once per checkout id; a duplicate waits for the first one."""
     if not orders.create(conn, purchase, card.summary):
         return wait_until_settled(conn, purchase.order_id)
-    result = services.flow.pay(purchase, card, services.processor.authorize)
+    authorize = TimedAuthorize(services.processor.authorize)
+    result = services.flow.pay(purchase, card, authorize)
     if flex_refused_amount(result):
         result = dataclasses.replace(
             result, flex_error=f"{orders.FLEX_REFUSED_AMOUNT}: {result.flex_error}")
     orders.record_result(conn, purchase.order_id, result)
+    authorize.record(services.call_log, purchase.order_id)
     if result.transmit_payload is not None:
         services.relay.wake()
     return orders.get(conn, purchase.order_id)
@@ -69,6 +72,37 @@ def flex_refused_amount(result: CitResult) -> bool:
     does not evaluate (its sandbox takes only 10 < amount < 20000 cents), so no retry can
     rescue it."""
     return any(name.lower() == "transaction.amount" for name in result.refused_fields)
+
+
+class TimedAuthorize:
+    """Wraps the processor's authorize and times it, so the order's timeline can show it
+    beside the Flex vault call that ran at the same time."""
+
+    def __init__(self, authorize):
+        self._authorize = authorize
+        self.started_at: float | None = None  # epoch seconds
+        self.ms = 0
+        self.result: ProcessorResult | None = None
+
+    def __call__(self, card: Card, amount_cents: int) -> ProcessorResult:
+        self.started_at, began = time.time(), time.perf_counter()
+        try:
+            self.result = self._authorize(card, amount_cents)
+            return self.result
+        finally:
+            self.ms = round((time.perf_counter() - began) * 1000)
+
+    def record(self, call_log: CallLog, order_id: str) -> None:
+        """Files the timed authorization in the order's timeline (no card data)."""
+        if self.started_at is None:
+            return
+        outcome = None if self.result is None else {
+            "approved": self.result.approved, "processor": self.result.processor_name,
+            "response_code": self.result.response_code,
+            "response_description": self.result.response_description,
+        }
+        call_log.record_step(order_id, "processor.authorize", self.started_at, self.ms,
+                            outcome)
 
 
 def wait_until_settled(conn: Connection, order_id: str, timeout: float = 30.0,

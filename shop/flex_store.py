@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from flex.calllog import LoggedCall
+from flex.calllog import STEP_PREFIX, LoggedCall
 from flex.outbox import DELIVERED, FAILED, PENDING, OutboxRow, Transmit
 
 from .db import POSTGRESQL, Connection, Database
@@ -118,8 +118,45 @@ def calls_for_order(conn: Connection, order_id: str) -> list[LoggedCall]:
     return [LoggedCall(*row) for row in rows]
 
 
-def recent_calls(conn: Connection, limit: int = 100) -> list[LoggedCall]:
+CALLS_PER_PAGE = 50
+STATUS_CLASSES = {  # the inspector's filter: name -> SQL condition on `status`
+    "2xx": "status BETWEEN 200 AND 299",
+    "4xx": "status BETWEEN 400 AND 499",
+    "5xx": "status BETWEEN 500 AND 599",
+    "none": "status IS NULL",
+}
+_FLEX_ONLY = f"endpoint NOT LIKE '{STEP_PREFIX}%'"  # merchant-side steps stay off /flex
+
+
+def search_calls(conn: Connection, *, endpoint: str | None = None,
+                 status_class: str | None = None, order_id: str | None = None, page: int = 1,
+                 per_page: int = CALLS_PER_PAGE) -> tuple[list[LoggedCall], int]:
+    """One page of Flex calls, newest first, and how many match in all. `status_class` is a
+    key of STATUS_CLASSES; `order_id` may be a prefix, as the pages show ids."""
+    where, params = [_FLEX_ONLY], []
+    if endpoint:
+        where.append("endpoint = ?")
+        params.append(endpoint)
+    if status_class in STATUS_CLASSES:
+        where.append(STATUS_CLASSES[status_class])
+    if order_id:
+        where.append("substr(order_id, 1, ?) = ?")
+        params += [len(order_id), order_id]
+    condition = " AND ".join(where)
+    total = conn.execute(
+        f"SELECT COUNT(*) FROM flex_calls WHERE {condition}", params  # noqa: S608
+    ).fetchone()[0]
     rows = conn.execute(
-        f"SELECT {_CALL_COLUMNS} FROM flex_calls ORDER BY id DESC LIMIT ?", (limit,)  # noqa: S608
+        f"SELECT {_CALL_COLUMNS} FROM flex_calls WHERE {condition} ORDER BY id DESC"  # noqa: S608
+        " LIMIT ? OFFSET ?",
+        (*params, per_page, (max(page, 1) - 1) * per_page),
     )
-    return [LoggedCall(*row) for row in rows]
+    return [LoggedCall(*row) for row in rows], total
+
+
+def call_endpoints(conn: Connection) -> list[str]:
+    """The Flex endpoint names seen so far, for the inspector's filter."""
+    rows = conn.execute(
+        f"SELECT DISTINCT endpoint FROM flex_calls WHERE {_FLEX_ONLY} ORDER BY endpoint"  # noqa: S608
+    )
+    return [endpoint for (endpoint,) in rows]

@@ -1,23 +1,56 @@
-"""The integration inspector: recent Flex calls across orders and the transmit queue."""
+"""The integration inspector: Flex calls across orders (filtered, paged) and the transmit
+queue. Its tabs are listed in TABS; each tab is one view of this blueprint."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from .db import get_db
-from .flex_store import recent_calls, recent_transmits, transmit_counts
+from .flex_store import (
+    CALLS_PER_PAGE,
+    call_endpoints,
+    recent_transmits,
+    search_calls,
+    transmit_counts,
+)
 from .security import demo_only
 
 bp = Blueprint("inspector", __name__)
+
+# (endpoint, tab title). Webhooks received from Flex get a tab here beside the calls.
+TABS = (("inspector.calls", "Flex calls"),)
+
+STATUS_CHOICES = (("", "Any"), ("2xx", "2xx"), ("4xx", "4xx"), ("5xx", "5xx"),
+                  ("none", "No answer"))
 
 
 @bp.get("/flex")
 @demo_only
 def calls():
     conn = get_db()
+    filters = {
+        "endpoint": request.args.get("endpoint", "").strip(),
+        "status": request.args.get("status", "").strip(),
+        "order": request.args.get("order", "").strip()[:36],
+    }
+    query = {"endpoint": filters["endpoint"] or None, "status_class": filters["status"] or None,
+             "order_id": filters["order"] or None}
+    page = max(1, request.args.get("page", 1, type=int))
+    found, total = search_calls(conn, page=page, **query)
+    pages = max(1, -(-total // CALLS_PER_PAGE))
+    if page > pages:  # past the end (the log was reset, or a hand-made URL): the last page
+        page = pages
+        found, total = search_calls(conn, page=page, **query)
     queue = transmit_counts(conn)
     return render_template(
         "flex_calls.html",
-        calls=recent_calls(conn),
+        tabs=TABS,
+        calls=found,
+        total=total,
+        page=page,
+        pages=pages,
+        filters=filters,
+        endpoints=call_endpoints(conn),
+        status_choices=STATUS_CHOICES,
         outbox={**queue, "rows": recent_transmits(conn)},
     )

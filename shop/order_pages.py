@@ -1,8 +1,13 @@
-"""Order history, order detail with its Flex timeline, refunds, and the demo reset."""
+"""Order history, order detail with its checkout waterfall, refunds, and the demo reset."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+
+from flex.calllog import LoggedCall
 
 from . import checkout, db, orders
 from .db import get_db
@@ -14,6 +19,10 @@ from .security import demo_only
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
+BURST_GAP_SECONDS = 1.0  # a call starting this long after the previous ones starts a new chart
+OWN_CHART = {"refund"}  # a refund is an action of its own, however soon after the checkout
+SCALE = 1000  # the bars' SVG viewBox width
+
 
 @bp.get("")
 def history():
@@ -22,24 +31,50 @@ def history():
 
 @bp.get("/<order_id>")
 def detail(order_id: str):
-    return _render_detail(order_id, RefundForm())
+    order = _order_or_404(order_id)
+    form = RefundForm(formdata=None)
+    status = 200
+    failed = session.get("refund_error")
+    if failed and failed.get("order_id") == order_id:  # carried over the redirect below
+        session.pop("refund_error")
+        form.amount.data = failed["amount"]
+        form.amount.errors = [failed["message"]]
+        status = failed["status"]  # the refusal keeps its 4xx; a reload is a plain 200
+    elif order.refundable_cents:  # suggest refunding whatever remains
+        form.amount.data = f"{order.refundable_cents / 100:.2f}"
+    conn = get_db()
+    return render_template(
+        "order.html",
+        order=order,
+        items=orders.items(conn, order_id),
+        refunds=orders.refunds(conn, order_id),
+        charts=waterfalls(calls_for_order(conn, order_id)),
+        refund_form=form,
+    ), status
 
 
 @bp.post("/<order_id>/refund")
 def refund(order_id: str):
-    conn = get_db()
+    """Post/Redirect/Get either way: a reload of the order page never sends a refund again.
+    An error travels to the page in the session, is shown at the amount field, and that
+    page answers 400 (bad amount) or 409 (refused)."""
     order = _order_or_404(order_id)
     form = RefundForm()
     if not form.validate():
-        return _render_detail(order_id, form, status=400)
-    amount_cents = form.amount_cents()
-    try:
-        checkout.refund(conn, services(), order, amount_cents)
-    except checkout.RefundError as exc:
-        flash(str(exc), "error")
-        return _render_detail(order_id, RefundForm(formdata=None), status=409)
-    flash(f"Refunded {format_dollars(amount_cents)}.", "success")
-    return redirect(url_for("orders.detail", order_id=order_id), 303)
+        error, status = _first_error(form), 400
+    else:
+        amount_cents = form.amount_cents()
+        try:
+            checkout.refund(get_db(), services(), order, amount_cents)
+        except checkout.RefundError as exc:
+            error, status = str(exc), 409
+        else:
+            flash(f"Refunded {format_dollars(amount_cents)}.", "success")
+            return redirect(url_for("orders.detail", order_id=order_id), 303)
+    # A refused amount that looked like a card number was already cleared by the form.
+    session["refund_error"] = {"order_id": order_id, "message": error, "status": status,
+                               "amount": (form.amount.data or "")[:40]}
+    return redirect(url_for("orders.detail", order_id=order_id, _anchor="refund"), 303)
 
 
 @bp.post("/reset")
@@ -57,16 +92,57 @@ def _order_or_404(order_id: str) -> orders.Order:
     return order
 
 
-def _render_detail(order_id: str, refund_form: RefundForm, status: int = 200):
-    conn = get_db()
-    order = _order_or_404(order_id)
-    if not refund_form.amount.data:  # suggest refunding whatever remains
-        refund_form.amount.data = f"{order.refundable_cents / 100:.2f}"
-    return render_template(
-        "order.html",
-        order=order,
-        items=orders.items(conn, order_id),
-        refunds=orders.refunds(conn, order_id),
-        calls=calls_for_order(conn, order_id),
-        refund_form=refund_form,
-    ), status
+def _first_error(form: RefundForm) -> str:
+    return next((error for errors in form.errors.values() for error in errors),
+                "Check the refund amount.")
+
+
+@dataclass(frozen=True)
+class Bar:
+    call: LoggedCall
+    offset_ms: int  # from the start of its chart
+    x: float  # position and length in SVG units of SCALE
+    width: float
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    """Calls that ran together (the checkout, a later refund...), drawn to one scale."""
+
+    started_at: datetime
+    span_ms: int
+    bars: list[Bar]
+
+
+def waterfalls(calls: list[LoggedCall]) -> list[Waterfall]:
+    """Groups an order's calls into bursts and places each call on its burst's time scale,
+    so a reader sees what ran in parallel (the vault beside the authorization)."""
+    bursts: list[list[LoggedCall]] = []
+    for call in sorted(calls, key=lambda c: (c.started_at, c.id)):
+        if bursts and not _starts_chart(bursts[-1], call):
+            bursts[-1].append(call)
+        else:
+            bursts.append([call])
+    return [_chart(burst) for burst in bursts]
+
+
+def _starts_chart(burst: list[LoggedCall], call: LoggedCall) -> bool:
+    if call.started_at > _end(burst) + BURST_GAP_SECONDS:
+        return True
+    return call.endpoint in OWN_CHART and all(c.endpoint != call.endpoint for c in burst)
+
+
+def _end(burst: list[LoggedCall]) -> float:
+    return max(call.created_at for call in burst)
+
+
+def _chart(burst: list[LoggedCall]) -> Waterfall:
+    start = burst[0].started_at
+    span_ms = max(1, round((_end(burst) - start) * 1000))
+    bars = []
+    for call in burst:
+        offset_ms = max(0, round((call.started_at - start) * 1000))
+        x = min(SCALE * offset_ms / span_ms, SCALE - 2)
+        width = max(SCALE * call.ms / span_ms, 2)  # even a 0 ms call stays visible
+        bars.append(Bar(call, offset_ms, round(x, 1), round(min(width, SCALE - x), 1)))
+    return Waterfall(datetime.fromtimestamp(start, UTC), span_ms, bars)

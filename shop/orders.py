@@ -26,7 +26,8 @@ REFUNDABLE = (PAID, RESCUED)
 # flex_error prefix of an order whose /evaluate Flex refused on its amount rule.
 FLEX_REFUSED_AMOUNT = "Flex does not evaluate this amount"
 
-_LABELS = {PENDING: "Pending", PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined"}
+AWAITING = "Awaiting confirmation"  # the result is not known yet: neutral, never "Declined"
+_LABELS = {PENDING: AWAITING, PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,15 @@ class Order:
     def status_label(self) -> str:
         if self.outcome in REFUNDABLE and self.refunded_cents:
             return "Refunded" if self.refunded_cents >= self.amount_cents else "Partially refunded"
+        if self.reconciling:  # Flex may yet approve it: not a decline until Flex says so
+            return AWAITING
         return _LABELS[self.outcome]
+
+    @property
+    def can_retry_with_another_card(self) -> bool:
+        """Declined for sure (no Flex answer outstanding), so paying again is safe."""
+        return self.outcome == DECLINED and not self.reconciling and not (
+            self.flex_error and self.reconcile_attempts)
 
     @property
     def refundable_cents(self) -> int:
@@ -83,9 +92,9 @@ class Order:
                     "page in a moment to see the result.")
         if self.outcome == DECLINED:
             if self.reconciling:  # Flex may have charged the card: do not promise otherwise
-                return ("We could not confirm this payment yet. Please do not pay again right "
-                        "away: this page will show within minutes whether it went through, "
-                        "and you are not charged otherwise.")
+                return ("We are confirming this payment with Flex. Please do not pay again: "
+                        "this page updates by itself within minutes with the result, and you "
+                        "are not charged unless it went through.")
             if self.flex_error and self.reconcile_attempts:  # replays gave up: still unknown
                 return "We could not confirm this payment. Please contact us before paying again."
             if self.flex_error and self.flex_error.startswith(FLEX_REFUSED_AMOUNT):

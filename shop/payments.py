@@ -58,6 +58,7 @@ class Services:
     client: FlexClient
     flow: CitFlow | ProcessorOnly
     relay: Relay
+    call_log: CallLog  # Flex calls and the merchant's own timed steps, per order
     processor: SimulatedProcessor
     sensejs: SenseJS
     mode: str  # shown in the page footer
@@ -80,7 +81,8 @@ def init_app(app: Flask) -> None:
         flex_config, sensejs, mode = _embedded_sandbox(config, _sandbox_directory(app))
 
     database = app.extensions["database"]
-    client = FlexClient(flex_config, on_call=CallLog(SqlCallLog(database)).record)
+    call_log = CallLog(SqlCallLog(database))
+    client = FlexClient(flex_config, on_call=call_log.record)
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
                   also_run=partial(_reconcile, database, flow))
@@ -88,6 +90,7 @@ def init_app(app: Flask) -> None:
         client=client,
         flow=flow,
         relay=relay,
+        call_log=call_log,
         processor=SimulatedProcessor(config["PROCESSOR_LATENCY_MS"]),
         sensejs=sensejs,
         mode=mode,

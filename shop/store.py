@@ -20,8 +20,8 @@ TEST_CARDS = (
     ("4000 0000 0000 0002", "declined 05 do not honor", "APPROVED", "Rescued by Flex"),
     ("4000 0000 0000 0127", "declined N7 CVV mismatch", "CHALLENGE", "Declined"),
     ("4000 0000 0000 9995", "declined 51 insufficient funds", "DECLINED", "Declined"),
-    ("4000 0000 0000 0119", "declined 96 system error", "Flex unavailable",
-     "Declined (reconciling)"),
+    ("4000 0000 0000 0119", "declined 96 system error", "answer lost (5xx)",
+     "Awaiting confirmation"),
 )
 
 ISSUED_CHECKOUTS = 5  # checkout ids remembered per session (a few open tabs)

@@ -13,13 +13,33 @@ import pytest
 import requests
 
 from flex.sandbox import shared
-from tests.support import ShopServer, free_port, processes_mentioning, wait_for
+from tests.support import ShopServer, free_port, hidden, processes_mentioning, wait_for
 
 
 class Shop:
-    def __init__(self, url: str, sandbox_url: str):
+    def __init__(self, url: str, sandbox_url: str, database: str):
         self.url = url
         self.sandbox_url = sandbox_url
+        self.database = database  # the server's SQLite file
+
+    def buy(self, card: str, quantity: int = 1) -> str:
+        """Places an order over plain HTTP (a cookie session of its own, not the browser's),
+        for tests that need an order to look at rather than the journey to it."""
+        with requests.Session() as http:
+            page = http.get(f"{self.url}/", timeout=10).text
+            http.post(f"{self.url}/cart/add", timeout=10, data={
+                "csrf_token": hidden(page, "csrf_token"), "sku": "mug", "quantity": quantity,
+            }).raise_for_status()
+            page = http.get(f"{self.url}/checkout", timeout=10).text
+            form = {name: hidden(page, name)
+                    for name in ("csrf_token", "checkout_id", "expected_total_cents")}
+            response = http.post(f"{self.url}/checkout", timeout=30, allow_redirects=False, data={
+                **form, "email": "shopper@example.com", "name": "Ada Lovelace",
+                "card_number": card, "expiry": "12/34", "cvc": "123", "address": "1 Main St",
+                "city": "Springfield", "state": "IL", "zip_code": "62701", "country": "US",
+            })
+            assert response.status_code == 302, response.text[:300]
+            return form["checkout_id"]
 
     def sandbox_calls(self, endpoint: str) -> list[dict]:
         response = requests.get(f"{self.sandbox_url}/_sandbox/calls",
@@ -41,8 +61,9 @@ class Shop:
 def shop(tmp_path_factory) -> Shop:
     sandbox_port = free_port()
     directory = tmp_path_factory.mktemp("e2e")
+    database = str(directory / "shop.sqlite")
     server = ShopServer({
-        "DATABASE": str(directory / "shop.sqlite"),
+        "DATABASE": database,
         "FLEX_API_URL": None,  # always the embedded sandbox, on a port we know
         "FLEX_SANDBOX_FAULTS": None,
         "FLEX_SANDBOX_PORT": str(sandbox_port),
@@ -53,7 +74,7 @@ def shop(tmp_path_factory) -> Shop:
     }, tmp_path_factory.mktemp("e2e-log") / "server.log")
     try:
         server.start()
-        yield Shop(server.url, f"http://127.0.0.1:{sandbox_port}")
+        yield Shop(server.url, f"http://127.0.0.1:{sandbox_port}", database)
     finally:
         server.stop()
         # The sandbox process beside the database leaves by itself once the shop has gone.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
-from .test_journeys import open_checkout
+from .test_journeys import open_checkout, sense_post
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,8 @@ def test_checkout_page_has_no_csp_violation(page: Page):
         document.addEventListener('securitypolicyviolation',
             e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));
     """)
-    open_checkout(page)
-    page.wait_for_function("window.fcWidget && window.fcWidget.sent")
+    with page.expect_response(sense_post) as sense:  # SenseJS loaded, ran and reported
+        open_checkout(page)
+    assert sense.value.ok
     assert page.evaluate("window.cspViolations") == []
     assert not [text for text in console if "Content Security Policy" in text]

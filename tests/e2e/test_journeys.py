@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 import requests
@@ -57,7 +59,8 @@ def pay(page: Page, card: str, quantity: int = 1) -> str:
 
 
 def expect_status(page: Page, label: str) -> None:
-    expect(page.get_by_text(label, exact=True).first).to_be_visible()
+    """The order page's one role=status element carries exactly `label`."""
+    expect(page.get_by_role("status")).to_have_text(label)
 
 
 def set_fault(shop, endpoint: str, spec: dict) -> None:
@@ -106,22 +109,123 @@ def test_challenge_and_flex_decline_are_declined_with_a_clear_message(page: Page
     expect(page.get_by_text("No money was taken", exact=False)).to_be_visible()
 
 
-def test_flex_unavailable_declines_without_a_server_error(page: Page):
+def test_unknown_flex_answer_awaits_confirmation_in_a_neutral_look(page: Page):
     checkout_id = pay(page, FLEX_DOWN)
-    expect_status(page, "Declined")
-    expect(page.get_by_text("We could not confirm this payment yet", exact=False)).to_be_visible()
-    expect(page.get_by_text("Awaiting reconciliation", exact=False)).to_be_visible()
+    expect_status(page, "Awaiting confirmation")
+    status = page.get_by_role("status")
+    red = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--bad')")
+    assert status.evaluate("el => getComputedStyle(el).color") != _rgb(red)
+    assert "declined" not in (status.get_attribute("class") or "")
+    expect(page.get_by_text("We are confirming this payment with Flex")).to_be_visible()
+    expect(page.get_by_text("Please do not pay again", exact=False).first).to_be_visible()
+    expect(page.get_by_role("heading", name="What happens next")).to_be_visible()
+    expect(page.get_by_role("link", name="Try another card")).to_have_count(0)
     response = page.goto(f"/orders/{checkout_id}")
     assert response.status == 200
-    assert page.goto("/orders").status == 200
+    page.goto("/orders")
+    row = page.get_by_role("row").filter(has_text=checkout_id[:8])
+    expect(row.get_by_text("Awaiting confirmation", exact=True)).to_be_visible()
+
+
+def test_awaiting_confirmation_page_updates_by_itself(page: Page, shop):
+    set_fault(shop, "evaluate", {"status": 503})  # Flex's answer does not arrive
+    checkout_id = pay(page, RESCUED)
+    expect_status(page, "Awaiting confirmation")
+    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex is back
+    with closing(sqlite3.connect(shop.database)) as conn, conn:  # the replay is due now
+        conn.execute("UPDATE orders SET reconcile_at = 0 WHERE id = ?", (checkout_id,))
+    # The relay replays /evaluate; the open page notices and shows the result, no reload.
+    expect(page.get_by_role("status")).to_have_text("Rescued by Flex", timeout=20_000)
+
+
+def _rgb(hex_color: str) -> str:
+    value = hex_color.strip().lstrip("#")
+    return "rgb({}, {}, {})".format(*(int(value[i:i + 2], 16) for i in (0, 2, 4)))
+
+
+def test_declined_order_offers_another_card_with_the_cart_kept(page: Page):
+    pay(page, FLEX_DECLINED, quantity=2)
+    expect_status(page, "Declined")
+    page.get_by_role("link", name="Try another card").click()
+    expect(page).to_have_url(re.compile(r"/checkout$"))
+    expect(page.get_by_text("2 × Flex Mug")).to_be_visible()
+    checkout_id = page.locator("input[name=checkout_id]").input_value()
+    fill_checkout(page, APPROVED)
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))
+    expect_status(page, "Paid")
+    expect(page.get_by_text("$36.00 USD")).to_be_visible()
+
+
+def test_pay_button_shows_processing_and_announces_it(page: Page, shop):
+    set_fault(shop, "evaluate", {"delay_ms": 1500})  # a decline Flex takes its time over
+    seen = []
+    # While the POST is in flight Playwright cannot query the old page (it waits for the new
+    # one), so the page reports what the shopper sees once app.js has handled the submit.
+    page.expose_binding("reportPayButton", lambda _source, state: seen.append(state))
+    page.add_init_script("""
+        document.addEventListener('submit', () => setTimeout(() => setTimeout(() => {
+            const button = document.querySelector('.pay-form button[type=submit]');
+            const live = document.querySelector('.pay-form [aria-live=polite]');
+            window.reportPayButton({text: button.innerText.trim(), disabled: button.disabled,
+                                    spinner: !!button.querySelector('.spinner'),
+                                    live: live.textContent});
+        })));
+    """)
+    checkout_id = open_checkout(page)
+    fill_checkout(page, RESCUED)
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))
+    assert seen == [{"text": "Processing…", "disabled": True, "spinner": True,
+                     "live": "Processing your payment. Please wait and do not pay again."}]
+    expect_status(page, "Rescued by Flex")
+
+
+def test_checkout_errors_are_marked_at_each_field(page: Page):
+    open_checkout(page)
+    fill_checkout(page, "4242 4242 4242 4241")  # fails the Luhn check
+    page.get_by_label("CVC", exact=True).fill("")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("Please check the payment form")
+    for label in ("Card number", "CVC"):
+        field = page.get_by_label(label, exact=True)
+        expect(field).to_have_attribute("aria-invalid", "true")
+        error = page.locator(f"#{field.get_attribute('aria-describedby')}")
+        expect(error).to_have_class("error")
+        expect(error).to_have_text(re.compile(r"\w"))  # the field's own message, beside it
+    expect(page.get_by_label("Email", exact=True)).not_to_have_attribute("aria-invalid", "true")
+
+
+def test_test_card_button_fills_the_card_field_on_a_phone(page: Page):
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_checkout(page)
+    table = page.get_by_role("table").filter(has_text="Test cards")
+    box = table.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # nothing clipped or scrolled
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_role("button", name="Use test card 4000 0000 0000 0002").click()
+    expect(page.get_by_label("Card number", exact=True)).to_have_value("4000 0000 0000 0002")
+    expect(page.get_by_label("Card number", exact=True)).to_be_focused()
 
 
 def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
     checkout_id = pay(page, RESCUED, quantity=2)  # 2 x $18.00
-    page.get_by_label("Refund amount").fill("10.00")
+    amount = page.get_by_label("Refund amount")
+    amount.fill("ten dollars")
+    page.get_by_role("button", name="Refund").click()
+    expect(amount).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(f"#{amount.get_attribute('aria-describedby').split()[0]}")).to_have_text(
+        "Enter an amount in dollars greater than zero, like 12.34.")
+    expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}#refund$"))  # redirected
+
+    amount.fill("10.00")
     page.get_by_role("button", name="Refund").click()
     expect_status(page, "Partially refunded")
-    expect(page.get_by_label("Refund amount")).to_have_value("26.00")
+    expect(amount).to_have_value("26.00")
+    expect(page.get_by_text("Amount refunded", exact=True)).to_be_visible()
+    expect(page.get_by_text("Refunded", exact=True)).to_have_count(0)  # the label is not a fact
+    page.reload()  # Post/Redirect/Get: a reload asks for the page, it refunds nothing
+    expect(page.get_by_role("row").filter(has_text="$10.00")).to_have_count(1)
 
     stale = page.context.new_page()  # a second tab still offering the old remainder
     stale.goto(f"/orders/{checkout_id}")
@@ -131,12 +235,40 @@ def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
 
     stale.get_by_role("button", name="Refund").click()
     expect(stale.get_by_text("Refund refused", exact=False)).to_be_visible()
+    expect(stale.get_by_label("Refund amount")).to_have_attribute("aria-invalid", "true")
     expect_status(stale, "Refunded")
 
 
+def test_timeline_is_a_waterfall_of_the_checkout(page: Page):
+    pay(page, RESCUED)
+    chart = page.get_by_role("region", name="Checkout")
+    steps = {name: chart.get_by_role("listitem").filter(has_text=name)
+             for name in ("Processor authorization", "tokenize", "evaluate")}
+    timing = {}
+    for name, step in steps.items():
+        expect(step).to_have_count(1)
+        started, took = re.search(r"starts at \+(\d+) ms, takes (\d+) ms",
+                                  step.inner_text()).groups()
+        x, width = (float(step.locator("rect.span").get_attribute(a)) for a in ("x", "width"))
+        timing[name] = (int(started), int(took), x, width)
+    span = int(re.search(r"(\d+) ms in all", chart.inner_text())[1])
+    for started, took, x, width in timing.values():  # drawn to the chart's one scale
+        assert abs(x - 1000 * started / span) <= 2
+        assert abs(width - max(1000 * took / span, 2)) <= 2
+    authorize, tokenize, evaluate = timing.values()
+    assert authorize[0] == 0 or tokenize[0] == 0  # the checkout starts with both
+    assert evaluate[0] >= authorize[0] + authorize[1] - 1  # /evaluate needs the decline …
+    assert evaluate[0] >= tokenize[0] + tokenize[1] - 1  # … and the vault token
+
+
+def sense_post(response) -> bool:
+    return response.url.endswith("/v1/sense") and response.request.method == "POST"
+
+
 def test_sensejs_fingerprint_reaches_evaluate_under_the_same_sense_key(page: Page, shop):
-    checkout_id = open_checkout(page)
-    page.wait_for_function("window.fcWidget && window.fcWidget.sent")
+    with page.expect_response(sense_post) as sense:  # the widget's POST, not a polled flag
+        checkout_id = open_checkout(page)
+    assert sense.value.ok
     widget = page.evaluate("({...window.fcWidget})")
     assert widget["initCount"] == 1
     assert widget["senseKey"] == checkout_id
@@ -164,7 +296,7 @@ def test_double_click_on_pay_creates_one_order(page: Page, shop):
     assert len(tokenizes) == 1
 
 
-def test_checkout_with_the_keyboard_only(page: Page):
+def test_checkout_and_refund_with_the_keyboard_only(page: Page):
     page.goto("/")
     tab_to(page, lambda el: el["text"] == "Add to cart")
     page.keyboard.press("Enter")
@@ -177,11 +309,19 @@ def test_checkout_with_the_keyboard_only(page: Page):
     for label, value in CHECKOUT_FIELDS:
         tab_to(page, lambda el, label=label: el["label"] == label)
         page.keyboard.press("Control+A")
-        page.keyboard.type(value or APPROVED)
+        page.keyboard.type(value or RESCUED)
     tab_to(page, lambda el: el["text"] == "Pay")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))
-    expect_status(page, "Paid")
+    expect_status(page, "Rescued by Flex")
+
+    tab_to(page, lambda el: el["label"] == "Refund amount")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("9.00")
+    tab_to(page, lambda el: el["text"] == "Refund")
+    page.keyboard.press("Enter")
+    expect_status(page, "Partially refunded")
+    expect(page.get_by_label("Refund amount")).to_have_value("9.00")  # what is left
 
 
 def tab_to(page: Page, predicate, limit: int = 60) -> None:

@@ -1,4 +1,5 @@
-"""Walks the demo as the README shows it and screenshots each page.
+"""Walks the demo as the README shows it and screenshots each page, on a 1280 px desktop
+and a 390 px phone.
 
 Written to test-results/screenshots/, or to docs/screenshots/ (the README's pictures) with
 UPDATE_SCREENSHOTS=1 (`make screenshots`)."""
@@ -12,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .test_journeys import (
+    APPROVED,
     CHALLENGED,
     FLEX_DECLINED,
     FLEX_DOWN,
@@ -26,6 +28,8 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else
                  "test-results/screenshots")
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
 
 
 def shoot(page: Page, name: str) -> None:
@@ -34,28 +38,40 @@ def shoot(page: Page, name: str) -> None:
 
 
 def test_screenshots_of_every_step(page: Page):
-    page.set_viewport_size({"width": 1200, "height": 800})
+    page.set_viewport_size(DESKTOP)
+    page.goto("/")
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    expect(page.get_by_role("button", name="Dismiss the tour")).to_be_visible()
+    shoot(page, "home")
+
     open_checkout(page)
     fill_checkout(page, RESCUED)
     shoot(page, "checkout")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect_status(page, "Rescued by Flex")
+    page.get_by_label("Refund amount").fill("9.00")  # half, as in the README's first minutes
+    page.get_by_role("button", name="Refund").click()
+    expect_status(page, "Partially refunded")
+    shoot(page, "order-rescued")
 
-    for card, label, name in ((RESCUED, "Rescued by Flex", "order-rescued"),
-                              (FLEX_DECLINED, "Declined", "order-declined"),
+    for card, label, name in ((FLEX_DECLINED, "Declined", "order-declined"),
                               (CHALLENGED, "Declined", "order-challenge"),
-                              (FLEX_DOWN, "Declined", "order-reconciling"),
-                              ("4242 4242 4242 4242", "Paid", "order-paid")):
-        if name != "order-rescued":
-            open_checkout(page)
-            fill_checkout(page, card)
+                              (FLEX_DOWN, "Awaiting confirmation", "order-awaiting-confirmation"),
+                              (APPROVED, "Paid", "order-paid")):
+        open_checkout(page)
+        fill_checkout(page, card)
         page.get_by_role("button", name="Pay", exact=True).click()
         expect_status(page, label)
-        if name == "order-rescued":
-            page.get_by_text("Request").first.click()  # open one body in the timeline
         shoot(page, name)
 
     page.goto("/orders")
     expect(page.get_by_role("heading", name="Orders")).to_be_visible()
     shoot(page, "orders")
     page.goto("/flex")
-    expect(page.get_by_role("heading", name="Flex calls")).to_be_visible()
+    expect(page.get_by_role("heading", name="Flex calls", level=1)).to_be_visible()
     shoot(page, "inspector")
+
+    page.set_viewport_size(PHONE)
+    open_checkout(page)
+    shoot(page, "checkout-phone")

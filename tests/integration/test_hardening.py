@@ -94,10 +94,13 @@ def test_bad_refund_input_is_refused(client, fresh_sandbox, case):
     amount, status, message = REFUND_CASES[case]
     order_id, page = pay(client, "4000000000000002")  # rescued, $18.00
     response = client.post(f"/orders/{order_id}/refund",
-                           data={"csrf_token": hidden(page, "csrf_token"), "amount": amount})
-    assert response.status_code == status
+                           data={"csrf_token": hidden(page, "csrf_token"), "amount": amount},
+                           follow_redirects=True)
+    assert [r.status_code for r in response.history] == [303]  # a reload cannot resend it
+    assert response.status_code == status  # the page showing the refusal
     assert message in response.get_data(as_text=True)
     assert calls(fresh_sandbox, "refund") == []
+    assert client.get(f"/orders/{order_id}").status_code == 200  # said once
 
 
 def test_refund_of_an_unknown_order_is_a_404(client, fresh_sandbox):

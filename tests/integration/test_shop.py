@@ -9,10 +9,11 @@ import time
 import pytest
 
 from app import create_app
+from shop import db
 from shop.payments import ConfigError, services
 from tests.support import checkout_form, fill_cart, hidden
 
-from .conftest import calls, sqlite_files
+from .conftest import calls, db_rows, sqlite_files
 
 APPROVED = "4242424242424242"
 RESCUED = "4000000000000002"
@@ -34,9 +35,9 @@ def pay(client, card: str, sku="mug", quantity=1):
 
 
 def status_label(html: str) -> str:
-    labels = ("Partially refunded", "Refunded", "Rescued by Flex", "Declined", "Paid", "Pending")
-    found = [label for label in labels if re.search(rf">\s*{label}\s*<", html)]
-    assert found, "no status label on the page"
+    """The text of the page's one role="status" element: the order's status label."""
+    found = re.findall(r'role="status"[^>]*>\s*([^<]*?)\s*<', html)
+    assert len(found) == 1, f"expected one status label, found {found}"
     return found[0]
 
 
@@ -86,10 +87,11 @@ def test_challenge_and_flex_decline_are_declines(client, card):
 
 
 @pytest.mark.storage
-def test_flex_unavailable_declines_and_flags_reconciliation(client, fresh_sandbox):
+def test_flex_unavailable_awaits_confirmation_and_flags_reconciliation(client, fresh_sandbox):
     _, page = pay(client, FLEX_DOWN)
-    assert status_label(page) == "Declined"
-    assert "Awaiting reconciliation" in page
+    assert status_label(page) == "Awaiting confirmation"
+    assert "We are confirming this payment with Flex" in page
+    assert "Try another card" not in page  # Flex may yet charge it: no second payment
     assert len(calls(fresh_sandbox, "evaluate")) == 3  # first try + 2 retries, then gave up
 
 
@@ -112,8 +114,12 @@ def test_refunds_partial_then_full_then_refused(client, fresh_sandbox):
 
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": csrf, "amount": "1.00"})
+    assert response.status_code == 303  # Post/Redirect/Get, errors too
+    response = client.get(response.headers["Location"])
     assert response.status_code == 409
-    assert "Refund refused" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "Refund refused" in page
+    assert 'aria-invalid="true"' in page
     assert len(calls(fresh_sandbox, "refund")) == 2  # refused before reaching Flex
 
 
@@ -122,9 +128,9 @@ def test_over_refund_refused_and_paid_order_refunds_through_processor(client, fr
     order_id, page = pay(client, APPROVED)  # $18.00
     csrf = hidden(page, "csrf_token")
     response = client.post(f"/orders/{order_id}/refund",
-                           data={"csrf_token": csrf, "amount": "18.01"})
-    assert response.status_code == 409
+                           data={"csrf_token": csrf, "amount": "18.01"}, follow_redirects=True)
     assert "Refund refused" in response.get_data(as_text=True)
+    assert len(response.history) == 1  # redirected: a reload does not post again
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": csrf, "amount": "18.00"}, follow_redirects=True)
     assert status_label(response.get_data(as_text=True)) == "Refunded"
@@ -137,8 +143,7 @@ def test_declined_order_cannot_be_refunded(client):
     assert 'name="amount"' not in page  # no refund form is offered
     csrf = hidden(client.get("/").get_data(as_text=True), "csrf_token")
     response = client.post(f"/orders/{order_id}/refund",
-                           data={"csrf_token": csrf, "amount": "1.00"})
-    assert response.status_code == 409
+                           data={"csrf_token": csrf, "amount": "1.00"}, follow_redirects=True)
     assert "cannot be refunded" in response.get_data(as_text=True)
 
 
@@ -212,3 +217,22 @@ def services_of(app):
     with app.app_context():
         return services()
 
+
+
+def test_processor_authorization_is_timed_on_the_order_timeline(app, client):
+    order_id, page = pay(client, RESCUED)
+    assert "Processor authorization" in page
+    rows = db_rows(db.database_url(app.config), "SELECT ms, response FROM flex_calls"
+                   " WHERE order_id = ? AND endpoint = 'processor.authorize'", order_id)
+    assert len(rows) == 1
+    ms, outcome = rows[0]
+    assert ms >= 0 and '"response_code": "05"' in outcome
+    assert "4000000000000002" not in outcome  # no card data in the step's record
+    assert "processor.authorize" not in client.get("/flex").text  # /flex lists Flex calls
+
+
+@pytest.mark.parametrize("query", ["page=abc", "page=-1", "page=999",
+                                   "status=bogus&endpoint=nope&order=%25_"])
+def test_inspector_answers_any_query(client, query):
+    pay(client, APPROVED)
+    assert client.get(f"/flex?{query}").status_code == 200

@@ -74,7 +74,7 @@ def order(outcome: str, amount: int = 1000, refunded: int = 0) -> orders.Order:
 
 
 @pytest.mark.parametrize(("outcome", "refunded", "label", "refundable"), [
-    ("pending", 0, "Pending", 0),
+    ("pending", 0, "Awaiting confirmation", 0),
     ("paid", 0, "Paid", 1000),
     ("rescued", 0, "Rescued by Flex", 1000),
     ("declined", 0, "Declined", 0),

@@ -1,0 +1,101 @@
+"""axe-core on every page the shopper and the integrator see, on a desktop and a phone:
+zero violations of any impact."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from .test_journeys import (
+    APPROVED,
+    CHALLENGED,
+    FLEX_DECLINED,
+    FLEX_DOWN,
+    RESCUED,
+    open_checkout,
+)
+
+pytestmark = pytest.mark.e2e
+
+AXE = Axe()
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="module")
+def orders(shop) -> dict[str, str]:
+    """One order of each outcome, made once for the module: outcome -> order id."""
+    made = {name: shop.buy(card) for name, card in (
+        ("paid", APPROVED), ("rescued", RESCUED), ("challenge", CHALLENGED),
+        ("declined", FLEX_DECLINED), ("awaiting", FLEX_DOWN),
+    )}
+    made["partially-refunded"] = shop.buy(RESCUED, quantity=2)
+    with requests.Session() as http:  # a refund needs the page's CSRF token
+        page = http.get(f"{shop.url}/orders/{made['partially-refunded']}", timeout=10).text
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)[1]
+        http.post(f"{shop.url}/orders/{made['partially-refunded']}/refund", timeout=30,
+                  data={"csrf_token": token, "amount": "5.00"}).raise_for_status()
+    return made
+
+
+def violations(page: Page, name: str) -> list[str]:
+    """axe-core's violations on the page, and sideways scrolling (nothing may be clipped)."""
+    results = AXE.run(page)
+    found = [f"{name}: {v['id']} ({v['impact']}) on {[n['target'] for n in v['nodes']]}"
+             for v in results.response["violations"]]
+    width = page.viewport_size["width"]
+    if page.evaluate("document.documentElement.scrollWidth") > width:
+        found.append(f"{name}: wider than the {width} px screen")
+    return found
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_every_page_has_no_axe_violation(page: Page, shop, orders, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    found = []
+
+    page.goto("/")
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    expect(page.get_by_role("region", name="Your first two minutes with the demo")).to_be_visible()
+    found += violations(page, "catalog with the guided tour")
+
+    open_checkout(page)  # also fills the cart
+    found += violations(page, "checkout")
+    page.get_by_label("Card number", exact=True).fill("4242 4242 4242 4241")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    found += violations(page, "checkout with errors")
+    page.goto("/cart")
+    found += violations(page, "cart")
+
+    for outcome, order_id in orders.items():
+        page.goto(f"/orders/{order_id}")
+        expect(page.get_by_role("status")).to_be_visible()
+        found += violations(page, f"order {outcome}")
+    page.get_by_label("Refund amount").fill("0")  # the last order is partially refunded
+    page.get_by_role("button", name="Refund").click()
+    expect(page.get_by_label("Refund amount")).to_have_attribute("aria-invalid", "true")
+    found += violations(page, "order with a refund error")
+
+    page.goto("/orders")
+    found += violations(page, "orders")
+    page.goto("/flex")
+    found += violations(page, "flex inspector")
+    assert found == []
+
+
+def test_the_tour_stays_dismissed(page: Page):
+    page.goto("/")
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    tour = page.get_by_role("region", name="Your first two minutes with the demo")
+    expect(tour).to_contain_text("4000 0000 0000 0002")
+    page.get_by_role("button", name="Dismiss the tour").click()
+    expect(tour).to_be_hidden()
+    page.reload()
+    expect(page.get_by_role("heading", name="Merch for payment people")).to_be_visible()
+    expect(tour).to_be_hidden()

@@ -1,0 +1,43 @@
+"""The order timeline's waterfall: calls grouped into charts and placed to scale."""
+
+from __future__ import annotations
+
+from flex.calllog import LoggedCall
+from shop.order_pages import waterfalls
+
+
+def call(call_id: int, endpoint: str, start: float, ms: int) -> LoggedCall:
+    """A logged call that started at `start` (epoch seconds) and took `ms`."""
+    return LoggedCall(call_id, "o1", endpoint, "POST", f"/v1/{endpoint}", 200, ms, 1, None,
+                      None, None, start + ms / 1000)
+
+
+def test_vault_beside_authorization_then_evaluate_on_one_scale():
+    charts = waterfalls([
+        call(2, "tokenize", 100.010, 40),
+        call(1, "processor.authorize", 100.000, 250),
+        call(3, "evaluate", 100.250, 750),
+    ])
+    assert len(charts) == 1
+    chart = charts[0]
+    assert chart.span_ms == 1000
+    placed = {bar.call.endpoint: (bar.offset_ms, bar.x, bar.width) for bar in chart.bars}
+    assert placed == {"processor.authorize": (0, 0, 250), "tokenize": (10, 10, 40),
+                      "evaluate": (250, 250, 750)}
+
+
+def test_later_calls_and_refunds_get_charts_of_their_own():
+    charts = waterfalls([
+        call(1, "processor.authorize", 100.0, 50),
+        call(2, "tokenize", 100.0, 5),
+        call(3, "transmit", 100.3, 20),  # the relay, right after the checkout
+        call(4, "refund", 100.5, 10),  # soon, but a refund is its own action
+        call(5, "evaluate", 160.0, 0),  # a reconciliation replay a minute later
+    ])
+    assert [[bar.call.id for bar in chart.bars] for chart in charts] == [[1, 2, 3], [4], [5]]
+    assert charts[2].bars[0].width == 2  # a 0 ms call is still drawn
+
+
+def test_processor_steps_are_not_flex_calls():
+    assert not call(1, "processor.authorize", 0, 1).is_flex
+    assert call(2, "evaluate", 0, 1).is_flex
