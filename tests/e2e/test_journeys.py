@@ -215,7 +215,7 @@ def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
     page.get_by_role("button", name="Refund").click()
     expect(amount).to_have_attribute("aria-invalid", "true")
     expect(page.locator(f"#{amount.get_attribute('aria-describedby').split()[0]}")).to_have_text(
-        "Enter an amount in dollars greater than zero, like 12.34.")
+        "Enter an amount in dollars with digits 0-9 only, like 12.34.")
     expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}#refund$"))  # redirected
 
     amount.fill("10.00")
