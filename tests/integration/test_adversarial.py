@@ -397,8 +397,9 @@ def test_bad_refund_amount_is_refused_and_nothing_is_refunded(rescued_order, foo
     client, order_id = rescued_order
     amount, status, message = case
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
-    response = client.post(f"/orders/{order_id}/refund",
+    response = client.post(f"/orders/{order_id}/refund", follow_redirects=True,
                            data={"csrf_token": hidden(page, "csrf_token"), "amount": amount})
+    assert [r.status_code for r in response.history] == [303]  # Post/Redirect/Get
     assert response.status_code == status
     assert message in page_text(response)
     shown = ascii_digits(page_text(response)).translate(UNSEPARATED)

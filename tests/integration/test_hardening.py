@@ -255,7 +255,7 @@ def test_flex_outage_still_says_the_payment_is_not_confirmed(client, fresh_sandb
     """Only the amount rule gets the new message: an unanswered /evaluate does not."""
     _, page = pay(client, "4000000000000119")
     assert "Flex cannot rescue" not in page
-    assert "could not confirm this payment" in page
+    assert "We are confirming this payment with Flex" in page
 
 
 @pytest.mark.parametrize(("field", "value"), [
