@@ -48,6 +48,10 @@ class FlexConfig:
     deadline: float = 15.0  # seconds per call, retries and backoff included
     backoff_base: float = 0.2
     backoff_cap: float = 2.0
+    # Kept-alive connections: at least the threads that call Flex at once (a web worker's
+    # request threads + CitFlow's vault workers + the relay's senders), or the surplus
+    # connections are closed after each call and opened anew.
+    pool_size: int = 32
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class FlexClient:
                  session: requests.Session | None = None):
         self.config = config
         self._on_call = on_call
-        self._session = session or _pooled_session()
+        self._session = session or _pooled_session(config.pool_size)
         self._base = config.api_url.rstrip("/")
         self._token: str | None = None
         self._token_expires = 0.0  # epoch seconds
@@ -289,9 +293,9 @@ class FlexClient:
             log.exception("flex on_call hook failed")
 
 
-def _pooled_session() -> requests.Session:
+def _pooled_session(pool_size: int) -> requests.Session:
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers.update({"Accept": "application/json", "User-Agent": "flex-cit-reference"})

@@ -2,7 +2,8 @@
 
 The approved order and its outbox row are written in ONE transaction by the caller
 (`enqueue(conn, ...)`), so a crash can never leave a paid order without its transmit.
-A relay thread delivers due rows at least once, with capped exponential backoff.
+A relay thread delivers due rows at least once, several at a time, with capped exponential
+backoff.
 Several relays (e.g. one per gunicorn worker) may run: a row is leased before it is sent,
 so two relays do not send the same row at the same time.
 """
@@ -16,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .client import FlexClient
@@ -94,6 +96,7 @@ class Relay:
         backoff_cap: float = 300.0,
         lease: float | None = None,
         batch: int = 20,
+        senders: int = 8,
         also_run: Callable[[], object] | None = None,
     ):
         # The relay's own writes (lease, delivered) need no fsync: if a power cut loses one,
@@ -108,6 +111,9 @@ class Relay:
         # come back soon, while a slow one's are not sent twice at the same time.
         self.lease = lease if lease is not None else 2 * client.config.deadline
         self.batch = batch
+        # Transmits sent at once: one at a time, a relay could not keep up with a busy shop
+        # (each send waits a round trip). The client's connection pool must hold as many.
+        self.senders = senders
         self.also_run = also_run  # more periodic work for the same thread (e.g. reconciliation)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -133,23 +139,47 @@ class Relay:
 
     def run_forever(self) -> None:
         while not self._stop.is_set():
+            more = False
             try:
-                self.run_once()
+                more = self._run_batch()[0] == self.batch  # a full batch: more may be due
                 if self.also_run:
                     self.also_run()
             except Exception:  # keep relaying whatever one bad round raised
                 log.exception("relay round failed")
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
+            if not more:
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
 
     def run_once(self) -> int:
-        """Delivers every due row once; returns how many were delivered."""
+        """Delivers the due rows (up to `batch`, `senders` at a time); returns how many were
+        delivered."""
+        return self._run_batch()[1]
+
+    def _run_batch(self) -> tuple[int, int]:
+        """(rows that were due, rows delivered). Only the sends run on other threads; every
+        write stays on this thread's connection."""
         conn = self._connection()
-        delivered = 0
-        for order_id, payload in self._due(conn):
-            if self._lease(conn, order_id):
-                delivered += self._deliver(conn, order_id, json.loads(payload))
-        return delivered
+        due = self._due(conn)
+        rows = self._lease(conn, due)
+        if len(rows) > 1 and self.senders > 1:
+            with ThreadPoolExecutor(min(self.senders, len(rows)),
+                                    thread_name_prefix="flex-relay-send") as pool:
+                outcomes = list(pool.map(self._send, rows))
+        else:
+            outcomes = [self._send(row) for row in rows]
+        delivered = [(at, order_id) for (order_id, _), (at, error) in zip(rows, outcomes,
+                                                                         strict=True)
+                     if error is None]
+        with conn:  # one commit for the batch: a crash before it only means a resend
+            conn.executemany(
+                "UPDATE flex_outbox SET state = 'delivered', attempts = attempts + 1,"
+                " delivered_at = ?, last_error = NULL, leased_until = 0 WHERE order_id = ?",
+                delivered,
+            )
+        for (order_id, _), (_, error) in zip(rows, outcomes, strict=True):
+            if error is not None:
+                self._record_failure(conn, order_id, error)
+        return len(due), len(delivered)
 
     def _due(self, conn: sqlite3.Connection) -> list[tuple[str, str]]:
         now = time.time()
@@ -159,30 +189,26 @@ class Relay:
             (now, now, self.batch),
         ).fetchall()
 
-    def _lease(self, conn: sqlite3.Connection, order_id: str) -> bool:
-        """Claims a row for this relay; False if another relay claimed it first."""
+    def _lease(self, conn: sqlite3.Connection, due: list[tuple[str, str]],
+               ) -> list[tuple[str, str]]:
+        """Claims the due rows for this relay, in one transaction; leaves out those another
+        relay claimed first."""
         now = time.time()
         with conn:
-            claimed = conn.execute(
+            return [(order_id, payload) for order_id, payload in due if conn.execute(
                 "UPDATE flex_outbox SET leased_until = ? WHERE order_id = ?"
                 " AND state = 'pending' AND leased_until <= ?",
                 (now + self.lease, order_id, now),
-            ).rowcount
-        return claimed == 1
+            ).rowcount == 1]
 
-    def _deliver(self, conn: sqlite3.Connection, order_id: str, payload: dict) -> int:
+    def _send(self, row: tuple[str, str]) -> tuple[float, FlexError | None]:
+        """Sends one row's transmit: (when it was answered, the error if it failed)."""
+        order_id, payload = row
         try:
-            self.client.transmit(payload, ref=order_id)
+            self.client.transmit(json.loads(payload), ref=order_id)
         except FlexError as exc:
-            self._record_failure(conn, order_id, exc)
-            return 0
-        with conn:
-            conn.execute(
-                "UPDATE flex_outbox SET state = 'delivered', attempts = attempts + 1,"
-                " delivered_at = ?, last_error = NULL, leased_until = 0 WHERE order_id = ?",
-                (time.time(), order_id),
-            )
-        return 1
+            return time.time(), exc
+        return time.time(), None
 
     def _record_failure(self, conn: sqlite3.Connection, order_id: str, exc: FlexError) -> None:
         attempts = conn.execute(
