@@ -138,35 +138,35 @@ class Relay:
             self._thread.join(timeout)
 
     def run_forever(self) -> None:
-        while not self._stop.is_set():
-            more = False
-            try:
-                more = self._run_batch()[0] == self.batch  # a full batch: more may be due
-                if self.also_run:
-                    self.also_run()
-            except Exception:  # keep relaying whatever one bad round raised
-                log.exception("relay round failed")
-            if not more:
-                self._wake.wait(self.poll_interval)
-                self._wake.clear()
+        with self._sender_pool() as senders:  # kept for the loop's life, with their connections
+            while not self._stop.is_set():
+                more = False
+                try:
+                    more = self._run_batch(senders)[0] == self.batch  # full: more may be due
+                    if self.also_run:
+                        self.also_run()
+                except Exception:  # keep relaying whatever one bad round raised
+                    log.exception("relay round failed")
+                if not more:
+                    self._wake.wait(self.poll_interval)
+                    self._wake.clear()
 
     def run_once(self) -> int:
         """Delivers the due rows (up to `batch`, `senders` at a time); returns how many were
         delivered."""
-        return self._run_batch()[1]
+        with self._sender_pool() as senders:
+            return self._run_batch(senders)[1]
 
-    def _run_batch(self) -> tuple[int, int]:
-        """(rows that were due, rows delivered). Only the sends run on other threads; every
-        write stays on this thread's connection."""
+    def _sender_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.senders, thread_name_prefix="flex-relay-send")
+
+    def _run_batch(self, senders: ThreadPoolExecutor) -> tuple[int, int]:
+        """(rows that were due, rows delivered). Only the sends run on the sender threads;
+        the outbox's own writes stay on this thread's connection."""
         conn = self._connection()
         due = self._due(conn)
         rows = self._lease(conn, due)
-        if len(rows) > 1 and self.senders > 1:
-            with ThreadPoolExecutor(min(self.senders, len(rows)),
-                                    thread_name_prefix="flex-relay-send") as pool:
-                outcomes = list(pool.map(self._send, rows))
-        else:
-            outcomes = [self._send(row) for row in rows]
+        outcomes = list(senders.map(self._send, rows))
         delivered = [(at, order_id) for (order_id, _), (at, error) in zip(rows, outcomes,
                                                                          strict=True)
                      if error is None]
