@@ -93,6 +93,7 @@ SCENARIOS = (
     Scenario("declined path -> evaluate", RESCUED),
 )
 SATURATION_SCENARIOS = (SCENARIOS[0], SCENARIOS[1])  # the floor and ours, at 32 shoppers
+POSTGRES_ROW = "approved path, 2 nodes + 2 relays on PostgreSQL"
 
 
 @dataclass
@@ -142,8 +143,8 @@ def postgres_cluster(sandbox: Sandbox, folder: str) -> Saturated | None:
     When BENCH_DATABASE_URL (postgresql://…) is set: start two `Shop`s whose env has
     DATABASE_URL set to it (each node its own web workers and relay), split the shoppers
     across both nodes' URLs, take turns with SATURATION_SCENARIOS as they do with each other,
-    and return the result; the report then shows its ratios to the processor-only floor in
-    the row "approved path, 2 nodes + 2 relays on PostgreSQL". Until then: None."""
+    and return the result as `Saturated(POSTGRES_ROW, True)`; the report then shows its
+    ratios to the processor-only floor in that row. Until then: None."""
     return None
 
 def run_saturation(sandbox: Sandbox, folder: str) -> list[Saturated]:
@@ -235,22 +236,15 @@ def saturation_report(floor: Saturated, ours: Saturated, postgres: Saturated | N
     lines = [f"| scenario ({SATURATION} shoppers) | checkouts/s | p50 ms | p95 ms | p99 ms "
              "| throughput ratio | p95 ratio | p99 ratio |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in (floor, ours):
+    for r in (floor, ours) if postgres is None else (floor, ours, postgres):
         lines.append(f"| {r.name} | {r.throughput:.1f} | {r.percentile(50):.1f} | "
                      f"{r.percentile(95):.1f} | {r.percentile(99):.1f} | "
                      f"{r.throughput / floor.throughput:.2f} | "
                      f"{r.percentile(95) / floor.percentile(95):.2f} | "
                      f"{r.percentile(99) / floor.percentile(99):.2f} |")
-    if postgres is None:  # filled by postgres_cluster() once the PostgreSQL layer exists
-        lines.append("| approved path, 2 nodes + 2 relays on PostgreSQL | not measured yet "
-                     "(hook: `postgres_cluster` in bench/__main__.py) | | | | | | |")
-    else:
-        lines.append(f"| approved path, 2 nodes + 2 relays on PostgreSQL | "
-                     f"{postgres.throughput:.1f} | {postgres.percentile(50):.1f} | "
-                     f"{postgres.percentile(95):.1f} | {postgres.percentile(99):.1f} | "
-                     f"{postgres.throughput / floor.throughput:.2f} | "
-                     f"{postgres.percentile(95) / floor.percentile(95):.2f} | "
-                     f"{postgres.percentile(99) / floor.percentile(99):.2f} |")
+    if postgres is None:
+        lines.append(f"| {POSTGRES_ROW} | not measured yet (hook: `postgres_cluster` in "
+                     "bench/__main__.py) | | | | | | |")
 
     lines += ["", "CPU per checkout (ms), from /proc/<pid>/stat (utime + stime):", "",
               "| scenario | shop web workers | shop relay | shop total | sandbox (Flex) "
