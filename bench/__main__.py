@@ -138,13 +138,16 @@ def token_calls(database: str) -> int:
 
 def postgres_cluster(sandbox: Sandbox, folder: str) -> Saturated | None:
     """HOOK, to be filled in with the PostgreSQL storage layer: the approved path at
-    SATURATION shoppers with 2 nodes + 2 relays sharing one PostgreSQL database.
+    SATURATION shoppers with 2 nodes + 2 relays sharing one PostgreSQL database, as a ratio
+    to the processor-only floor.
 
     When BENCH_DATABASE_URL (postgresql://…) is set: start two `Shop`s whose env has
     DATABASE_URL set to it (each node its own web workers and relay), split the shoppers
-    across both nodes' URLs, take turns with SATURATION_SCENARIOS as they do with each other,
-    and return the result as `Saturated(POSTGRES_ROW, True)`; the report then shows its
-    ratios to the processor-only floor in that row. Until then: None."""
+    across both nodes' URLs, and give it turns inside run_saturation's loop beside the floor
+    (ratios come from scenarios taking turns in one run); the outbox's lag and backlog then
+    come from PostgreSQL instead of `saturation.pending`/`transmit_lags`. Return its result
+    as `Saturated(POSTGRES_ROW, True)`: the report shows it in that row. Until then: None.
+    """
     return None
 
 def run_saturation(sandbox: Sandbox, folder: str) -> list[Saturated]:
