@@ -159,6 +159,7 @@ def run_saturation(sandbox: Sandbox, folder: str) -> list[Saturated]:
             shops.append(scenario.start_shop(sandbox.base_url, f"{folder}/saturation{n}.sqlite"))
             sandbox.set_faults(LATENCY)
             drive(shops[-1].url, scenario.card, SATURATION_WARMUP, SATURATION)
+            saturation.wait_drained(shops[-1].database)  # its relay idle before the turns
             connections(sandbox.calls(), results[n].seen_ports)  # opened warming up: not new
         for turn in range(1, ROUNDS + 1):
             print(f"saturation round {turn} of {ROUNDS}: {SATURATION_CHECKOUTS // ROUNDS} "
@@ -461,7 +462,9 @@ def run_latency(sandbox: Sandbox, folder: str) -> tuple[list[Result], float, flo
             sandbox.set_faults({**LATENCY, **scenario.faults})
             drive(shops[-1].url, scenario.card, WARMUP, CONCURRENCY)
             connections(sandbox.calls(), result.seen_ports)  # opened warming up: not new
-        sandbox.clear_faults()
+        sandbox.clear_faults()  # releases the hung scenario's transmits too
+        for shop in shops:
+            saturation.wait_drained(shop.database)  # every relay idle before the turns
         for turn in range(1, ROUNDS + 1):
             print(f"round {turn} of {ROUNDS}: {CHECKOUTS // ROUNDS} checkouts per scenario"
                   f" from {CONCURRENCY} shoppers …", flush=True)

@@ -83,6 +83,17 @@ def pending(database: str) -> int:
                             ).fetchone()[0]
 
 
+def wait_drained(database: str, limit: float = DRAIN_LIMIT) -> bool:
+    """Waits (bounded) until the shop's outbox is empty, e.g. after a warm-up, so that its
+    relay does not work during the next scenario's turn. False if it did not empty."""
+    deadline = time.monotonic() + limit
+    while pending(database):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(SAMPLE_SECONDS)
+    return True
+
+
 class BacklogSampler:
     """Samples the outbox backlog every SAMPLE_SECONDS in a thread, from `started` on."""
 
