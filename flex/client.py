@@ -77,6 +77,10 @@ class FlexConfig:
     deadline: float = 15.0  # seconds per call: token, retries and backoff included
     backoff_base: float = 0.2
     backoff_cap: float = 2.0
+    # Kept-alive connections: at least the threads that call Flex at once (a web worker's
+    # request threads + CitFlow's vault workers + the relay's senders), or the surplus
+    # connections are closed after each call and opened anew.
+    pool_size: int = 32
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ class FlexClient:
                  session: requests.Session | None = None):
         self.config = config
         self._on_call = on_call
-        self._session = session or _pooled_session()
+        self._session = session or _pooled_session(config.api_url, config.pool_size)
         self._base = config.api_url.rstrip("/")
         self._token: str | None = None
         self._token_expires = 0.0  # epoch seconds
@@ -516,12 +520,19 @@ def _iso(value: date | str | None) -> str | None:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _pooled_session() -> requests.Session:
+def _pooled_session(api_url: str, pool_size: int) -> requests.Session:
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers.update({"Accept": "application/json", "User-Agent": "flex-cit-reference"})
+    # Proxy and CA-bundle settings (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE) are read from
+    # the environment once, here: by default requests re-reads them, and ~/.netrc, on every
+    # call, a fifth of a call's CPU. It also keeps a .netrc entry from replacing the bearer.
+    settings = session.merge_environment_settings(api_url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.trust_env = False
     return session
 
 

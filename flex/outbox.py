@@ -11,11 +11,13 @@ rows of a relay that crashed come back when its lease ends.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -81,6 +83,7 @@ class Relay:
         backoff_cap: float = 300.0,
         lease: float | None = None,
         batch: int = 20,
+        senders: int = 8,
         also_run: Callable[[], object] | None = None,
     ):
         self.store = store
@@ -93,6 +96,9 @@ class Relay:
         # come back soon, while a slow one's are not sent twice at the same time.
         self.lease = lease if lease is not None else 2 * client.config.deadline
         self.batch = batch
+        # Transmits sent at once: one at a time, a relay could not keep up with a busy shop
+        # (each send waits a round trip). The client's connection pool must hold as many.
+        self.senders = senders
         self.also_run = also_run  # more periodic work for the same thread (e.g. reconciliation)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -118,27 +124,48 @@ class Relay:
             self._thread.join(timeout)
 
     def run_forever(self) -> None:
-        """Delivers due rows every `poll_interval` seconds (or when woken) until `stop`."""
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                if self.also_run:
-                    self.also_run()
-            except Exception:  # keep relaying whatever one bad round raised
-                log.exception("relay round failed")
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
+        """Delivers due rows every `poll_interval` seconds (or when woken, or at once while
+        rounds come back full) until `stop`."""
+        with self._sender_pool() as senders:  # kept for the loop's life, with their connections
+            while not self._stop.is_set():
+                full = False
+                try:
+                    full = self._round(senders)[0] == self.batch  # more may be due
+                    if self.also_run:
+                        self.also_run()
+                except Exception:  # keep relaying whatever one bad round raised
+                    log.exception("relay round failed")
+                if not full:
+                    self._wake.wait(self.poll_interval)
+                    self._wake.clear()
 
     def run_once(self) -> int:
-        """Delivers up to `batch` due rows, claiming each just before sending it; returns
-        how many were delivered."""
-        delivered = 0
-        for _ in range(self.batch):
-            transmit = self.store.claim(self.lease)
-            if transmit is None:
-                break
-            delivered += self._deliver(transmit)
-        return delivered
+        """Delivers up to `batch` due rows, `senders` at a time; returns how many were
+        delivered."""
+        with self._sender_pool() as senders:
+            return self._round(senders)[1]
+
+    def _sender_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.senders, thread_name_prefix="flex-relay-send")
+
+    def _round(self, senders: ThreadPoolExecutor) -> tuple[int, int]:
+        """(rows claimed, rows delivered): up to `batch` due rows, each claimed just before
+        it is sent, by `senders` threads at once."""
+        budget = itertools.count()  # shared by the senders; next() on it is atomic
+
+        def drain() -> tuple[int, int]:
+            claimed = delivered = 0
+            while next(budget) < self.batch:
+                transmit = self.store.claim(self.lease)
+                if transmit is None:
+                    break
+                claimed += 1
+                delivered += self._deliver(transmit)
+            return claimed, delivered
+
+        results = [future.result() for future in
+                   [senders.submit(drain) for _ in range(self.senders)]]
+        return sum(c for c, _ in results), sum(d for _, d in results)
 
     def _deliver(self, transmit: Transmit) -> int:
         try:

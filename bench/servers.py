@@ -1,0 +1,155 @@
+"""The processes a bench run starts (the Flex sandbox, the shop's web workers and its relay)
+and the CPU time they use, read from /proc."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from flex import sandbox as flex_sandbox
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKERS, THREADS = 2, 8
+PROCESSOR_MS = 80
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+class Process:
+    """A server process in its own process group, killed with everything it started."""
+
+    def __init__(self, args: list[str], env: dict, url: str | None = None):
+        """Starts `args`; waits until `url` answers, if it is given."""
+        self.url = url
+        self.popen = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env},
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True)
+        if url is None:
+            return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(url, timeout=5)
+                return
+            except requests.RequestException:  # not listening yet, or still starting
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{args} did not come up")
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            self.popen.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+
+
+def gunicorn(factory: str, port: int, workers: int, threads: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
+            "--keep-alive", "75", "-b", f"127.0.0.1:{port}", factory]
+
+
+class Sandbox(Process):
+    """The Flex sandbox as its own gunicorn process (1 worker: its state is in memory)."""
+
+    def __init__(self):
+        port = free_port()
+        super().__init__(gunicorn("flex.sandbox:create_sandbox_app()", port, 1, 32),
+                         {"FLEX_SANDBOX_FAULTS": ""}, f"http://127.0.0.1:{port}/widget.js")
+        self.base_url = self.url.rsplit("/", 1)[0]
+
+    def cpu_seconds(self) -> float:
+        return sum(map(cpu_seconds, children(self.pid)))
+
+    def set_faults(self, faults: dict) -> None:
+        """Resets the sandbox (which also empties its call view) and sets `faults`."""
+        requests.post(f"{self.base_url}/_sandbox/reset", timeout=5).raise_for_status()
+        for endpoint, spec in faults.items():
+            requests.put(f"{self.base_url}/_sandbox/faults/{endpoint}", json=spec,
+                         timeout=5).raise_for_status()
+
+    def clear_faults(self) -> None:
+        """Removes every fault, which also releases calls held by a "hang" fault."""
+        requests.delete(f"{self.base_url}/_sandbox/faults", timeout=5)
+
+    def calls(self) -> list[dict]:
+        return requests.get(f"{self.base_url}/_sandbox/calls", timeout=10).json()
+
+
+class Shop:
+    """The web workers and, in the production layout, the relay process beside them."""
+
+    def __init__(self, env: dict, *, factory: str = "app:create_app()", relay: bool = True):
+        port = free_port()
+        self.database = env["DATABASE"]
+        self.web = Process(gunicorn(factory, port, WORKERS, THREADS), env,
+                           f"http://127.0.0.1:{port}/")
+        self.url = self.web.url
+        self.relay = None
+        if relay:
+            # Niced: background delivery yields the CPU to shoppers' requests.
+            self.relay = Process(["nice", "-n", "10", sys.executable, "-m", "flask", "--app",
+                                  "app", "flex", "relay"], env)
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds used so far by (the web workers, the relay process)."""
+        web = sum(map(cpu_seconds, children(self.web.pid)))
+        return web, cpu_seconds(self.relay.pid) if self.relay else 0.0
+
+    def stop(self) -> None:
+        self.web.stop()
+        if self.relay:
+            self.relay.stop()
+
+
+def shop_env(database: str, sandbox_url: str, *, flex_enabled: bool = True,
+             relay_in_web: bool = False) -> dict:
+    return {
+        "FLASK_SKIP_DOTENV": "1",  # the bench's own settings, whatever a .env says
+        # Development mode only because production cookies are Secure (HTTPS) and this is
+        # plain HTTP on loopback; nothing else differs.
+        "SECRET_KEY": secrets.token_hex(32), "DATABASE": database,
+        "LOG_LEVEL": "WARNING", "PROCESSOR_LATENCY_MS": str(PROCESSOR_MS),
+        "FLEX_ENABLED": "1" if flex_enabled else "0",
+        "FLEX_API_URL": f"{sandbox_url}/v1",
+        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
+        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
+        "FLEX_MID": flex_sandbox.DEFAULT_MID, "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
+        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+        "FLEX_SENSEJS_URL": f"{sandbox_url}/widget.js",
+        "FLEX_RELAY": "1" if relay_in_web else "0",
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (all its threads), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND  # utime, stime
+
+
+def children(pid: int) -> list[int]:
+    """The ids of `pid`'s child processes (e.g. a gunicorn master's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
