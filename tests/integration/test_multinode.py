@@ -30,6 +30,7 @@ from tests.support import (
     Shopper,
     child_pids,
     free_port,
+    hidden,
     process_state,
     wait_for,
     wait_until_up,
@@ -212,9 +213,12 @@ def test_two_nodes_and_two_relays_survive_losing_one_of_each(cluster, fresh_sand
     # with two concurrent clicks: one refund each, never two.
     rescued_on_a = [o for o, card in list(cards.items())[:100] if card == RESCUED][:5]
     refunder = Shopper(url_b)
+    page = refunder.http.get(f"{url_b}/orders/{rescued_on_a[0]}", timeout=10).text
+    refund_form = {"csrf_token": hidden(page, "csrf_token"), "amount": "18.00"}
     with ThreadPoolExecutor(10) as pool:
-        refunds = list(pool.map(lambda o: (o, refunder.refund(o, "18.00").status_code),
-                                rescued_on_a * 2))
+        refunds = list(pool.map(
+            lambda o: (o, refunder.post(f"/orders/{o}/refund", refund_form).status_code),
+            rescued_on_a * 2))
     assert {o: sorted(s for o2, s in refunds if o2 == o) for o in rescued_on_a} == {
         o: [303, 409] for o in rescued_on_a}
 
