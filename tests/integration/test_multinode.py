@@ -171,7 +171,8 @@ def test_two_nodes_and_two_relays_survive_losing_one_of_each(cluster, fresh_sand
     relay_a = cluster.start("relay-a", "flask", "--app", "app", "flex", "relay")
     cluster.start("relay-b", "flask", "--app", "app", "flex", "relay")
     for node, url in ((node_a, url_a), (node_b, url_b)):
-        wait_until_up(url, node, timeout=60)
+        wait_until_up(f"{url}/healthz", node, timeout=60)
+        assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
     urls = (url_a, url_b)
     cards: dict[str, str] = {}  # checkout id -> card, for every checkout that got an answer
 
