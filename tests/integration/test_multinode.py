@@ -176,7 +176,8 @@ def test_two_nodes_and_two_relays_survive_losing_one_of_each(cluster, fresh_sand
     urls = (url_a, url_b)
     cards: dict[str, str] = {}  # checkout id -> card, for every checkout that got an answer
 
-    # Checkouts 1-100 over both nodes, 8 shoppers at a time, the delivered transmits too.
+    # Checkouts 1-100 over both nodes, 8 shoppers at a time; then every transmit so far is
+    # delivered, so none is in flight when Flex starts hanging.
     with ThreadPoolExecutor(8) as pool:
         first = pool.map(lambda n: (checkout(card_for(n), urls[n % 2], urls[1 - n % 2]),
                                     card_for(n)), range(1, 101))
