@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shop import cart, cli, db, inspector, order_pages, payments, security, store
+from shop import cart, cli, db, health, inspector, order_pages, payments, security, store
 
 # Every setting, its default, and so its type. Each can be set in the environment.
 DEV_SECRET_KEY = "dev-only-secret-key"  # noqa: S105 - refused when SHOP_ENV=production
@@ -81,6 +81,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     cli.init_app(app)
     for blueprint in (store.bp, order_pages.bp, inspector.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(health.bp)
     _template_helpers(app)
     _error_pages(app)
     return app

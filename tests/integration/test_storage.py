@@ -125,3 +125,12 @@ def test_requests_holding_every_connection_still_log_their_flex_calls(make_app, 
         logged = db_rows(database_url, "SELECT endpoint FROM flex_calls WHERE order_id = ?",
                          order_id)
         assert {"tokenize", "evaluate"} <= {endpoint for (endpoint,) in logged}
+
+
+def test_healthz_answers_503_when_the_database_cannot_serve(client, database_url):
+    ok = client.get("/healthz")
+    assert (ok.status_code, ok.text) == (200, "ok\n")
+
+    db_rows(database_url, "DROP TABLE schema_migrations")  # e.g. a database restored empty
+    broken = client.get("/healthz")
+    assert (broken.status_code, broken.text) == (503, "database unavailable\n")
