@@ -40,6 +40,7 @@ DEFAULTS = {
     "FLEX_DEADLINE": 12.0,
     "FLEX_RELAY": True,
     "FLEX_RELAY_POLL_SECONDS": 0.5,
+    "FLEX_RELAY_SENDERS": 8,  # transmits one relay sends at once
     "PROCESSOR_LATENCY_MS": 250,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",

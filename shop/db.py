@@ -179,7 +179,7 @@ def migrate(url: str) -> list[str]:
     several processes start at once: they queue on a lock and find the work done."""
     with closing(connect(url)) as conn:
         if conn.engine == SQLITE:
-            conn.execute("PRAGMA journal_mode = WAL")  # the relay writes while pages read
+            _use_wal(conn)
         with conn:  # SQLite: BEGIN IMMEDIATE is the lock
             if conn.engine == POSTGRESQL:
                 conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
@@ -201,6 +201,17 @@ def migrate(url: str) -> list[str]:
     for name in done:
         log.info("applied migration %s", name)
     return done
+
+
+def _use_wal(conn: Connection) -> None:
+    """WAL lets the relay write while pages read. Processes starting together on a new file
+    race to switch it, and SQLite refuses the losers at once ("locked") instead of waiting:
+    a loser reads the mode back (that read does wait) and finds the winner's WAL."""
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            raise
 
 
 def schema_version(url: str) -> int:

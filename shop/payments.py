@@ -85,6 +85,7 @@ def init_app(app: Flask) -> None:
     client = FlexClient(flex_config, on_call=call_log.record)
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
+                  senders=config["FLEX_RELAY_SENDERS"],
                   also_run=partial(_reconcile, database, flow))
     app.extensions["payments"] = Services(
         client=client,

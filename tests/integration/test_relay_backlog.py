@@ -34,7 +34,10 @@ def test_relay_drains_a_backlog_several_at_a_time_without_waiting_for_the_poll(
     config = flex_config(fresh_sandbox, read_timeout=5.0, deadline=10.0)
     database = db.Database(url)
     with database.connection() as conn, conn:
-        for n in range(ROWS):
+        for n in range(ROWS):  # approved orders, each with its transmit queued
+            conn.execute("INSERT INTO orders (id, created_at, outcome, amount_cents, currency,"
+                         " email) VALUES (?, ?, 'paid', 1800, 'USD', 'shopper@example.com')",
+                         (f"order-{n}", time.time()))
             enqueue_transmit(conn, f"order-{n}", transmit_payload(f"order-{n}", config.mid))
     set_fault(fresh_sandbox, "transmit", delay_ms=100)
     client = FlexClient(config)
