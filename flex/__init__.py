@@ -7,6 +7,7 @@ Copy this folder into your project; it needs only `requests`. See flex/README.md
     flow = CitFlow(client)
 """
 
+from .calllog import CallLog, CallLogStore, LoggedCall
 from .cit import CitFlow, CitResult
 from .client import CallReport, FlexClient, FlexConfig
 from .errors import (
@@ -38,12 +39,23 @@ from .models import (
     TransmitResult,
     VaultedCard,
 )
+from .outbox import OutboxRow, OutboxStore, Relay, Transmit
+from .webhooks import (
+    EventType,
+    MemoryNonceStore,
+    NonceStore,
+    WebhookEvent,
+    WebhookRejected,
+)
+from .webhooks import verify as verify_webhook
 
 __all__ = [
-    "Address", "CallReport", "CancelResult", "CaptureResult", "Card", "CardSummary", "CitFlow",
-    "CitResult", "Evaluation", "FlexAuthError", "FlexClient", "FlexConfig", "FlexConflictError",
-    "FlexError", "FlexNotFoundError", "FlexOrder", "FlexRefundRefused", "FlexRefused",
-    "FlexUnavailableError", "FlexValidationError", "LineItem", "OrderPage", "OrderStatus",
-    "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "RefundResult", "TransmitResult",
-    "VaultedCard",
+    "Address", "CallLog", "CallLogStore", "CallReport", "CancelResult", "CaptureResult", "Card",
+    "CardSummary", "CitFlow", "CitResult", "Evaluation", "EventType", "FlexAuthError",
+    "FlexClient", "FlexConfig", "FlexConflictError", "FlexError", "FlexNotFoundError",
+    "FlexOrder", "FlexRefundRefused", "FlexRefused", "FlexUnavailableError",
+    "FlexValidationError", "LineItem", "LoggedCall", "MemoryNonceStore", "NonceStore",
+    "OrderPage", "OrderStatus", "OutboxRow", "OutboxStore", "Outcome", "OutcomeResult",
+    "ProcessorResult", "Purchase", "RefundResult", "Relay", "Transmit", "TransmitResult",
+    "VaultedCard", "WebhookEvent", "WebhookRejected", "verify_webhook",
 ]
