@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from flask import Response, current_app, g, request
 
 from ..redact import redact
-from .lenient import pick
+from .lenient import json_body, pick
 
 HANG_LIMIT = 60.0  # seconds a "hang" fault holds a request at most
 PROBLEM_JSON = "application/problem+json"
@@ -93,6 +93,15 @@ def mid_mismatch(body: dict | None) -> Response | None:
         return None
     return problem(403, "MID mismatch",
                    "The mid in the request is not the merchant this token belongs to.")
+
+
+def request_body(*, check_mid: bool = True) -> tuple[dict, Response | None]:
+    """The call's JSON body, and the answer refusing it if it must be: an empty body (400),
+    or a `mid` that is not the token's (403)."""
+    body = json_body()
+    if body is None:
+        return {}, invalid({"Body": ["A non-empty request body is required."]})
+    return body, mid_mismatch(body) if check_mid else None
 
 
 def flex_call(endpoint: str, *, auth: str = "bearer") -> Callable:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ..models import luhn_valid
 from .lenient import as_decimal, pick, present
 from .state import Order
 
@@ -68,14 +69,6 @@ def not_a_number(path: str, kind: str = "System.Int32") -> dict[str, list[str]]:
     """ASP.NET's text when a value cannot be read as the declared number type."""
     return {field_name(path): [
         f"The JSON value could not be converted to {kind}. Path: $.{path} | LineNumber: 0"]}
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch) * (2 if i % 2 else 1)
-        total += n - 9 if n > 9 else n
-    return total % 10 == 0
 
 
 def is_pan(value: str) -> bool:

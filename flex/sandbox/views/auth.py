@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response
 
-from ..http import envelope, flex_call, invalid, ok, problem, sandbox, token_mid
+from ..http import envelope, flex_call, invalid, ok, problem, request_body, sandbox, token_mid
 from ..lenient import as_int, json_body, pick, query
 from ..rules import TOKENIZE_REQUIRED, is_pan, missing
 
@@ -35,9 +35,9 @@ def tokenize() -> Response:
     refusal = _merchant_refusal()
     if refusal is not None:
         return refusal
-    body = json_body()
-    if body is None:
-        return invalid({"Body": ["A non-empty request body is required."]})
+    body, refusal = request_body(check_mid=False)
+    if refusal is not None:
+        return refusal
     errors = missing(body, TOKENIZE_REQUIRED)
     card = pick(body, "payment_method.credit_card") or {}
     number = str(card.get("number") or "")

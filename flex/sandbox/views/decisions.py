@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response
 
-from ..http import envelope, flex_call, invalid, mid_mismatch, notify, ok, problem, sandbox
-from ..lenient import as_int, json_body, pick, present
+from ..http import envelope, flex_call, invalid, notify, ok, problem, request_body, sandbox
+from ..lenient import as_int, pick, present
 from ..rules import (
     AMOUNT_RULE,
     EVALUATE_REQUIRED,
@@ -34,10 +34,7 @@ _STATUS_FOR = {"APPROVED": "COMPLETED", "CAPTUREREQUIRED": "CAPTUREREQUIRED"}
 @decisions.post("/transmit")
 @flex_call("transmit")
 def transmit() -> Response:
-    body = json_body()
-    if body is None:
-        return invalid({"Body": ["A non-empty request body is required."]})
-    refusal = mid_mismatch(body)
+    body, refusal = request_body()
     if refusal is not None:
         return refusal
     errors = {**missing(body, TRANSMIT_REQUIRED), **_number_errors(body)}
@@ -49,10 +46,7 @@ def transmit() -> Response:
 @decisions.post("/evaluate")
 @flex_call("evaluate")
 def evaluate() -> Response:
-    body = json_body()
-    if body is None:
-        return invalid({"Body": ["A non-empty request body is required."]})
-    refusal = mid_mismatch(body)
+    body, refusal = request_body()
     if refusal is not None:
         return refusal
     number, card_errors = _card_number(body)

@@ -18,6 +18,7 @@ from ..http import (
     ok,
     problem,
     refused,
+    request_body,
     sandbox,
 )
 from ..lenient import as_int, json_body, pick, present, query
@@ -122,10 +123,7 @@ def refund_order(key: str, cents: int) -> tuple[Order | None, int | None]:
 @orders.post("/capture")
 @flex_call("capture")
 def capture() -> Response:
-    body = json_body()
-    if body is None:
-        return invalid({"Body": ["A non-empty request body is required."]})
-    refusal = mid_mismatch(body)
+    body, refusal = request_body()
     if refusal is not None:
         return refusal
     errors = missing(body, CAPTURE_REQUIRED)
