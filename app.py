@@ -40,6 +40,9 @@ DEFAULTS = {
     "FLEX_DEADLINE": 12.0,
     "FLEX_RELAY": True,
     "FLEX_RELAY_POLL_SECONDS": 0.5,
+    # A checkout still pending after this many seconds was interrupted (crash, kill): the
+    # recovery sweep settles it. A little over a checkout's worst case (FLEX_DEADLINE + PSP).
+    "RECOVER_PENDING_AFTER_SECONDS": 30.0,
     "PROCESSOR_LATENCY_MS": 250,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",

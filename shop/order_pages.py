@@ -68,5 +68,6 @@ def _render_detail(order_id: str, refund_form: RefundForm, status: int = 200):
         items=orders.items(conn, order_id),
         refunds=orders.refunds(conn, order_id),
         calls=calls_for_order(conn, order_id),
+        events=orders.events(conn, order_id),
         refund_form=refund_form,
     ), status

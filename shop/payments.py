@@ -7,7 +7,6 @@ import atexit
 import logging
 import os
 from dataclasses import dataclass
-from functools import partial
 
 from flask import Flask, current_app
 
@@ -16,11 +15,13 @@ from flex.calllog import CallLog
 from flex.cit import DECLINED, PAID, Authorize, CitFlow, CitResult
 from flex.models import Card, Purchase
 from flex.outbox import Relay
+from flex.recovery import Recovery
 
-from . import db
+from . import crash, orders
 from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
-from .reconcile import reconcile_due
+from .recovery import Sweep
+from .recovery_store import SqlRecoveryStore
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Services:
     flow: CitFlow | ProcessorOnly
     relay: Relay
     processor: SimulatedProcessor
+    sweep: Sweep  # recovery: pending orders, unanswered evaluates, unknown refunds
     sensejs: SenseJS
     mode: str  # shown in the page footer
 
@@ -80,15 +82,22 @@ def init_app(app: Flask) -> None:
         flex_config, sensejs, mode = _embedded_sandbox(config, _sandbox_directory(app))
 
     database = app.extensions["database"]
-    client = FlexClient(flex_config, on_call=CallLog(SqlCallLog(database)).record)
+    client = FlexClient(flex_config, on_call=_on_call(CallLog(SqlCallLog(database)).record))
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
+    processor = SimulatedProcessor(database, config["PROCESSOR_LATENCY_MS"])
+    sweep = Sweep(database, client, processor,
+                  Recovery(SqlRecoveryStore(database), client,
+                           first_delay=orders.FIRST_CHECK_SECONDS),
+                  pending_after=float(config["RECOVER_PENDING_AFTER_SECONDS"]),
+                  flex_enabled=bool(config["FLEX_ENABLED"]))
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
-                  also_run=partial(_reconcile, database, flow))
+                  also_run=sweep.run)
     app.extensions["payments"] = Services(
         client=client,
         flow=flow,
         relay=relay,
-        processor=SimulatedProcessor(config["PROCESSOR_LATENCY_MS"]),
+        processor=processor,
+        sweep=sweep,
         sensejs=sensejs,
         mode=mode,
     )
@@ -97,9 +106,16 @@ def init_app(app: Flask) -> None:
         atexit.register(relay.stop)
 
 
-def _reconcile(database: db.Database, flow: CitFlow) -> None:
-    with database.connection() as conn:
-        reconcile_due(conn, flow)
+def _on_call(record):
+    """The call log's hook, plus the crash points of the crash tests when SHOP_CRASH_AT is set."""
+    if not os.environ.get("SHOP_CRASH_AT"):
+        return record
+
+    def record_then_maybe_crash(report):
+        record(report)
+        crash.after_call(report)
+
+    return record_then_maybe_crash
 
 
 def _timeouts(config: dict) -> dict:

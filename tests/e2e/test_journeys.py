@@ -106,11 +106,11 @@ def test_challenge_and_flex_decline_are_declined_with_a_clear_message(page: Page
     expect(page.get_by_text("No money was taken", exact=False)).to_be_visible()
 
 
-def test_flex_unavailable_declines_without_a_server_error(page: Page):
+def test_flex_unavailable_awaits_confirmation_without_a_server_error(page: Page):
     checkout_id = pay(page, FLEX_DOWN)
-    expect_status(page, "Declined")
+    expect_status(page, "Awaiting confirmation")
     expect(page.get_by_text("We could not confirm this payment yet", exact=False)).to_be_visible()
-    expect(page.get_by_text("Awaiting reconciliation", exact=False)).to_be_visible()
+    expect(page.get_by_text("Awaiting confirmation from Flex", exact=False)).to_be_visible()
     response = page.goto(f"/orders/{checkout_id}")
     assert response.status == 200
     assert page.goto("/orders").status == 200

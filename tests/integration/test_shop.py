@@ -34,7 +34,8 @@ def pay(client, card: str, sku="mug", quantity=1):
 
 
 def status_label(html: str) -> str:
-    labels = ("Partially refunded", "Refunded", "Rescued by Flex", "Declined", "Paid", "Pending")
+    labels = ("Partially refunded", "Refunded", "Rescued by Flex", "Awaiting confirmation",
+              "Declined", "Paid", "Pending")
     found = [label for label in labels if re.search(rf">\s*{label}\s*<", html)]
     assert found, "no status label on the page"
     return found[0]
@@ -86,10 +87,10 @@ def test_challenge_and_flex_decline_are_declines(client, card):
 
 
 @pytest.mark.storage
-def test_flex_unavailable_declines_and_flags_reconciliation(client, fresh_sandbox):
+def test_flex_unavailable_awaits_confirmation(client, fresh_sandbox):
     _, page = pay(client, FLEX_DOWN)
-    assert status_label(page) == "Declined"
-    assert "Awaiting reconciliation" in page
+    assert status_label(page) == "Awaiting confirmation"
+    assert "Please do not pay again" in page
     assert len(calls(fresh_sandbox, "evaluate")) == 3  # first try + 2 retries, then gave up
 
 
