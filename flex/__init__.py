@@ -38,12 +38,25 @@ from .models import (
     TransmitResult,
     VaultedCard,
 )
+from .recovery import (
+    Decision,
+    NotSettledYet,
+    Recovery,
+    RecoveryStore,
+    RefundVerdict,
+    Settled,
+    Step,
+    UnansweredEvaluate,
+    UnknownRefund,
+)
 
 __all__ = [
     "Address", "CallReport", "CancelResult", "CaptureResult", "Card", "CardSummary", "CitFlow",
-    "CitResult", "Evaluation", "FlexAuthError", "FlexClient", "FlexConfig", "FlexConflictError",
-    "FlexError", "FlexNotFoundError", "FlexOrder", "FlexRefundRefused", "FlexRefused",
-    "FlexUnavailableError", "FlexValidationError", "LineItem", "OrderPage", "OrderStatus",
-    "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "RefundResult", "TransmitResult",
-    "VaultedCard",
+    "CitResult", "Decision", "Evaluation", "FlexAuthError", "FlexClient", "FlexConfig",
+    "FlexConflictError", "FlexError", "FlexNotFoundError", "FlexOrder", "FlexRefundRefused",
+    "FlexRefused",
+    "FlexUnavailableError", "FlexValidationError", "LineItem", "NotSettledYet", "OrderPage",
+    "OrderStatus", "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "Recovery",
+    "RecoveryStore", "RefundResult", "RefundVerdict", "Settled", "Step", "TransmitResult",
+    "UnansweredEvaluate", "UnknownRefund", "VaultedCard",
 ]
