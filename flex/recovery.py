@@ -146,12 +146,9 @@ class Recovery:
         self.backoff_cap = backoff_cap  # seconds, the longest wait between two checks
         self.batch = batch
 
-    def first_check_at(self, now: float | None = None) -> float:
-        """When (epoch seconds) to check a call that just went unanswered for the first time."""
-        return (time.time() if now is None else now) + self.first_delay
-
     def run_once(self, now: float | None = None) -> list[Settled]:
-        """Checks every item due at `now` (epoch seconds; default: the clock) once."""
+        """Checks every item due at `now` (epoch seconds; default: the clock) once. Flex
+        errors never escape (they reschedule the item); the store's errors do."""
         now = time.time() if now is None else now
         done = [self.settle_evaluate(item) for item in self.store.due_evaluates(now, self.batch)]
         done += [self.settle_refund(item) for item in self.store.due_refunds(now, self.batch)]
@@ -160,7 +157,8 @@ class Recovery:
     # --- evaluate --------------------------------------------------------------------------
 
     def settle_evaluate(self, item: UnansweredEvaluate) -> Settled:
-        """Checks one unanswered evaluate and records the result in the store."""
+        """Checks one unanswered evaluate and records the result (or the next check) in the
+        store. Raises only what the store raises."""
         steps: list[Step] = []
         try:
             decision, key, reason = self.evaluate_decision(item.order_id, item.payload, steps)
@@ -172,8 +170,9 @@ class Recovery:
     def evaluate_decision(self, order_id: str, payload: dict | None,
                           steps: list[Step]) -> tuple[Decision, str | None, str]:
         """(decision, orderSessionKey, reason) for an /evaluate whose answer is unknown;
-        `payload` None means it cannot be replayed (not found = never sent). Appends each
-        call to `steps`. Raises NotSettledYet when Flex gives no usable answer yet."""
+        `payload` None means it cannot be replayed (not found = never sent = not charged).
+        Appends each call to `steps`. Raises NotSettledYet when Flex gives no usable answer
+        yet or its order is still processing."""
         if payload and str(payload.get("transactionType", "")).upper() == AUTHORIZATION:
             return self._cancel_authorization(order_id, steps)
         found = self._ask(steps, f"GET /orders?query={order_id}",
@@ -217,7 +216,8 @@ class Recovery:
     # --- refund ----------------------------------------------------------------------------
 
     def settle_refund(self, item: UnknownRefund) -> Settled:
-        """Checks one unknown refund and records the verdict in the store."""
+        """Checks one unknown refund and records the verdict (or the next check) in the store.
+        Raises only what the store raises."""
         steps: list[Step] = []
         try:
             order = self._ask(steps, f"GET /orders/{item.order_session_key}",

@@ -12,18 +12,20 @@ from flask import Flask, current_app
 
 from flex import FlexClient, FlexConfig
 from flex.calllog import CallLog
-from flex.cit import DECLINED, PAID, Authorize, CitFlow, CitResult
+from flex.cit import DECLINED, MIN_EVALUATE_SECONDS, PAID, Authorize, CitFlow, CitResult
 from flex.models import Card, Purchase
 from flex.outbox import Relay
 from flex.recovery import Recovery
 
-from . import crash, orders
+from . import crash, db, orders
 from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
 from .recovery import Sweep
 from .recovery_store import SqlRecoveryStore
 
 log = logging.getLogger(__name__)
+
+PROCESSOR_POOL_SIZE = 4  # PostgreSQL connections per process for the processor's ledger
 
 # Settings that must all be present to talk to Flex's real sandbox (or production).
 REAL_FLEX_SETTINGS = (
@@ -84,11 +86,14 @@ def init_app(app: Flask) -> None:
     database = app.extensions["database"]
     client = FlexClient(flex_config, on_call=_on_call(CallLog(SqlCallLog(database)).record))
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
-    processor = SimulatedProcessor(database, config["PROCESSOR_LATENCY_MS"])
+    # The processor's ledger is the PSP's own system: connections of its own, so a request
+    # holding one of the shop's never waits on the shop's pool to charge a card.
+    processor = SimulatedProcessor(db.Database(database.url, PROCESSOR_POOL_SIZE),
+                                   config["PROCESSOR_LATENCY_MS"])
     sweep = Sweep(database, client, processor,
                   Recovery(SqlRecoveryStore(database), client,
                            first_delay=orders.FIRST_CHECK_SECONDS),
-                  pending_after=float(config["RECOVER_PENDING_AFTER_SECONDS"]),
+                  pending_after=_pending_after(config),
                   flex_enabled=bool(config["FLEX_ENABLED"]))
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
                   also_run=sweep.run)
@@ -104,6 +109,20 @@ def init_app(app: Flask) -> None:
     if config["FLEX_RELAY"]:
         relay.start()
         atexit.register(relay.stop)
+
+
+def _pending_after(config: dict) -> float:
+    """RECOVER_PENDING_AFTER_SECONDS, refused when a checkout still running could be that old:
+    recovery would settle an order its own request is about to settle."""
+    seconds = float(config["RECOVER_PENDING_AFTER_SECONDS"])
+    worst_case = (float(config["FLEX_DEADLINE"]) + MIN_EVALUATE_SECONDS
+                  + config["PROCESSOR_LATENCY_MS"] / 1000)
+    if seconds <= worst_case:
+        raise ConfigError(
+            f"RECOVER_PENDING_AFTER_SECONDS ({seconds:g}) must exceed a checkout's worst case "
+            f"({worst_case:g} s: FLEX_DEADLINE + {MIN_EVALUATE_SECONDS:g} s + the processor)."
+        )
+    return seconds
 
 
 def _on_call(record):

@@ -78,6 +78,10 @@ class SimulatedProcessor:
         return ProcessorResult(bool(row[0]), row[1], row[2], row[3], NAME, avs_result="Y",
                                cvv_result=row[4], timestamp_utc=when.replace("+00:00", "Z"))
 
+    def close(self) -> None:
+        """Closes the ledger's connections."""
+        self.database.close()
+
     def _record(self, reference: str, kind: str, code: str, description: str, cvv: str,
                 amount_cents: int) -> str:
         """Writes the ledger entry; the first writer of a reference wins (primary key)."""
