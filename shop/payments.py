@@ -73,6 +73,7 @@ def services() -> Services:
 
 def init_app(app: Flask) -> None:
     config = app.config
+    pending_after = _pending_after(config)  # checked before the sandbox is started
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
@@ -93,7 +94,7 @@ def init_app(app: Flask) -> None:
     sweep = Sweep(database, client, processor,
                   Recovery(SqlRecoveryStore(database), client,
                            first_delay=orders.FIRST_CHECK_SECONDS),
-                  pending_after=_pending_after(config),
+                  pending_after=pending_after,
                   flex_enabled=bool(config["FLEX_ENABLED"]))
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
                   also_run=sweep.run)
