@@ -59,7 +59,7 @@ class CitResult:
     transmit_payload: dict | None = None  # approved: queue it in the same transaction as the order
     evaluate_payload: dict | None = None  # declined: kept for recovery (flex/recovery.py)
     flex_error: str | None = None  # why Flex gave no answer, if it did not
-    reconcile: bool = False  # Flex's answer is unknown: replay evaluate_payload later
+    reconcile: bool = False  # Flex's answer is unknown: settle it later (flex/recovery.py)
     refused_fields: tuple[str, ...] = ()  # Flex refused the request: the fields it named
 
 

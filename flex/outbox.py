@@ -93,7 +93,7 @@ class Relay:
         # come back soon, while a slow one's are not sent twice at the same time.
         self.lease = lease if lease is not None else 2 * client.config.deadline
         self.batch = batch
-        self.also_run = also_run  # more periodic work for the same thread (e.g. reconciliation)
+        self.also_run = also_run  # more periodic work for the same thread (e.g. Recovery)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -117,4 +117,5 @@ def refund(conn: Connection, services: Services, order: orders.Order,
         orders.release_refund(conn, refund_id)
         log.error("refund for order %s failed: %s", order.id, exc)
         raise RefundError("The refund could not be sent to Flex. Please try again.") from exc
+    crash_point("after_refund_sent")
     orders.settle_refund(conn, refund_id, "succeeded")

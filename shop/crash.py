@@ -16,8 +16,7 @@ log = logging.getLogger(__name__)
 POINTS = ("after_order_insert", "after_authorize", "after_vault", "after_evaluate_sent",
           "after_refund_reserved", "after_refund_sent")
 # Points reached when Flex has answered a call (seen through FlexClient's on_call hook).
-_AFTER_CALL = {"tokenize": "after_vault", "evaluate": "after_evaluate_sent",
-               "refund": "after_refund_sent"}
+_AFTER_CALL = {"tokenize": "after_vault", "evaluate": "after_evaluate_sent"}
 
 
 def crash_point(point: str) -> None:

@@ -42,7 +42,7 @@ def test_screenshots_of_every_step(page: Page):
     for card, label, name in ((RESCUED, "Rescued by Flex", "order-rescued"),
                               (FLEX_DECLINED, "Declined", "order-declined"),
                               (CHALLENGED, "Declined", "order-challenge"),
-                              (FLEX_DOWN, "Declined", "order-reconciling"),
+                              (FLEX_DOWN, "Awaiting confirmation", "order-reconciling"),
                               ("4242 4242 4242 4242", "Paid", "order-paid")):
         if name != "order-rescued":
             open_checkout(page)
