@@ -46,26 +46,21 @@ class SimulatedProcessor:
     def authorize(self, card: Card, amount_cents: int, *, reference: str) -> ProcessorResult:
         """Authorizes `amount_cents` (integer cents) once per `reference` (the merchant's
         order id): a replay returns the first answer."""
-        first = self.lookup(reference)
-        if first is not None:
-            return first
         time.sleep(self.latency_ms / 1000)  # a PSP round trip
         code, description, cvv = DECLINES.get(card.number, ("00", "Approved", "M"))
-        txn = self._record(reference, AUTHORIZATION, code, description, cvv, amount_cents)
-        log.info("authorization %s for %d cents on %r: %s %s", txn, amount_cents, card, code,
-                 description)
-        return self.lookup(reference)
+        if self._record(reference, AUTHORIZATION, code, description, cvv, amount_cents):
+            log.info("authorization %s for %d cents on %r: %s %s", reference, amount_cents,
+                     card, code, description)
+        return self.lookup(reference)  # the first answer for this reference, ours or not
 
     def refund(self, transaction_id: str, amount_cents: int, *, reference: str) -> str:
         """Refunds `amount_cents` (integer cents) of a captured payment once per `reference`;
         returns the refund's id. The order store has already reserved the amount, so the
         simulation always succeeds."""
-        first = self.lookup(reference)
-        if first is not None:
-            return first.transaction_id
         time.sleep(self.latency_ms / 1000)
-        log.info("refund of %d cents on %s (%s)", amount_cents, transaction_id, reference)
-        return self._record(reference, REFUND, "00", "Refunded", "NA", amount_cents)
+        if self._record(reference, REFUND, "00", "Refunded", "NA", amount_cents):
+            log.info("refund of %d cents on %s (%s)", amount_cents, transaction_id, reference)
+        return self.lookup(reference).transaction_id
 
     def lookup(self, reference: str) -> ProcessorResult | None:
         """What the processor did for `reference`, or None if it never saw it."""
@@ -83,15 +78,14 @@ class SimulatedProcessor:
         self.database.close()
 
     def _record(self, reference: str, kind: str, code: str, description: str, cvv: str,
-                amount_cents: int) -> str:
-        """Writes the ledger entry; the first writer of a reference wins (primary key)."""
+                amount_cents: int) -> bool:
+        """Writes the ledger entry; False if the reference had one (the first one wins)."""
         prefix = "sim" if kind == AUTHORIZATION else "re"
         txn = f"{prefix}_{uuid.uuid4().hex[:20]}"
         with self.database.connection() as conn, conn:
-            conn.execute(
+            return conn.execute(
                 "INSERT INTO processor_ledger (reference, kind, transaction_id, approved,"
                 " response_code, response_text, cvv_result, amount_cents, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference) DO NOTHING",
                 (reference, kind, txn, int(code == "00"), code, description, cvv, amount_cents,
-                 time.time()))
-        return txn
+                 time.time())).rowcount == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
+from flex.models import Card
 from shop import db
 from shop.payments import ConfigError
 from tests.support import wait_for
@@ -47,3 +48,19 @@ def test_a_pending_threshold_shorter_than_a_checkout_is_refused(database_url):
     with pytest.raises(ConfigError, match="RECOVER_PENDING_AFTER_SECONDS"):
         create_app({"TESTING": True, "DATABASE_URL": database_url, "FLEX_RELAY": False,
                     "FLEX_DEADLINE": 12.0, "RECOVER_PENDING_AFTER_SECONDS": 10})
+
+
+@pytest.mark.storage
+def test_the_processor_charges_a_reference_once_and_can_look_it_up(app):
+    processor = app.extensions["payments"].processor
+    card = Card("4242424242424242", "123", 12, 2034, "Ada Lovelace")
+    assert processor.lookup("order-1") is None
+    first = processor.authorize(card, 1800, reference="order-1")
+    replay = processor.authorize(card, 1800, reference="order-1")  # e.g. a retried request
+    assert first.approved and replay == first == processor.lookup("order-1")
+    declined = processor.authorize(Card("4000000000009995", "123", 12, 2034, "Ada"), 1800,
+                                   reference="order-2")
+    assert not declined.approved and declined.response_code == "51"
+    assert db_rows(db.database_url(app.config),
+                   "SELECT reference, approved FROM processor_ledger ORDER BY reference") == [
+        ("order-1", 1), ("order-2", 0)]
