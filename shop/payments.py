@@ -1,5 +1,6 @@
 """Wires the Flex integration into this app: settings, the embedded sandbox, the client,
-the CIT flow, the Flex call log and the transmit relay. Views reach them via `services()`."""
+the CIT flow, the Flex call log, the transmit relay and the recovery sweep. Views reach them
+via `services()`."""
 
 from __future__ import annotations
 
