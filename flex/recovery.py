@@ -162,7 +162,7 @@ class Recovery:
         steps: list[Step] = []
         try:
             decision, key, reason = self.evaluate_decision(item.order_id, item.payload, steps)
-        except NotSettledYet as later:
+        except (NotSettledYet, FlexError) as later:  # FlexError: a refusal nothing expects
             return self._retry_evaluate(item, steps, str(later))
         self.store.settle_evaluate(item.order_id, decision, key, steps, reason)
         return Settled("evaluate", item.order_id, decision, reason)
@@ -224,7 +224,7 @@ class Recovery:
                               lambda: self.client.get_order(item.order_session_key,
                                                             ref=item.order_id))
             verdict, reason = refund_verdict(order, item)
-        except NotSettledYet as later:
+        except (NotSettledYet, FlexError) as later:
             verdict, reason = None, str(later)
         if verdict is None and item.attempts + 1 >= self.max_attempts:
             verdict, reason = RefundVerdict.HELD, f"held after {item.attempts + 1} checks: {reason}"
