@@ -41,6 +41,9 @@ DEFAULTS = {
     "FLEX_RELAY": True,
     "FLEX_RELAY_POLL_SECONDS": 0.5,
     "FLEX_RELAY_SENDERS": 8,  # transmits one relay sends at once
+    # A checkout still pending after this many seconds was interrupted (crash, kill): the
+    # recovery sweep settles it. A little over a checkout's worst case (FLEX_DEADLINE + PSP).
+    "RECOVER_PENDING_AFTER_SECONDS": 30.0,
     "PROCESSOR_LATENCY_MS": 250,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",

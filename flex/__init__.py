@@ -40,6 +40,17 @@ from .models import (
     VaultedCard,
 )
 from .outbox import OutboxRow, OutboxStore, Relay, Transmit
+from .recovery import (
+    Decision,
+    NotSettledYet,
+    Recovery,
+    RecoveryStore,
+    RefundVerdict,
+    Settled,
+    Step,
+    UnansweredEvaluate,
+    UnknownRefund,
+)
 from .webhooks import (
     EventType,
     MemoryNonceStore,
@@ -51,11 +62,13 @@ from .webhooks import verify as verify_webhook
 
 __all__ = [
     "Address", "CallLog", "CallLogStore", "CallReport", "CancelResult", "CaptureResult", "Card",
-    "CardSummary", "CitFlow", "CitResult", "Evaluation", "EventType", "FlexAuthError",
-    "FlexClient", "FlexConfig", "FlexConflictError", "FlexError", "FlexNotFoundError",
-    "FlexOrder", "FlexRefundRefused", "FlexRefused", "FlexUnavailableError",
-    "FlexValidationError", "LineItem", "LoggedCall", "MemoryNonceStore", "NonceStore",
-    "OrderPage", "OrderStatus", "OutboxRow", "OutboxStore", "Outcome", "OutcomeResult",
-    "ProcessorResult", "Purchase", "RefundResult", "Relay", "Transmit", "TransmitResult",
-    "VaultedCard", "WebhookEvent", "WebhookRejected", "verify_webhook",
+    "CardSummary", "CitFlow", "CitResult", "Decision", "Evaluation", "EventType",
+    "FlexAuthError", "FlexClient", "FlexConfig", "FlexConflictError", "FlexError",
+    "FlexNotFoundError", "FlexOrder", "FlexRefundRefused", "FlexRefused",
+    "FlexUnavailableError", "FlexValidationError", "LineItem", "LoggedCall", "MemoryNonceStore",
+    "NonceStore", "NotSettledYet", "OrderPage", "OrderStatus", "OutboxRow", "OutboxStore",
+    "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "Recovery", "RecoveryStore",
+    "RefundResult", "RefundVerdict", "Relay", "Settled", "Step", "Transmit", "TransmitResult",
+    "UnansweredEvaluate", "UnknownRefund", "VaultedCard", "WebhookEvent", "WebhookRejected",
+    "verify_webhook",
 ]

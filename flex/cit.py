@@ -3,8 +3,8 @@
     vault (/tokenize)  ∥  processor authorization
     approved  -> build the /transmit payload; the caller queues it with the order (outbox)
     declined  -> /evaluate with the vault token: APPROVED = rescued, CHALLENGE/DECLINED = declined
-    Flex silent (timeout, 5xx) -> declined for the shopper, and the evaluate payload is kept so
-                                  the same idempotencyKey can be replayed later (reconcile)
+    Flex silent (timeout, 5xx) -> `reconcile`: the evaluate payload is kept, and
+                                  flex/recovery.py settles it later (lookup, then replay)
 
 Nothing here touches a database or the web framework: the caller owns persistence.
 """
@@ -57,9 +57,9 @@ class CitResult:
     card: CardSummary
     evaluation: Evaluation | None = None
     transmit_payload: dict | None = None  # approved: queue it in the same transaction as the order
-    evaluate_payload: dict | None = None  # declined: kept for reconciliation replays
+    evaluate_payload: dict | None = None  # declined: kept for recovery (flex/recovery.py)
     flex_error: str | None = None  # why Flex gave no answer, if it did not
-    reconcile: bool = False  # Flex's answer is unknown: replay evaluate_payload later
+    reconcile: bool = False  # Flex's answer is unknown: settle it later (flex/recovery.py)
     refused_fields: tuple[str, ...] = ()  # Flex refused the request: the fields it named
 
 
@@ -106,11 +106,6 @@ class CitFlow:
                                                idempotency_key=purchase.order_id)
         return self._evaluate(purchase.order_id, processor, summary, payload,
                               deadline=max(self._left(started), MIN_EVALUATE_SECONDS))
-
-    def reconcile(self, order_id: str, evaluate_payload: dict) -> Evaluation:
-        """Replays an unanswered /evaluate with its original idempotencyKey: Flex returns the
-        decision it took the first time, or decides now if the first call never arrived."""
-        return self.client.evaluate(evaluate_payload, ref=order_id)
 
     def refund(self, order_session_key: str, amount_cents: int, *, ref: str,
                message: str = "Customer request") -> RefundResult:

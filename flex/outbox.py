@@ -99,7 +99,7 @@ class Relay:
         # Transmits sent at once: one at a time, a relay could not keep up with a busy shop
         # (each send waits a round trip). The client's connection pool must hold as many.
         self.senders = senders
-        self.also_run = also_run  # more periodic work for the same thread (e.g. reconciliation)
+        self.also_run = also_run  # more periodic work for the same thread (e.g. Recovery)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from functools import partial
 
 from flex.calllog import CallLog
 from flex.cit import RESCUED, CitResult
@@ -17,9 +18,11 @@ from flex.models import Address, Card, LineItem, ProcessorResult, Purchase
 
 from . import orders
 from .cart import CartLine
+from .crash import crash_point
 from .db import Connection
 from .money import format_dollars
 from .payments import Services
+from .recovery import refund_reference
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,12 @@ def purchase_for(checkout_id: str, lines: list[CartLine], form, customer_ip: str
 
 def place_order(conn: Connection, services: Services, purchase: Purchase,
                 card: Card) -> orders.Order:
-    """Runs the checkout once per checkout id; a duplicate waits for the first one."""
+    """Runs the checkout once per checkout id; a duplicate gets the order as it is now (a
+    pending one shows the "still in progress" page; recovery settles it if its request died)."""
     if not orders.create(conn, purchase, card.summary):
-        return wait_until_settled(conn, purchase.order_id)
-    authorize = TimedAuthorize(services.processor.authorize)
+        return orders.get(conn, purchase.order_id)
+    crash_point("after_order_insert")
+    authorize = TimedAuthorize(partial(_authorize, services, purchase.order_id))
     result = services.flow.pay(purchase, card, authorize)
     if flex_refused_amount(result):
         result = dataclasses.replace(
@@ -105,15 +110,11 @@ class TimedAuthorize:
                             outcome)
 
 
-def wait_until_settled(conn: Connection, order_id: str, timeout: float = 30.0,
-                       ) -> orders.Order:
-    """Waits (bounded) while another request is still paying for this order."""
-    deadline = time.monotonic() + timeout
-    order = orders.get(conn, order_id)
-    while order.outcome == orders.PENDING and time.monotonic() < deadline:
-        time.sleep(0.05)
-        order = orders.get(conn, order_id)
-    return order
+def _authorize(services: Services, order_id: str, card: Card, amount_cents: int):
+    """The processor's authorization, idempotent by the merchant's order id."""
+    result = services.processor.authorize(card, amount_cents, reference=order_id)
+    crash_point("after_authorize")
+    return result
 
 
 class RefundError(Exception):
@@ -130,11 +131,13 @@ def refund(conn: Connection, services: Services, order: orders.Order,
             f"Refund refused: only {format_dollars(order.refundable_cents)} can still be refunded."
             if order.refundable_cents else "Refund refused: this order cannot be refunded."
         )
+    crash_point("after_refund_reserved")
     try:
         if channel == "Flex":
             services.flow.refund(order.order_session_key, amount_cents, ref=order.id)
         else:
-            services.processor.refund(order.processor_txn, amount_cents)
+            services.processor.refund(order.processor_txn, amount_cents,
+                                      reference=refund_reference(refund_id))
     except FlexRefundRefused as exc:
         orders.release_refund(conn, refund_id)
         raise RefundError(f"Flex refused the refund: {exc}") from exc
@@ -148,4 +151,5 @@ def refund(conn: Connection, services: Services, order: orders.Order,
         orders.release_refund(conn, refund_id)
         log.error("refund for order %s failed: %s", order.id, exc)
         raise RefundError("The refund could not be sent to Flex. Please try again.") from exc
+    crash_point("after_refund_sent")
     orders.settle_refund(conn, refund_id, "succeeded")

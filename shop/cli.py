@@ -1,4 +1,4 @@
-"""Command-line tools: `flask flex relay|reconcile|check` and `flask shop migrate|reset`."""
+"""Command-line tools: `flask flex relay|recover|check` and `flask shop migrate|reset`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from flex.errors import FlexError
+from flex.recovery import LATER
 
 from . import db
 from .payments import services
-from .reconcile import reconcile_due
 
 flex_cli = AppGroup("flex", help="The Flex integration.")
 shop_cli = AppGroup("shop", help="The demo shop.")
@@ -29,12 +29,21 @@ def relay_command(once: bool) -> None:
     relay.start().join()  # one relay loop per process, even if FLEX_RELAY started it already
 
 
-@flex_cli.command("reconcile")
-def reconcile_command() -> None:
-    """Replay due /evaluate calls that went unanswered, and settle their orders."""
-    with db.database().connection() as conn:
-        settled = reconcile_due(conn, services().flow)
-    click.echo(f"settled {settled} order(s)")
+@flex_cli.command("recover")
+@click.option("--ahead", type=float, default=0.0, metavar="SECONDS",
+              help="Treat the clock as SECONDS ahead: settle what would be due by then.")
+def recover_command(ahead: float) -> None:
+    """Settle what is due: pending orders a crash left behind, unanswered /evaluate calls,
+    refunds whose answer is unknown. Prints one line per item (the relay runs this too)."""
+    done = services().sweep.run(ahead=ahead)
+    for item in done:
+        click.echo(f"{item.kind} {item.order_id}: {item.result} ({item.reason})")
+    settled = sum(1 for item in done if item.result != LATER)
+    click.echo(f"settled {settled} item(s), {len(done) - settled} to check again later")
+
+
+# The old name: reconciliation (replaying unanswered /evaluate calls) is part of recover.
+flex_cli.add_command(recover_command, "reconcile")
 
 
 @flex_cli.command("check")

@@ -49,6 +49,7 @@ def detail(order_id: str):
         items=orders.items(conn, order_id),
         refunds=orders.refunds(conn, order_id),
         charts=waterfalls(calls_for_order(conn, order_id)),
+        events=orders.events(conn, order_id),
         refund_form=form,
     ), status
 

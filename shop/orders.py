@@ -8,26 +8,30 @@ and conditional writes, not process locks: several processes may share the datab
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from flex import outbox
 from flex.cit import DECLINED, PAID, RESCUED, CitResult
-from flex.models import CardSummary, Evaluation, Purchase
+from flex.models import Address, CardSummary, LineItem, Purchase
 
 from .db import Connection
 from .flex_store import enqueue_transmit
 
 PENDING = "pending"
-RECONCILE_BACKOFF_SECONDS = 10.0  # first replay of an unanswered /evaluate; doubles each time
+AUTHORIZED = "authorized"  # Flex authorized (CAPTUREREQUIRED): capture or cancel it
+FIRST_CHECK_SECONDS = 10.0  # first check of an unanswered /evaluate or refund; then doubling
 REFUNDABLE = (PAID, RESCUED)
 # flex_error prefix of an order whose /evaluate Flex refused on its amount rule.
 FLEX_REFUSED_AMOUNT = "Flex does not evaluate this amount"
 
 AWAITING = "Awaiting confirmation"  # the result is not known yet: neutral, never "Declined"
-_LABELS = {PENDING: AWAITING, PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined"}
+_LABELS = {PENDING: AWAITING, PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined",
+           AUTHORIZED: "Awaiting capture"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,9 @@ class Order:
                         "are not charged unless it went through.")
             if self.flex_error and self.reconcile_attempts:  # replays gave up: still unknown
                 return "We could not confirm this payment. Please contact us before paying again."
+            if self.processor_code is None:  # recovery: the checkout died before the charge
+                return ("This payment was interrupted before your card was charged. No money "
+                        "was taken; please try again.")
             if self.flex_error and self.flex_error.startswith(FLEX_REFUSED_AMOUNT):
                 return ("Your bank declined this payment, and Flex cannot rescue a payment of "
                         "this amount. No money was taken; please use another card.")
@@ -126,8 +133,10 @@ class Refund:
     id: int
     amount_cents: int
     channel: str
-    status: str
+    status: str  # pending | succeeded | unknown | released
     created_at: datetime
+    note: str | None = None  # how recovery settled it
+    order_id: str = ""
 
 
 def _when(epoch: float) -> datetime:
@@ -169,10 +178,12 @@ def create(conn: Connection, purchase: Purchase, card: CardSummary) -> bool:
     with conn:
         created = conn.execute(
             "INSERT INTO orders (id, created_at, amount_cents, currency, email, card_brand,"
-            " card_first6, card_last4) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " card_first6, card_last4, checkout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO NOTHING",
             (purchase.order_id, time.time(), purchase.amount_cents, purchase.currency,
-             purchase.email, card.brand, card.bin, card.last4),
+             purchase.email, card.brand, card.bin, card.last4,
+             json.dumps({"purchase": dataclasses.asdict(purchase),
+                         "card": dataclasses.asdict(card)})),
         ).rowcount == 1
         if created:
             conn.executemany(
@@ -198,7 +209,7 @@ def record_result(conn: Connection, order_id: str, result: CitResult) -> None:
              evaluation.status if evaluation else None,
              evaluation.order_session_key if evaluation else None,
              result.flex_error, int(result.reconcile),
-             time.time() + RECONCILE_BACKOFF_SECONDS if result.reconcile else None,
+             time.time() + FIRST_CHECK_SECONDS if result.reconcile else None,
              json.dumps(result.evaluate_payload) if result.evaluate_payload else None,
              order_id),
         )
@@ -226,11 +237,11 @@ def items(conn: Connection, order_id: str) -> list[Item]:
 
 def refunds(conn: Connection, order_id: str) -> list[Refund]:
     rows = conn.execute(
-        "SELECT id, amount_cents, channel, status, created_at FROM refunds WHERE order_id = ?"
-        " ORDER BY id",
+        "SELECT id, amount_cents, channel, status, created_at, note FROM refunds"
+        " WHERE order_id = ? ORDER BY id",
         (order_id,),
     )
-    return [Refund(*row[:4], _when(row[4])) for row in rows]
+    return [Refund(*row[:4], _when(row[4]), row[5], order_id) for row in rows]
 
 
 def reserve_refund(conn: Connection, order_id: str, amount_cents: int,
@@ -253,9 +264,12 @@ def reserve_refund(conn: Connection, order_id: str, amount_cents: int,
 
 
 def settle_refund(conn: Connection, refund_id: int, status: str) -> None:
-    """Marks a reserved refund succeeded, or unknown (kept reserved until checked)."""
+    """Marks a reserved refund succeeded, or unknown (kept reserved until recovery checks it,
+    FIRST_CHECK_SECONDS from now)."""
+    recover_at = time.time() + FIRST_CHECK_SECONDS if status == "unknown" else None
     with conn:
-        conn.execute("UPDATE refunds SET status = ? WHERE id = ?", (status, refund_id))
+        conn.execute("UPDATE refunds SET status = ?, recover_at = ? WHERE id = ?",
+                     (status, recover_at, refund_id))
 
 
 def release_refund(conn: Connection, refund_id: int) -> None:
@@ -270,35 +284,61 @@ def release_refund(conn: Connection, refund_id: int) -> None:
         conn.execute("DELETE FROM refunds WHERE id = ?", (refund_id,))
 
 
-def to_reconcile(conn: Connection, limit: int = 20) -> list[Order]:
-    """Orders whose /evaluate went unanswered and are due for a replay."""
-    rows = conn.execute(
-        f"{_SELECT} WHERE o.reconcile = 1 AND o.reconcile_at <= ? ORDER BY o.reconcile_at"  # noqa: S608
-        " LIMIT ?",
-        (time.time(), limit),
+# --- recovery: what a crash interrupted, and the order's timeline of resolutions ----------
+
+@dataclass(frozen=True)
+class Event:
+    """One resolution on an order's timeline: who settled it, what was asked and answered."""
+
+    at: datetime
+    actor: str
+    asked: str
+    answered: str
+
+
+def add_event(conn: Connection, order_id: str, actor: str, asked: str, answered: str) -> None:
+    """Adds a timeline row in the caller's transaction (or on its own)."""
+    conn.execute(
+        "INSERT INTO order_events (id, order_id, at, actor, asked, answered)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (str(uuid.uuid4()), order_id, time.time(), actor, asked[:500], answered[:1000]),
     )
-    return [_order(row) for row in rows]
 
 
-def record_reconciled(conn: Connection, order_id: str, evaluation: Evaluation) -> None:
-    """Flex answered the replayed /evaluate: settle the order on its decision."""
-    with conn:
-        conn.execute(
-            "UPDATE orders SET outcome = ?, flex_status = ?, order_session_key = ?,"
-            " flex_error = NULL, reconcile = 0, reconcile_at = NULL,"
-            " reconcile_attempts = reconcile_attempts + 1 WHERE id = ? AND reconcile = 1",
-            (RESCUED if evaluation.approved else DECLINED, evaluation.status,
-             evaluation.order_session_key, order_id),
-        )
+def events(conn: Connection, order_id: str) -> list[Event]:
+    rows = conn.execute(
+        "SELECT at, actor, asked, answered FROM order_events WHERE order_id = ? ORDER BY at",
+        (order_id,),
+    )
+    return [Event(_when(row[0]), row[1], row[2], row[3]) for row in rows]
 
 
-def record_reconcile_failure(conn: Connection, order_id: str, error: str,
-                             give_up: bool) -> None:
-    """The replay went unanswered too: try again later, or stop trying (stays declined)."""
-    with conn:
-        conn.execute(
-            "UPDATE orders SET flex_error = ?, reconcile = ?,"
-            " reconcile_at = ? + ? * (1 << reconcile_attempts),"
-            " reconcile_attempts = reconcile_attempts + 1 WHERE id = ?",
-            (error[:500], 0 if give_up else 1, time.time(), RECONCILE_BACKOFF_SECONDS, order_id),
-        )
+def stale_pending(conn: Connection, older_than: float, limit: int = 20) -> list[str]:
+    """Ids of orders still pending that were created before `older_than` (epoch seconds):
+    their checkout ended without a result (a crash, a kill)."""
+    rows = conn.execute(
+        "SELECT id FROM orders WHERE outcome = ? AND created_at < ? ORDER BY created_at LIMIT ?",
+        (PENDING, older_than, limit),
+    )
+    return [row[0] for row in rows]
+
+
+def checkout_of(conn: Connection, order_id: str) -> tuple[Purchase, CardSummary]:
+    """The purchase and card summary an order was created with (no card number)."""
+    stored = json.loads(conn.execute("SELECT checkout FROM orders WHERE id = ?",
+                                     (order_id,)).fetchone()[0])
+    purchase = stored["purchase"]
+    purchase = Purchase(**{**purchase, "billing": Address(**purchase["billing"]),
+                           "items": tuple(LineItem(**i) for i in purchase["items"])})
+    return purchase, CardSummary(**stored["card"])
+
+
+def stale_refunds(conn: Connection, older_than: float, limit: int = 20) -> list[Refund]:
+    """Refunds still `pending` (reserved, never settled) created before `older_than`: their
+    request ended in a crash, so whether the money moved is unknown."""
+    rows = conn.execute(
+        "SELECT id, amount_cents, channel, status, created_at, order_id FROM refunds"
+        " WHERE status = 'pending' AND created_at < ? ORDER BY id LIMIT ?",
+        (older_than, limit),
+    )
+    return [Refund(*row[:4], _when(row[4]), order_id=row[5]) for row in rows]

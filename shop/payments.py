@@ -1,5 +1,6 @@
 """Wires the Flex integration into this app: settings, the embedded sandbox, the client,
-the CIT flow, the Flex call log and the transmit relay. Views reach them via `services()`."""
+the CIT flow, the Flex call log, the transmit relay and the recovery sweep. Views reach them
+via `services()`."""
 
 from __future__ import annotations
 
@@ -7,22 +8,25 @@ import atexit
 import logging
 import os
 from dataclasses import dataclass
-from functools import partial
 
 from flask import Flask, current_app
 
 from flex import FlexClient, FlexConfig
 from flex.calllog import CallLog
-from flex.cit import DECLINED, PAID, Authorize, CitFlow, CitResult
+from flex.cit import DECLINED, MIN_EVALUATE_SECONDS, PAID, Authorize, CitFlow, CitResult
 from flex.models import Card, Purchase
 from flex.outbox import Relay
+from flex.recovery import Recovery
 
-from . import db
+from . import crash, db, orders
 from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
-from .reconcile import reconcile_due
+from .recovery import Sweep
+from .recovery_store import SqlRecoveryStore
 
 log = logging.getLogger(__name__)
+
+PROCESSOR_POOL_SIZE = 4  # PostgreSQL connections per process for the processor's ledger
 
 # Settings that must all be present to talk to Flex's real sandbox (or production).
 REAL_FLEX_SETTINGS = (
@@ -60,6 +64,7 @@ class Services:
     relay: Relay
     call_log: CallLog  # Flex calls and the merchant's own timed steps, per order
     processor: SimulatedProcessor
+    sweep: Sweep  # recovery: pending orders, unanswered evaluates, unknown refunds
     sensejs: SenseJS
     mode: str  # shown in the page footer
 
@@ -70,6 +75,7 @@ def services() -> Services:
 
 def init_app(app: Flask) -> None:
     config = app.config
+    pending_after = _pending_after(config)  # checked before the sandbox is started
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
@@ -82,17 +88,27 @@ def init_app(app: Flask) -> None:
 
     database = app.extensions["database"]
     call_log = CallLog(SqlCallLog(database))
-    client = FlexClient(flex_config, on_call=call_log.record)
+    client = FlexClient(flex_config, on_call=_on_call(call_log.record))
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
+    # The processor's ledger is the PSP's own system: connections of its own, so a request
+    # holding one of the shop's never waits on the shop's pool to charge a card.
+    processor = SimulatedProcessor(db.Database(database.url, PROCESSOR_POOL_SIZE),
+                                   config["PROCESSOR_LATENCY_MS"])
+    sweep = Sweep(database, client, processor,
+                  Recovery(SqlRecoveryStore(database), client,
+                           first_delay=orders.FIRST_CHECK_SECONDS),
+                  pending_after=pending_after,
+                  flex_enabled=bool(config["FLEX_ENABLED"]))
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
                   senders=config["FLEX_RELAY_SENDERS"],
-                  also_run=partial(_reconcile, database, flow))
+                  also_run=sweep.run)
     app.extensions["payments"] = Services(
         client=client,
         flow=flow,
         relay=relay,
         call_log=call_log,
-        processor=SimulatedProcessor(config["PROCESSOR_LATENCY_MS"]),
+        processor=processor,
+        sweep=sweep,
         sensejs=sensejs,
         mode=mode,
     )
@@ -101,9 +117,30 @@ def init_app(app: Flask) -> None:
         atexit.register(relay.stop)
 
 
-def _reconcile(database: db.Database, flow: CitFlow) -> None:
-    with database.connection() as conn:
-        reconcile_due(conn, flow)
+def _pending_after(config: dict) -> float:
+    """RECOVER_PENDING_AFTER_SECONDS, refused when a checkout still running could be that old:
+    recovery would settle an order its own request is about to settle."""
+    seconds = float(config["RECOVER_PENDING_AFTER_SECONDS"])
+    worst_case = (float(config["FLEX_DEADLINE"]) + MIN_EVALUATE_SECONDS
+                  + config["PROCESSOR_LATENCY_MS"] / 1000)
+    if seconds <= worst_case:
+        raise ConfigError(
+            f"RECOVER_PENDING_AFTER_SECONDS ({seconds:g}) must exceed a checkout's worst case "
+            f"({worst_case:g} s: FLEX_DEADLINE + {MIN_EVALUATE_SECONDS:g} s + the processor)."
+        )
+    return seconds
+
+
+def _on_call(record):
+    """The call log's hook, plus the crash points of the crash tests when SHOP_CRASH_AT is set."""
+    if not os.environ.get("SHOP_CRASH_AT"):
+        return record
+
+    def record_then_maybe_crash(report):
+        record(report)
+        crash.after_call(report)
+
+    return record_then_maybe_crash
 
 
 def _timeouts(config: dict) -> dict:

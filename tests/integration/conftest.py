@@ -159,6 +159,7 @@ def make_app(fresh_sandbox, database_url):
     for app in apps:
         app.extensions["payments"].flow.close()
         app.extensions["payments"].client.close()
+        app.extensions["payments"].processor.close()
         app.extensions["database"].close()
 
 

@@ -1,5 +1,6 @@
 """Every Flex endpoint under every fault: the shopper gets a clear answer, never a 500,
-retries stay bounded, and an unanswered /evaluate is settled later by reconciliation."""
+retries stay bounded, and an unanswered /evaluate is settled later by recovery (lookup by
+merchant orderId first, then a replay with the same idempotencyKey)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def attempts(app, endpoint: str) -> list[int | None]:
 
 
 def make_due(app, order_id: str | None = None) -> None:
-    """Brings reconciliation forward: the order (or every order) is due for a replay now."""
+    """Brings recovery forward: the order (or every order) is due for a check now."""
     url = db.database_url(app.config)
     if order_id is None:
         db_rows(url, "UPDATE orders SET reconcile_at = 0")
@@ -110,8 +111,12 @@ def test_vault_and_evaluate_share_one_deadline(make_app, fresh_sandbox):
     assert "We are confirming this payment with Flex" in page
 
 
+def recover(app) -> str:
+    return app.test_cli_runner().invoke(args=["flex", "recover"]).output
+
+
 @pytest.mark.storage
-def test_unanswered_evaluate_is_settled_by_reconciliation(app, client, fresh_sandbox):
+def test_unanswered_evaluate_is_settled_by_lookup(app, client, fresh_sandbox):
     set_fault(fresh_sandbox, "evaluate", delay_ms=800)  # Flex decides, answers too late
     order_id, page = pay(client, "4000000000000002")
     requests.delete(f"{fresh_sandbox.url}/_sandbox/faults", timeout=5)
@@ -120,37 +125,55 @@ def test_unanswered_evaluate_is_settled_by_reconciliation(app, client, fresh_san
     decided = requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()
     assert [o["decision"] for o in decided] == ["APPROVED"]
 
-    result = app.test_cli_runner().invoke(args=["flex", "reconcile"])
-    assert "settled 0 order(s)" in result.output  # not due yet: replays back off
+    assert "settled 0 item(s)" in recover(app)  # not due yet: the first check is 10 s on
     make_due(app, order_id)
-    result = app.test_cli_runner().invoke(args=["flex", "reconcile"])
-    assert "settled 1 order(s)" in result.output
+    assert f"evaluate {order_id}: APPROVED" in recover(app)
 
     page = client.get(f"/orders/{order_id}").text
     assert status_label(page) == "Rescued by Flex"
     assert decided[0]["order_session_key"] in page  # the decision Flex took the first time
-    # Only this order's calls: a previous test's delayed /evaluate may still land after reset.
-    replays = [c for c in calls(fresh_sandbox, "evaluate") if c["request"]["orderId"] == order_id]
-    assert len(replays) >= 2
-    assert {c["request"]["idempotencyKey"] for c in replays} == {order_id}
+    assert f"GET /orders?query={order_id}" in page  # the timeline says what was asked
+    # Found by lookup, not replayed; and still one Flex order for this order.
+    assert "found by lookup" in page
+    assert "POST /evaluate (idempotencyKey" not in page
     decided = requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json()
     assert len([o for o in decided if o["merchant_order_id"] == order_id]) == 1
 
 
 @pytest.mark.storage
-def test_reconciliation_gives_up_after_bounded_attempts(app, client, fresh_sandbox):
-    from shop import reconcile
+def test_evaluate_that_never_arrived_is_replayed_with_its_key(app, client, fresh_sandbox):
+    set_fault(fresh_sandbox, "evaluate", reset=True)  # the connection drops: Flex saw nothing
+    order_id, page = pay(client, "4000000000000002")
+    requests.delete(f"{fresh_sandbox.url}/_sandbox/faults", timeout=5)
+    assert status_label(page) == "Awaiting confirmation"
+    assert requests.get(f"{fresh_sandbox.url}/_sandbox/orders", timeout=5).json() == []
 
-    order_id, _ = pay(client, "4000000000000119")  # Flex stays unavailable
-    for _ in range(reconcile.MAX_ATTEMPTS):
+    make_due(app, order_id)
+    assert f"evaluate {order_id}: APPROVED" in recover(app)
+    assert status_label(client.get(f"/orders/{order_id}").text) == "Rescued by Flex"
+    # Only this order's calls: a previous test's delayed /evaluate may still land after reset.
+    replays = [c for c in calls(fresh_sandbox, "evaluate")
+               if c["status"] == 200 and c["request"]["orderId"] == order_id]
+    assert [c["request"]["idempotencyKey"] for c in replays] == [order_id]
+    assert [c["status"] for c in calls(fresh_sandbox, "orders")] == [200]  # looked up first
+
+
+@pytest.mark.storage
+def test_recovery_gives_up_after_bounded_attempts(app, client, fresh_sandbox):
+    recovery = app.extensions["payments"].sweep.recovery
+    set_fault(fresh_sandbox, "evaluate", status=503)
+    set_fault(fresh_sandbox, "orders", status=503)  # the lookup fails too: Flex is down
+    order_id, _ = pay(client, "4000000000000002")
+    for _ in range(recovery.max_attempts):
         make_due(app)
-        app.test_cli_runner().invoke(args=["flex", "reconcile"])
+        recover(app)
     page = client.get(f"/orders/{order_id}").text
     assert "We are confirming this payment with Flex" not in page
     assert status_label(page) == "Declined"
     assert "Please contact us before paying again." in page  # Flex's answer is still unknown
-    made = len(attempts(app, "evaluate"))
-    assert reconcile.MAX_ATTEMPTS < made <= 3 * (reconcile.MAX_ATTEMPTS + 1)
+    assert "UNRESOLVED: gave up after 8 checks" in page
+    made = len(attempts(app, "orders"))
+    assert recovery.max_attempts <= made <= 3 * recovery.max_attempts
     make_due(app)
-    app.test_cli_runner().invoke(args=["flex", "reconcile"])
-    assert len(attempts(app, "evaluate")) == made  # it gave up: no more replays
+    recover(app)
+    assert len(attempts(app, "orders")) == made  # it gave up: no more lookups
