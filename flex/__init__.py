@@ -35,6 +35,7 @@ from .models import (
     ProcessorResult,
     Purchase,
     RefundResult,
+    TransactionType,
     TransmitResult,
     VaultedCard,
 )
@@ -44,6 +45,6 @@ __all__ = [
     "CitResult", "Evaluation", "FlexAuthError", "FlexClient", "FlexConfig", "FlexConflictError",
     "FlexError", "FlexNotFoundError", "FlexOrder", "FlexRefundRefused", "FlexRefused",
     "FlexUnavailableError", "FlexValidationError", "LineItem", "OrderPage", "OrderStatus",
-    "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "RefundResult", "TransmitResult",
-    "VaultedCard",
+    "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "RefundResult", "TransactionType",
+    "TransmitResult", "VaultedCard",
 ]

@@ -18,6 +18,7 @@ from flex.models import Card, Purchase
 from flex.outbox import Relay
 
 from . import db
+from .authorizations import settle_authorizations
 from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
 from .reconcile import reconcile_due
@@ -29,6 +30,7 @@ REAL_FLEX_SETTINGS = (
     "FLEX_API_URL", "FLEX_APP_KEY", "FLEX_APP_SECRET", "FLEX_MID", "FLEX_TOKENIZATION_KEY",
     "FLEX_SENSEJS_URL",
 )
+TRANSACTION_TYPES = ("PURCHASE", "AUTHORIZATION")  # FLEX_TRANSACTION_TYPE's values
 
 
 class ConfigError(RuntimeError):
@@ -70,6 +72,7 @@ def services() -> Services:
 
 def init_app(app: Flask) -> None:
     config = app.config
+    _transaction_type(config)  # a bad value stops start-up in every mode, sandbox included
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
@@ -86,7 +89,7 @@ def init_app(app: Flask) -> None:
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
                   senders=config["FLEX_RELAY_SENDERS"],
-                  also_run=partial(_reconcile, database, flow))
+                  also_run=partial(_reconcile, database, flow, client))
     app.extensions["payments"] = Services(
         client=client,
         flow=flow,
@@ -101,9 +104,20 @@ def init_app(app: Flask) -> None:
         atexit.register(relay.stop)
 
 
-def _reconcile(database: db.Database, flow: CitFlow) -> None:
+def _reconcile(database: db.Database, flow: CitFlow, client: FlexClient) -> None:
     with database.connection() as conn:
         reconcile_due(conn, flow)
+        settle_authorizations(conn, client)  # authorization mode: unanswered capture/cancel
+
+
+def _transaction_type(config: dict) -> str:
+    """FLEX_TRANSACTION_TYPE: PURCHASE (Flex charges at once) or AUTHORIZATION (Flex
+    authorizes; the merchant captures at shipment or cancels)."""
+    value = str(config.get("FLEX_TRANSACTION_TYPE") or "PURCHASE").strip().upper()
+    if value not in TRANSACTION_TYPES:
+        raise ConfigError(f"FLEX_TRANSACTION_TYPE must be PURCHASE or AUTHORIZATION, not "
+                          f"{config.get('FLEX_TRANSACTION_TYPE')!r}.")
+    return value
 
 
 def _timeouts(config: dict) -> dict:
@@ -129,6 +143,7 @@ def _real_flex(config: dict) -> tuple[FlexConfig, SenseJS, str]:
         mid=config["FLEX_MID"],
         tokenization_key=config["FLEX_TOKENIZATION_KEY"],
         site_id=config.get("FLEX_SITE_ID") or "",
+        transaction_type=_transaction_type(config),
         **_timeouts(config),
     )
     sensejs = SenseJS(config["FLEX_SENSEJS_URL"], flex_config.mid, flex_config.site_id)
@@ -159,6 +174,7 @@ def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS
         mid=sandbox.DEFAULT_MID,
         tokenization_key=sandbox.DEFAULT_TOKENIZATION_KEY,
         site_id=sandbox.DEFAULT_SITE_ID,
+        transaction_type=_transaction_type(config),
         **_timeouts(config),
     )
     sensejs = SenseJS(f"{server.url}/widget.js", sandbox.DEFAULT_MID, sandbox.DEFAULT_SITE_ID)
