@@ -33,6 +33,9 @@ DEFAULTS = {
     "FLEX_SITE_ID": "",
     "FLEX_TOKENIZATION_KEY": "",
     "FLEX_SENSEJS_URL": "",
+    # PURCHASE: Flex charges a rescued sale at once. AUTHORIZATION: Flex only authorizes it
+    # ("Awaiting capture"); the merchant captures at shipment or cancels (order page).
+    "FLEX_TRANSACTION_TYPE": "PURCHASE",
     "FLEX_ENABLED": True,  # False: processor only, no Flex calls (the benchmark's baseline)
     "FLEX_SANDBOX_PORT": 0,
     "FLEX_CONNECT_TIMEOUT": 3.05,

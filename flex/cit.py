@@ -2,7 +2,10 @@
 
     vault (/tokenize)  ∥  processor authorization
     approved  -> build the /transmit payload; the caller queues it with the order (outbox)
-    declined  -> /evaluate with the vault token: APPROVED = rescued, CHALLENGE/DECLINED = declined
+    declined  -> /evaluate with the vault token: APPROVED = rescued, CHALLENGE/DECLINED = declined;
+                 with FlexConfig.transaction_type AUTHORIZATION, Flex's approval is
+                 CAPTUREREQUIRED = authorized: the merchant captures it at shipment
+                 (FlexClient.capture) or voids it (FlexClient.cancel)
     Flex silent (timeout, 5xx) -> `reconcile`: the evaluate payload is kept, and
                                   flex/recovery.py settles it later (lookup, then replay)
 
@@ -41,6 +44,7 @@ MIN_VAULT_SECONDS = 0.25
 
 PAID = "paid"
 RESCUED = "rescued"
+AUTHORIZED = "authorized"  # Flex authorized the card (CAPTUREREQUIRED): capture or cancel it
 DECLINED = "declined"
 
 
@@ -50,9 +54,10 @@ class _VaultTooLate(Exception):
 
 @dataclass(frozen=True)
 class CitResult:
-    """One checkout's result: `outcome` is PAID, RESCUED or DECLINED; what to store with it."""
+    """One checkout's result: `outcome` is PAID, RESCUED, AUTHORIZED or DECLINED; what to
+    store with it."""
 
-    outcome: str  # PAID | RESCUED | DECLINED
+    outcome: str  # PAID | RESCUED | AUTHORIZED | DECLINED
     processor: ProcessorResult
     card: CardSummary
     evaluation: Evaluation | None = None
@@ -143,6 +148,8 @@ class CitFlow:
             return CitResult(DECLINED, processor, card, evaluate_payload=payload,
                              flex_error=str(exc),
                              refused_fields=tuple(getattr(exc, "fields", None) or ()))
-        outcome = RESCUED if evaluation.approved else DECLINED  # CHALLENGE is a decline in CIT
+        # CHALLENGE is a decline in CIT; CAPTUREREQUIRED answers transactionType AUTHORIZATION.
+        outcome = (RESCUED if evaluation.approved else
+                   AUTHORIZED if evaluation.authorized else DECLINED)
         return CitResult(outcome, processor, card, evaluation=evaluation,
                          evaluate_payload=payload)

@@ -49,6 +49,7 @@ from .models import (
     ProcessorResult,
     Purchase,
     RefundResult,
+    TransactionType,
     TransmitResult,
     VaultedCard,
     card_brand,
@@ -71,6 +72,9 @@ class FlexConfig:
     mid: str
     tokenization_key: str = field(repr=False)  # sent only as /tokenize ?environment=
     site_id: str = ""  # "" = the MID has one site (siteId is left out)
+    # /evaluate's transactionType: PURCHASE (Flex charges at once, APPROVED) or AUTHORIZATION
+    # (Flex authorizes, CAPTUREREQUIRED; capture at shipment or cancel). Any case.
+    transaction_type: TransactionType | str = TransactionType.PURCHASE
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
     max_retries: int = 2  # retries after the first attempt
@@ -81,6 +85,14 @@ class FlexConfig:
     # request threads + CitFlow's vault workers + the relay's senders), or the surplus
     # connections are closed after each call and opened anew.
     pool_size: int = 32
+
+    def __post_init__(self) -> None:
+        try:
+            kind = TransactionType(str(self.transaction_type).upper())
+        except ValueError:
+            raise ValueError(f"transaction_type must be PURCHASE or AUTHORIZATION, not "
+                             f"{self.transaction_type!r}") from None
+        object.__setattr__(self, "transaction_type", kind)
 
 
 @dataclass(frozen=True)
@@ -152,10 +164,11 @@ class FlexClient:
     def evaluate_payload(self, purchase: Purchase, card: CardSummary, vault_token: str,
                          processor: ProcessorResult, *, idempotency_key: str) -> dict:
         """The /evaluate body for a declined sale (JSON-ready, so it can be kept and replayed
-        with the same `idempotency_key`)."""
+        with the same `idempotency_key`), with the config's `transaction_type`."""
         return payloads.evaluate_body(purchase, card, vault_token, processor,
                                       mid=self.config.mid, site_id=self.config.site_id,
-                                      idempotency_key=idempotency_key)
+                                      idempotency_key=idempotency_key,
+                                      transaction_type=self.config.transaction_type)
 
     # --- the API -----------------------------------------------------------------------
 

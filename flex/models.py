@@ -108,6 +108,13 @@ class VaultedCard:
     last4: str
 
 
+class TransactionType(StrEnum):
+    """What an approving Flex decision does (/evaluate `transactionType`)."""
+
+    PURCHASE = "PURCHASE"  # Flex charges the card at once: APPROVED
+    AUTHORIZATION = "AUTHORIZATION"  # Flex only authorizes: CAPTUREREQUIRED, then capture/cancel
+
+
 class Outcome(StrEnum):
     """Flex's decision on /evaluate. In Standard CIT, CHALLENGE is a decline."""
 
@@ -130,6 +137,12 @@ class Evaluation:
     def approved(self) -> bool:
         """True when Flex charged the card (APPROVED)."""
         return self.status == Outcome.APPROVED
+
+    @property
+    def authorized(self) -> bool:
+        """True when Flex authorized the card and waits for a capture or cancel
+        (CAPTUREREQUIRED: transactionType AUTHORIZATION)."""
+        return self.status == Outcome.CAPTUREREQUIRED
 
 
 class OrderStatus(IntEnum):

@@ -8,7 +8,7 @@ sent as "". No I/O here, so every field can be unit-tested. `FlexClient.transmit
 
 from __future__ import annotations
 
-from .models import Card, CardSummary, LineItem, ProcessorResult, Purchase
+from .models import Card, CardSummary, LineItem, ProcessorResult, Purchase, TransactionType
 
 NOT_AVAILABLE = "NA"  # Flex's sandbox rejects missing result codes; "NA" means "not given"
 
@@ -41,12 +41,23 @@ def transmit_body(purchase: Purchase, card: CardSummary, processor: ProcessorRes
 
 def evaluate_body(purchase: Purchase, card: CardSummary, vault_token: str,
                   processor: ProcessorResult, *, mid: str, site_id: str = "",
-                  idempotency_key: str) -> dict:
-    """After the processor declined: asks Flex to evaluate (and maybe approve) the payment."""
+                  idempotency_key: str,
+                  transaction_type: str = TransactionType.PURCHASE) -> dict:
+    """After the processor declined: asks Flex to evaluate (and maybe approve) the payment.
+    `transaction_type` AUTHORIZATION: an approval is an authorization to capture later."""
     body = _order_body(purchase, card, processor, mid=mid, site_id=site_id, declined=True)
+    body["transactionType"] = TransactionType(str(transaction_type).upper()).value
     body["idempotencyKey"] = idempotency_key
     body["paymentMethod"] = {**body["paymentMethod"], "cardNumber": vault_token, "token": True}
     return body
+
+
+def is_authorization(evaluate_payload: dict) -> bool:
+    """True when a (kept) /evaluate body asked for an authorization: if its answer never
+    arrived, settle it with external-cancel, not a replay, so the shopper who was told it
+    failed is never charged."""
+    kind = str(evaluate_payload.get("transactionType") or TransactionType.PURCHASE)
+    return kind.upper() == TransactionType.AUTHORIZATION
 
 
 def refund_body(amount_cents: int, message: str = "") -> dict:

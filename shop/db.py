@@ -260,8 +260,8 @@ def release_db(_exc: BaseException | None = None) -> None:
 def clear(conn: Connection) -> None:
     """Empties every table but schema_migrations (the demo's reset)."""
     with conn:
-        for table in ("order_events", "refunds", "order_items", "orders", "flex_outbox",
-                      "flex_calls", "processor_ledger"):
+        for table in ("flex_authorization_actions", "order_events", "refunds", "order_items",
+                      "orders", "flex_outbox", "flex_calls", "processor_ledger"):
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 
 from flex.calllog import LoggedCall
 
-from . import checkout, db, orders
+from . import authorizations, checkout, db, orders
 from .db import get_db
 from .flex_store import calls_for_order
 from .forms import RefundForm
@@ -20,7 +20,8 @@ from .security import demo_only
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
 BURST_GAP_SECONDS = 1.0  # a call starting this long after the previous ones starts a new chart
-OWN_CHART = {"refund"}  # a refund is an action of its own, however soon after the checkout
+# A refund, capture or cancel is an action of its own, however soon after the checkout.
+OWN_CHART = {"refund", "capture", "cancel"}
 SCALE = 1000  # the bars' SVG viewBox width
 
 
@@ -42,6 +43,10 @@ def detail(order_id: str):
         status = failed["status"]  # the refusal keeps its 4xx; a reload is a plain 200
     elif order.refundable_cents:  # suggest refunding whatever remains
         form.amount.data = f"{order.refundable_cents / 100:.2f}"
+    refused = session.get("authorization_error")
+    if refused and refused.get("order_id") == order_id:
+        session.pop("authorization_error")
+        status = refused["status"]
     conn = get_db()
     return render_template(
         "order.html",
@@ -51,7 +56,40 @@ def detail(order_id: str):
         charts=waterfalls(calls_for_order(conn, order_id)),
         events=orders.events(conn, order_id),
         refund_form=form,
+        authorization=authorizations.get(conn, order_id),
+        authorization_error=refused["message"] if refused else None,
     ), status
+
+
+@bp.post("/<order_id>/capture")
+def capture(order_id: str):
+    """Authorization mode: captures the full authorized amount (at shipment)."""
+    return _authorization_action(order_id, authorizations.CAPTURE)
+
+
+@bp.post("/<order_id>/cancel")
+def cancel(order_id: str):
+    """Authorization mode: voids the authorization; the shopper is not charged."""
+    return _authorization_action(order_id, authorizations.CANCEL)
+
+
+def _authorization_action(order_id: str, action: str):
+    """Post/Redirect/Get, like refunds (CSRF is checked for every POST by CSRFProtect). A
+    refusal travels to the page in the session, which then answers 409."""
+    order = _order_or_404(order_id)
+    try:
+        done = authorizations.request(get_db(), services().client, order, action)
+    except authorizations.ActionRefused as exc:
+        session["authorization_error"] = {"order_id": order_id, "message": str(exc),
+                                          "status": 409}
+        return redirect(url_for("orders.detail", order_id=order_id, _anchor="authorization"),
+                        303)
+    if done.state == authorizations.REFUSED:
+        session["authorization_error"] = {"order_id": order_id, "message": done.summary,
+                                          "status": 409}
+    else:
+        flash(done.summary, "success" if done.state == authorizations.DONE else "info")
+    return redirect(url_for("orders.detail", order_id=order_id), 303)
 
 
 @bp.post("/<order_id>/refund")

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from flex import outbox
-from flex.cit import DECLINED, PAID, RESCUED, CitResult
-from flex.models import Address, CardSummary, LineItem, Purchase
+from flex.cit import AUTHORIZED, DECLINED, PAID, RESCUED, CitResult
+from flex.models import Address, CardSummary, LineItem, Outcome, Purchase
+from flex.payloads import is_authorization
 
 from .db import Connection
 from .flex_store import enqueue_transmit
@@ -30,8 +31,9 @@ REFUNDABLE = (PAID, RESCUED)
 FLEX_REFUSED_AMOUNT = "Flex does not evaluate this amount"
 
 AWAITING = "Awaiting confirmation"  # the result is not known yet: neutral, never "Declined"
+AWAITING_CAPTURE = "Awaiting capture"  # authorization mode: Flex authorized, not yet captured
 _LABELS = {PENDING: AWAITING, PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined",
-           AUTHORIZED: "Awaiting capture"}
+           AUTHORIZED: AWAITING_CAPTURE}
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,28 @@ class Order:
     def status_label(self) -> str:
         if self.outcome in REFUNDABLE and self.refunded_cents:
             return "Refunded" if self.refunded_cents >= self.amount_cents else "Partially refunded"
-        if self.reconciling:  # Flex may yet approve it: not a decline until Flex says so
+        if self.reconciling and not self.authorization_mode:  # Flex may yet approve it
             return AWAITING
         return _LABELS[self.outcome]
 
     @property
+    def authorization_mode(self) -> bool:
+        """True when this order's /evaluate asked for an authorization (transactionType
+        AUTHORIZATION). If its answer never arrived, the order is settled with
+        external-cancel, never captured: the shopper is told it did not go through."""
+        return bool(self.evaluate_payload) and is_authorization(json.loads(self.evaluate_payload))
+
+    @property
+    def authorization_cancelled(self) -> bool:
+        """Flex authorized this order and the merchant cancelled it: nothing was charged."""
+        return self.outcome == DECLINED and self.flex_status == Outcome.CAPTUREREQUIRED
+
+    @property
     def can_retry_with_another_card(self) -> bool:
         """Declined for sure (no Flex answer outstanding), so paying again is safe."""
-        return self.outcome == DECLINED and not self.reconciling and not (
+        # In authorization mode an unanswered /evaluate is cancelled, never captured.
+        settled = not self.reconciling or self.authorization_mode
+        return self.outcome == DECLINED and settled and not (
             self.flex_error and self.reconcile_attempts)
 
     @property
@@ -94,7 +110,14 @@ class Order:
         if self.outcome == PENDING:  # e.g. a second click while the first is still paying
             return ("This payment is still in progress. Please do not pay again; refresh this "
                     "page in a moment to see the result.")
+        if self.outcome == AUTHORIZED:
+            return "Payment authorized. Your card is charged when your order ships."
         if self.outcome == DECLINED:
+            if self.reconciling and self.authorization_mode:
+                return ("The payment did not go through. You are not charged: any hold on "
+                        "your card is released. Please try again or use another card.")
+            if self.authorization_cancelled:
+                return "Authorization cancelled, not charged: the hold on your card is released."
             if self.reconciling:  # Flex may have charged the card: do not promise otherwise
                 return ("We are confirming this payment with Flex. Please do not pay again: "
                         "this page updates by itself within minutes with the result, and you "

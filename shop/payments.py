@@ -33,6 +33,7 @@ REAL_FLEX_SETTINGS = (
     "FLEX_API_URL", "FLEX_APP_KEY", "FLEX_APP_SECRET", "FLEX_MID", "FLEX_TOKENIZATION_KEY",
     "FLEX_SENSEJS_URL",
 )
+TRANSACTION_TYPES = ("PURCHASE", "AUTHORIZATION")  # FLEX_TRANSACTION_TYPE's values
 
 
 class ConfigError(RuntimeError):
@@ -76,6 +77,7 @@ def services() -> Services:
 def init_app(app: Flask) -> None:
     config = app.config
     pending_after = _pending_after(config)  # checked before the sandbox is started
+    _transaction_type(config)  # a bad value stops start-up in every mode, sandbox included
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
@@ -143,6 +145,16 @@ def _on_call(record):
     return record_then_maybe_crash
 
 
+def _transaction_type(config: dict) -> str:
+    """FLEX_TRANSACTION_TYPE: PURCHASE (Flex charges at once) or AUTHORIZATION (Flex
+    authorizes; the merchant captures at shipment or cancels)."""
+    value = str(config.get("FLEX_TRANSACTION_TYPE") or "PURCHASE").strip().upper()
+    if value not in TRANSACTION_TYPES:
+        raise ConfigError(f"FLEX_TRANSACTION_TYPE must be PURCHASE or AUTHORIZATION, not "
+                          f"{config.get('FLEX_TRANSACTION_TYPE')!r}.")
+    return value
+
+
 def _timeouts(config: dict) -> dict:
     return {
         "connect_timeout": float(config["FLEX_CONNECT_TIMEOUT"]),
@@ -166,6 +178,7 @@ def _real_flex(config: dict) -> tuple[FlexConfig, SenseJS, str]:
         mid=config["FLEX_MID"],
         tokenization_key=config["FLEX_TOKENIZATION_KEY"],
         site_id=config.get("FLEX_SITE_ID") or "",
+        transaction_type=_transaction_type(config),
         **_timeouts(config),
     )
     sensejs = SenseJS(config["FLEX_SENSEJS_URL"], flex_config.mid, flex_config.site_id)
@@ -196,6 +209,7 @@ def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS
         mid=sandbox.DEFAULT_MID,
         tokenization_key=sandbox.DEFAULT_TOKENIZATION_KEY,
         site_id=sandbox.DEFAULT_SITE_ID,
+        transaction_type=_transaction_type(config),
         **_timeouts(config),
     )
     sensejs = SenseJS(f"{server.url}/widget.js", sandbox.DEFAULT_MID, sandbox.DEFAULT_SITE_ID)

@@ -26,6 +26,7 @@ from flex.client import FlexClient
 from flex.recovery import LATER, Recovery, RefundVerdict, Settled, Step
 
 from . import orders
+from .authorizations import settle_authorizations
 from .db import Database
 from .flex_store import enqueue_transmit
 from .processor import SimulatedProcessor
@@ -55,6 +56,8 @@ class Sweep:
         done = [self.settle_pending(order_id) for order_id in pending]
         done += [self.settle_pending_refund(refund) for refund in refunds]
         done += self.recovery.run_once(now)
+        with self.database.connection() as conn:  # authorization mode: capture/cancel unanswered
+            settle_authorizations(conn, self.client)
         for item in done:
             log.info("recovery: %s %s: %s (%s)", item.kind, item.order_id, item.result,
                      item.reason)

@@ -7,6 +7,8 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,10 +59,11 @@ class Shop:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def shop(tmp_path_factory) -> Shop:
+@contextmanager
+def running_shop(tmp_path_factory, name: str, **settings: str) -> Iterator[Shop]:
+    """The app as its own process with its embedded sandbox, on free loopback ports."""
     sandbox_port = free_port()
-    directory = tmp_path_factory.mktemp("e2e")
+    directory = tmp_path_factory.mktemp(name)
     database = str(directory / "shop.sqlite")
     server = ShopServer({
         "DATABASE": database,
@@ -71,7 +74,8 @@ def shop(tmp_path_factory) -> Shop:
         "FLEX_RELAY_POLL_SECONDS": "0.2",
         "FLEX_READ_TIMEOUT": "3",
         "FLEX_DEADLINE": "5",
-    }, tmp_path_factory.mktemp("e2e-log") / "server.log")
+        **settings,
+    }, tmp_path_factory.mktemp(f"{name}-log") / "server.log")
     try:
         server.start()
         yield Shop(server.url, f"http://127.0.0.1:{sandbox_port}", database)
@@ -83,6 +87,29 @@ def shop(tmp_path_factory) -> Shop:
             for pid in processes_mentioning(f"{directory}/"):
                 os.kill(pid, signal.SIGKILL)
             pytest.fail("the sandbox process outlived the shop")
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory) -> Shop:
+    with running_shop(tmp_path_factory, "e2e") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def authorization_shop(tmp_path_factory) -> Shop:
+    """A second shop in authorization mode, started only if a test asks for it."""
+    with running_shop(tmp_path_factory, "e2e-auth",
+                      FLEX_TRANSACTION_TYPE="AUTHORIZATION") as running:
+        yield running
+
+
+@pytest.fixture
+def authorization_page(browser, browser_context_args, authorization_shop):
+    """A page whose relative URLs go to the authorization-mode shop."""
+    context = browser.new_context(**{**browser_context_args,
+                                     "base_url": authorization_shop.url})
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture(scope="session")

@@ -99,3 +99,14 @@ def test_the_tour_stays_dismissed(page: Page):
     page.reload()
     expect(page.get_by_role("heading", name="Merch for payment people")).to_be_visible()
     expect(tour).to_be_hidden()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_awaiting_capture_page_has_no_axe_violation(authorization_page: Page,
+                                                     authorization_shop, viewport):
+    page = authorization_page
+    page.set_viewport_size(VIEWPORTS[viewport])
+    page.goto(f"/orders/{authorization_shop.buy(RESCUED)}")
+    expect(page.get_by_role("status")).to_have_text("Awaiting capture")
+    expect(page.get_by_role("button", name="Capture", exact=True)).to_be_visible()
+    assert violations(page, "order awaiting capture") == []

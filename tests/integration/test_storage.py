@@ -18,7 +18,7 @@ from .test_shop import pay
 
 pytestmark = pytest.mark.storage
 
-MIGRATIONS = ["001_orders", "002_refunds_and_calls", "003_recovery"]
+MIGRATIONS = ["001_orders", "002_refunds_and_calls", "003_recovery", "005_authorization"]
 
 
 def test_migrations_apply_once_when_processes_start_together(database_url):
@@ -33,14 +33,14 @@ def test_migrations_apply_once_when_processes_start_together(database_url):
 
     assert applied == [[], [], [], MIGRATIONS]  # one did the work; three found it done
     assert db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY version") == [
-        (1,), (2,), (3,)]
+        (1,), (2,), (3,), (5,)]
     assert db.migrate(database_url) == []
 
 
 def test_flask_shop_migrate_reports_the_schema_version(app, engine):
     result = app.test_cli_runner().invoke(args=["shop", "migrate"])
     assert result.exit_code == 0, result.output
-    assert f"schema at version 3 ({engine})" in result.output  # start-up had applied them
+    assert f"schema at version 5 ({engine})" in result.output  # start-up had applied them
 
 
 def test_constraints_allow_one_order_and_one_transmit_per_checkout(database_url):
@@ -56,6 +56,22 @@ def test_constraints_allow_one_order_and_one_transmit_per_checkout(database_url)
             db_rows(database_url, duplicate)
     with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):  # over-reserved
         db_rows(database_url, "UPDATE orders SET refund_reserved_cents = 1801")
+
+
+def test_constraints_allow_one_capture_or_cancel_per_order(database_url):
+    db.migrate(database_url)
+    db_rows(database_url, "INSERT INTO orders (id, created_at, amount_cents, currency, email)"
+            " VALUES ('c1', 0, 1800, 'USD', 'a@example.com')")
+    action = ("INSERT INTO flex_authorization_actions (order_id, action, idempotency_key,"
+              " amount_cents, next_attempt_at, created_at) VALUES ('c1', ?, ?, ?, 0, 0)")
+    db_rows(database_url, action, "capture", "key-1", 1800)
+    for refused in (("cancel", "key-2", None),  # a cancel after the capture
+                    ("capture", "key-1", 1800)):  # the same intent again
+        with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+            db_rows(database_url, action, *refused)
+    db_rows(database_url, "DELETE FROM flex_authorization_actions")
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+        db_rows(database_url, action, "refund", "key-3", 1800)  # not an authorization action
 
 
 def test_two_relays_deliver_each_transmit_exactly_once(make_app, fresh_sandbox):

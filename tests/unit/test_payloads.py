@@ -121,3 +121,46 @@ def test_the_client_builds_bodies_with_the_mid_and_site_id_of_its_config():
     assert evaluate == payloads.evaluate_body(PURCHASE, CARD.summary, "vault-token", DECLINE,
                                               mid="mid-1", site_id="site-1",
                                               idempotency_key="order-1")
+
+
+@pytest.mark.parametrize("kind", ["AUTHORIZATION", "authorization", "Purchase"])
+def test_evaluate_body_carries_the_transaction_type(kind):
+    body = payloads.evaluate_body(PURCHASE, CARD.summary, "vault-token", DECLINE,
+                                  mid="mid-1", idempotency_key="order-1", transaction_type=kind)
+    assert body["transactionType"] == kind.upper()
+    assert payloads.is_authorization(json.loads(json.dumps(body))) == (kind.upper()
+                                                                       == "AUTHORIZATION")
+
+
+def test_evaluate_body_is_a_purchase_by_default_and_refuses_an_unknown_type():
+    body = payloads.evaluate_body(PURCHASE, CARD.summary, "vault-token", DECLINE,
+                                  mid="mid-1", idempotency_key="order-1")
+    assert body["transactionType"] == "PURCHASE"
+    assert not payloads.is_authorization(body)
+    assert not payloads.is_authorization({})  # a body kept before the field existed
+    with pytest.raises(ValueError):
+        payloads.evaluate_body(PURCHASE, CARD.summary, "vault-token", DECLINE, mid="mid-1",
+                               idempotency_key="order-1", transaction_type="SALE")
+
+
+def test_flex_config_transaction_type_reaches_the_evaluate_payload():
+    from flex import FlexClient, FlexConfig, TransactionType
+
+    def config(**extra):
+        return FlexConfig(api_url="http://127.0.0.1:9/v1", app_key="k", app_secret="s",
+                          mid="mid-1", tokenization_key="t", **extra)
+
+    assert config().transaction_type is TransactionType.PURCHASE
+    client = FlexClient(config(transaction_type="authorization"))
+    try:
+        assert client.config.transaction_type is TransactionType.AUTHORIZATION
+        body = client.evaluate_payload(PURCHASE, CARD.summary, "vault-token", DECLINE,
+                                       idempotency_key="order-1")
+        assert body["transactionType"] == "AUTHORIZATION"
+        # /transmit reports a sale the merchant's processor approved: not Flex's to capture.
+        assert client.transmit_payload(PURCHASE, CARD.summary, DECLINE)["transactionType"] \
+            == "PURCHASE"
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="PURCHASE or AUTHORIZATION"):
+        config(transaction_type="SALE")
