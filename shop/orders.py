@@ -24,7 +24,6 @@ from .db import Connection
 from .flex_store import enqueue_transmit
 
 PENDING = "pending"
-AUTHORIZED = "authorized"  # Flex authorized (CAPTUREREQUIRED): capture or cancel it
 FIRST_CHECK_SECONDS = 10.0  # first check of an unanswered /evaluate or refund; then doubling
 REFUNDABLE = (PAID, RESCUED)
 # flex_error prefix of an order whose /evaluate Flex refused on its amount rule.
