@@ -69,6 +69,13 @@ class Services:
     sensejs: SenseJS
     mode: str  # shown in the page footer
 
+    def close(self) -> None:
+        """Stops the relay, waits for vault calls in flight, and closes the connections."""
+        self.relay.stop()
+        self.flow.close()
+        self.client.close()
+        self.processor.close()
+
 
 def services() -> Services:
     return current_app.extensions["payments"]

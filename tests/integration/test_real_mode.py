@@ -17,6 +17,8 @@ from app import create_app
 from flex import sandbox as flex_sandbox
 from tests.support import checkout_form, fill_cart, free_port, wait_until_up
 
+from .conftest import close_app
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,10 +55,20 @@ def real_env(url: str, tmp_path, **overrides) -> dict:
     return {k: v for k, v in env.items() if v is not None}
 
 
-def shop_app(env: dict):
-    settings = {k: env[k] for k in env if k.startswith("FLEX_") or k == "DATABASE"}
-    return create_app({**settings, "FLEX_RELAY": False, "PROCESSOR_LATENCY_MS": 0,
-                       "TESTING": True})
+@pytest.fixture
+def shop_app():
+    """Builds the shop in-process with the settings of an environment; closed after the test."""
+    apps = []
+
+    def build(env: dict):
+        settings = {k: env[k] for k in env if k.startswith("FLEX_") or k == "DATABASE"}
+        apps.append(create_app({**settings, "FLEX_RELAY": False, "PROCESSOR_LATENCY_MS": 0,
+                                "TESTING": True}))
+        return apps[-1]
+
+    yield build
+    for app in apps:
+        close_app(app)
 
 
 def sandbox_calls(url: str, endpoint: str) -> list[dict]:
@@ -110,7 +122,7 @@ def test_placeholder_from_env_example_is_refused(flex_process, tmp_path):
     assert "FLEX_MID is missing (or still the placeholder" in result.stderr
 
 
-def test_checkout_then_reset_against_the_separate_process(flex_process, tmp_path):
+def test_checkout_then_reset_against_the_separate_process(flex_process, shop_app, tmp_path):
     env = real_env(flex_process, tmp_path)
     client = shop_app(env).test_client()
     fill_cart(client)
@@ -125,7 +137,8 @@ def test_checkout_then_reset_against_the_separate_process(flex_process, tmp_path
     assert "No orders yet" in client.get("/orders").get_data(as_text=True)
 
 
-def test_relay_as_its_own_process_delivers_what_the_web_process_queued(flex_process, tmp_path):
+def test_relay_as_its_own_process_delivers_what_the_web_process_queued(flex_process, shop_app,
+                                                                    tmp_path):
     env = real_env(flex_process, tmp_path, FLEX_RELAY_POLL_SECONDS="0.1")
     client = shop_app(env).test_client()  # FLEX_RELAY=0: the web process only queues
     fill_cart(client)
