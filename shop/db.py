@@ -260,7 +260,8 @@ def release_db(_exc: BaseException | None = None) -> None:
 def clear(conn: Connection) -> None:
     """Empties every table but schema_migrations (the demo's reset)."""
     with conn:
-        for table in ("refunds", "order_items", "orders", "flex_outbox", "flex_calls"):
+        for table in ("refunds", "order_items", "webhook_events", "webhook_rejections", "orders",
+                      "flex_outbox", "flex_calls"):
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 

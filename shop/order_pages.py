@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 
 from flex.calllog import LoggedCall
 
-from . import checkout, db, orders
+from . import checkout, db, orders, sandbox_demo, webhook_events
 from .db import get_db
 from .flex_store import calls_for_order
 from .forms import RefundForm
@@ -50,6 +50,8 @@ def detail(order_id: str):
         refunds=orders.refunds(conn, order_id),
         charts=waterfalls(calls_for_order(conn, order_id)),
         refund_form=form,
+        webhooks=webhook_events.for_order(conn, order_id),
+        demo_sandbox=sandbox_demo.available(),
     ), status
 
 

@@ -21,6 +21,7 @@ from . import db
 from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
 from .reconcile import reconcile_due
+from .webhook_effects import apply_due
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Services:
     processor: SimulatedProcessor
     sensejs: SenseJS
     mode: str  # shown in the page footer
+    sandbox_url: str | None = None  # the embedded sandbox's root URL; None with a real Flex
 
 
 def services() -> Services:
@@ -70,6 +72,7 @@ def services() -> Services:
 
 def init_app(app: Flask) -> None:
     config = app.config
+    sandbox_url = None
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
@@ -78,7 +81,8 @@ def init_app(app: Flask) -> None:
             "Flex API; the embedded sandbox simulator is for the demo only."
         )
     else:
-        flex_config, sensejs, mode = _embedded_sandbox(config, _sandbox_directory(app))
+        flex_config, sensejs, mode, sandbox_url = _embedded_sandbox(config,
+                                                                    sandbox_directory(app))
 
     database = app.extensions["database"]
     call_log = CallLog(SqlCallLog(database))
@@ -86,7 +90,7 @@ def init_app(app: Flask) -> None:
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
                   senders=config["FLEX_RELAY_SENDERS"],
-                  also_run=partial(_reconcile, database, flow))
+                  also_run=partial(_background_work, database, flow, client))
     app.extensions["payments"] = Services(
         client=client,
         flow=flow,
@@ -95,15 +99,19 @@ def init_app(app: Flask) -> None:
         processor=SimulatedProcessor(config["PROCESSOR_LATENCY_MS"]),
         sensejs=sensejs,
         mode=mode,
+        sandbox_url=sandbox_url,
     )
     if config["FLEX_RELAY"]:
         relay.start()
         atexit.register(relay.stop)
 
 
-def _reconcile(database: db.Database, flow: CitFlow) -> None:
+def _background_work(database: db.Database, flow: CitFlow, client: FlexClient) -> None:
+    """The relay loop's other periodic work: replay unanswered /evaluates, and apply the
+    stored webhook events that had to wait."""
     with database.connection() as conn:
         reconcile_due(conn, flow)
+    apply_due(database, client)
 
 
 def _timeouts(config: dict) -> dict:
@@ -135,7 +143,7 @@ def _real_flex(config: dict) -> tuple[FlexConfig, SenseJS, str]:
     return flex_config, sensejs, f"Flex API at {flex_config.api_url}"
 
 
-def _sandbox_directory(app: Flask) -> str:
+def sandbox_directory(app: Flask) -> str:
     """Beside the SQLite file (so each test database gets its own), else the instance folder."""
     if app.config["DATABASE"]:
         return os.path.dirname(os.path.abspath(app.config["DATABASE"]))
@@ -143,7 +151,7 @@ def _sandbox_directory(app: Flask) -> str:
     return app.instance_path
 
 
-def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS, str]:
+def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS, str, str]:
     # Imported here: a shop talking to the real Flex never loads the simulator.
     from flex import sandbox
     from flex.sandbox import shared
@@ -162,4 +170,4 @@ def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS
         **_timeouts(config),
     )
     sensejs = SenseJS(f"{server.url}/widget.js", sandbox.DEFAULT_MID, sandbox.DEFAULT_SITE_ID)
-    return flex_config, sensejs, f"embedded Flex sandbox at {server.url}"
+    return flex_config, sensejs, f"embedded Flex sandbox at {server.url}", server.url
