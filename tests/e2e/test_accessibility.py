@@ -85,6 +85,8 @@ def test_every_page_has_no_axe_violation(page: Page, shop, orders, viewport):
     found += violations(page, "orders")
     page.goto("/flex")
     found += violations(page, "flex inspector")
+    page.goto("/flex/webhooks")
+    found += violations(page, "flex inspector, webhooks")
     assert found == []
 
 
