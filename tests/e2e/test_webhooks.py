@@ -20,12 +20,15 @@ def test_portal_refund_then_chargeback_arrive_as_webhooks(page: Page, shop):
     expect_status(page, "Rescued by Flex")
     webhooks = page.get_by_role("table").filter(has_text="What it changed")
 
+    demo_tools = page.get_by_text("Simulate Flex's side (demo)")  # folded away by default
+    demo_tools.click()
     page.get_by_role("button", name="Simulate a refund in Flex's portal").click()
     expect_status(page, "Partially refunded")  # half of what remained: $18.00
     expect(webhooks.get_by_role("row").filter(has_text="order.refunded")).to_contain_text(
         "recorded a $18.00 refund made in Flex's portal")
     expect(page.get_by_role("row").filter(has_text="Flex portal")).to_contain_text("$18.00")
 
+    demo_tools.click()
     page.get_by_role("button", name="Simulate a chargeback").click()
     expect_status(page, "Chargeback")
     expect(webhooks.get_by_role("row").filter(has_text="payment.chargeback.received")
