@@ -76,8 +76,8 @@ def apply_due(database: Database, client, limit: int = 20) -> int:
     applied = 0
     with database.connection() as conn:
         for event_id in events.claim_due(conn, LEASE_SECONDS, limit):
-            body, order_id, attempts = events.body_of(conn, event_id)
             try:
+                body, order_id, attempts = events.body_of(conn, event_id)
                 applied += apply(conn, client, parse(body), order_id, attempts) is not None
             except Exception:  # one bad event must not stop the others
                 log.exception("applying webhook event %s failed", event_id)

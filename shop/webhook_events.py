@@ -133,11 +133,11 @@ def claim_due(conn: Connection, lease_seconds: float, limit: int = 20) -> list[s
     return claimed
 
 
-def body_of(conn: Connection, event_id: str) -> tuple[bytes, str | None, int] | None:
+def body_of(conn: Connection, event_id: str) -> tuple[bytes, str | None, int]:
     """(raw body, our order id, attempts so far) of a stored event."""
     row = conn.execute("SELECT body, order_id, attempts FROM webhook_events WHERE event_id = ?",
                        (event_id,)).fetchone()
-    return (row[0].encode(), row[1], row[2]) if row else None
+    return row[0].encode(), row[1], row[2]
 
 
 def mark_applied(conn: Connection, event_id: str, outcome: str) -> bool:

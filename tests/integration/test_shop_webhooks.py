@@ -313,3 +313,15 @@ def test_real_mode_without_a_key_answers_503(make_app, fresh_sandbox, caplog):
 def test_a_key_that_is_not_base64_stops_start_up(make_app):
     with pytest.raises(ConfigError, match="FLEX_WEBHOOK_KEY must be base64"):
         make_app(FLEX_WEBHOOK_KEY="not base64!")
+
+
+def test_the_signed_host_can_be_set_for_a_proxy_that_rewrites_host(make_app):
+    """Flex signed the public host; the proxy in front delivers with its own Host header."""
+    raw = json.dumps(event("payout.created", None, None)).encode()
+    public = sign(raw, KEY, "shop.example.com")
+    as_delivered = {**public, "host": "10.0.0.7:8000"}
+    strict = make_app(FLEX_WEBHOOK_KEY=KEY).test_client()
+    assert strict.post("/webhooks/flex", data=raw, headers=as_delivered).status_code == 401
+    behind_proxy = make_app(FLEX_WEBHOOK_KEY=KEY, FLEX_WEBHOOK_HOST="shop.example.com")
+    answer = behind_proxy.test_client().post("/webhooks/flex", data=raw, headers=as_delivered)
+    assert answer.status_code == 200, answer.get_json()
