@@ -18,7 +18,7 @@ from .test_shop import pay
 
 pytestmark = pytest.mark.storage
 
-MIGRATIONS = ["001_orders", "002_refunds_and_calls"]
+MIGRATIONS = ["001_orders", "002_refunds_and_calls", "004_webhooks"]
 
 
 def test_migrations_apply_once_when_processes_start_together(database_url):
@@ -33,14 +33,14 @@ def test_migrations_apply_once_when_processes_start_together(database_url):
 
     assert applied == [[], [], [], MIGRATIONS]  # one did the work; three found it done
     assert db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY version") == [
-        (1,), (2,)]
+        (1,), (2,), (4,)]
     assert db.migrate(database_url) == []
 
 
 def test_flask_shop_migrate_reports_the_schema_version(app, engine):
     result = app.test_cli_runner().invoke(args=["shop", "migrate"])
     assert result.exit_code == 0, result.output
-    assert f"schema at version 2 ({engine})" in result.output  # start-up had applied them
+    assert f"schema at version 4 ({engine})" in result.output  # start-up had applied them
 
 
 def test_constraints_allow_one_order_and_one_transmit_per_checkout(database_url):
