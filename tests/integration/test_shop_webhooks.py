@@ -16,10 +16,11 @@ from werkzeug.serving import make_server
 
 from flex import sandbox as flex_sandbox
 from flex.webhooks import sign
-from shop import orders
+from shop import db, orders
 from shop.db import get_db
 from shop.payments import ConfigError, services
 from shop.webhook_effects import apply_due
+from shop.webhook_events import SqlNonceStore
 from tests.support import hidden, wait_for
 
 from .conftest import clear_faults, db_rows, set_fault
@@ -325,3 +326,34 @@ def test_the_signed_host_can_be_set_for_a_proxy_that_rewrites_host(make_app):
     behind_proxy = make_app(FLEX_WEBHOOK_KEY=KEY, FLEX_WEBHOOK_HOST="shop.example.com")
     answer = behind_proxy.test_client().post("/webhooks/flex", data=raw, headers=as_delivered)
     assert answer.status_code == 200, answer.get_json()
+
+
+@pytest.mark.storage
+def test_order_cancelled_declines_an_order_awaiting_confirmation(shop, client, fresh_sandbox,
+                                                                 database_url):
+    app, live = shop
+    requests.put(f"{fresh_sandbox.url}/_sandbox/webhooks", json={"lost_answer_delay": 3600},
+                 timeout=5).raise_for_status()  # Flex's own order.completed stays held back
+    order_id, page = pay(client, FLEX_DOWN)
+    assert status_label(page) == "Awaiting confirmation"
+    assert live.post(event("order.cancelled", order_id, "5e1f0c1e")).status_code == 200
+    page = client.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert status_label(page) == "Declined"
+    assert "Try another card" in page  # Flex will not charge it: paying again is safe
+    assert ("order.cancelled", 0, 1, True, "Awaiting confirmation → Declined, not charged") in (
+        stored_events(database_url, order_id))
+
+
+@pytest.mark.storage
+def test_the_nonce_store_refuses_a_nonce_until_it_expires_then_forgets_it(database_url):
+    db.migrate(database_url)
+    database, now = db.Database(database_url), [1000.0]
+    nonces = SqlNonceStore(database, clock=lambda: now[0])
+    try:
+        assert nonces.seen_before("n1", expires_at=1300) is False
+        assert nonces.seen_before("n1", expires_at=1300) is True
+        now[0] = 1300.5  # past n1's expiry: pruned by the next check
+        assert nonces.seen_before("n2", expires_at=1600) is False
+        assert db_rows(database_url, "SELECT nonce FROM webhook_nonces") == [("n2",)]
+    finally:
+        database.close()
