@@ -15,7 +15,19 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shop import cart, cli, db, health, inspector, order_pages, payments, security, store
+from shop import (
+    cart,
+    cli,
+    db,
+    health,
+    inspector,
+    order_pages,
+    payments,
+    sandbox_demo,
+    security,
+    store,
+    webhooks,
+)
 
 # Every setting, its default, and so its type. Each can be set in the environment.
 DEV_SECRET_KEY = "dev-only-secret-key"  # noqa: S105 - refused when SHOP_ENV=production
@@ -36,6 +48,8 @@ DEFAULTS = {
     # PURCHASE: Flex charges a rescued sale at once. AUTHORIZATION: Flex only authorizes it
     # ("Awaiting capture"); the merchant captures at shipment or cancels (order page).
     "FLEX_TRANSACTION_TYPE": "PURCHASE",
+    "FLEX_WEBHOOK_KEY": "",  # subscriber key from Flex's portal (base64); demo: generated
+    "FLEX_WEBHOOK_HOST": "",  # the host Flex posts to, if a proxy rewrites the Host header
     "FLEX_ENABLED": True,  # False: processor only, no Flex calls (the benchmark's baseline)
     "FLEX_SANDBOX_PORT": 0,
     "FLEX_CONNECT_TIMEOUT": 3.05,
@@ -81,12 +95,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(name)s %(message)s")
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
+    csrf.exempt(webhooks.bp)  # Flex signs its webhooks; every other POST carries a CSRF token
     db.init_app(app)
     payments.init_app(app)
+    webhooks.init_app(app)
     security.init_app(app)
     cli.init_app(app)
-    for blueprint in (store.bp, order_pages.bp, inspector.bp):
+    for blueprint in (store.bp, order_pages.bp, inspector.bp, webhooks.bp, sandbox_demo.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     _template_helpers(app)

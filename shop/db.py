@@ -261,7 +261,8 @@ def clear(conn: Connection) -> None:
     """Empties every table but schema_migrations (the demo's reset)."""
     with conn:
         for table in ("flex_authorization_actions", "order_events", "refunds", "order_items",
-                      "orders", "flex_outbox", "flex_calls", "processor_ledger"):
+                      "webhook_events", "webhook_rejections", "orders", "flex_outbox",
+                      "flex_calls", "processor_ledger"):
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 

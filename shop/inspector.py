@@ -1,10 +1,12 @@
 """The integration inspector: Flex calls across orders (filtered, paged) and the transmit
-queue. Its tabs are listed in TABS; each tab is one view of this blueprint."""
+queue; webhooks received from Flex. Its tabs are listed in TABS; each tab is one view of
+this blueprint."""
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
+from . import webhook_events
 from .db import get_db
 from .flex_store import (
     CALLS_PER_PAGE,
@@ -13,12 +15,13 @@ from .flex_store import (
     search_calls,
     transmit_counts,
 )
+from .payments import services
 from .security import demo_only
 
 bp = Blueprint("inspector", __name__)
 
-# (endpoint, tab title). Webhooks received from Flex get a tab here beside the calls.
-TABS = (("inspector.calls", "Flex calls"),)
+# (endpoint, tab title)
+TABS = (("inspector.calls", "Flex calls"), ("inspector.webhooks", "Webhooks"))
 
 STATUS_CHOICES = (("", "Any"), ("2xx", "2xx"), ("4xx", "4xx"), ("5xx", "5xx"),
                   ("none", "No answer"))
@@ -53,4 +56,28 @@ def calls():
         endpoints=call_endpoints(conn),
         status_choices=STATUS_CHOICES,
         outbox={**queue, "rows": recent_transmits(conn)},
+    )
+
+
+@bp.get("/flex/webhooks")
+@demo_only
+def webhooks():
+    """Webhooks received, newest first, what each changed, and the deliveries refused."""
+    conn = get_db()
+    page = max(1, request.args.get("page", 1, type=int))
+    found, total = webhook_events.page_of_events(conn, page)
+    pages = max(1, -(-total // webhook_events.EVENTS_PER_PAGE))
+    if page > pages:
+        page = pages
+        found, total = webhook_events.page_of_events(conn, page)
+    sandbox_url = services().sandbox_url
+    return render_template(
+        "flex_webhooks.html",
+        tabs=TABS,
+        events=found,
+        total=total,
+        page=page,
+        pages=pages,
+        rejections=webhook_events.rejections(conn),
+        delivery_log=f"{sandbox_url}/_sandbox/webhooks" if sandbox_url else None,
     )

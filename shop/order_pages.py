@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 
 from flex.calllog import LoggedCall
 
-from . import authorizations, checkout, db, orders
+from . import authorizations, checkout, db, orders, sandbox_demo, webhook_events
 from .db import get_db
 from .flex_store import calls_for_order
 from .forms import RefundForm
@@ -58,6 +58,8 @@ def detail(order_id: str):
         refund_form=form,
         authorization=authorizations.get(conn, order_id),
         authorization_error=refused["message"] if refused else None,
+        webhooks=webhook_events.for_order(conn, order_id),
+        demo_sandbox=sandbox_demo.available(),
     ), status
 
 

@@ -31,6 +31,7 @@ FLEX_REFUSED_AMOUNT = "Flex does not evaluate this amount"
 
 AWAITING = "Awaiting confirmation"  # the result is not known yet: neutral, never "Declined"
 AWAITING_CAPTURE = "Awaiting capture"  # authorization mode: Flex authorized, not yet captured
+CHARGEBACK = "Chargeback"  # the cardholder disputed the charge: no more refunds from us
 _LABELS = {PENDING: AWAITING, PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined",
            AUTHORIZED: AWAITING_CAPTURE}
 
@@ -58,9 +59,12 @@ class Order:
     reconcile_attempts: int
     evaluate_payload: str | None
     transmit: outbox.OutboxRow | None = field(default=None, compare=False)
+    chargeback_at: float | None = None  # epoch seconds: payment.chargeback.received
 
     @property
     def status_label(self) -> str:
+        if self.chargeback_at is not None:
+            return CHARGEBACK
         if self.outcome in REFUNDABLE and self.refunded_cents:
             return "Refunded" if self.refunded_cents >= self.amount_cents else "Partially refunded"
         if self.reconciling and not self.authorization_mode:  # Flex may yet approve it
@@ -89,7 +93,9 @@ class Order:
 
     @property
     def refundable_cents(self) -> int:
-        return self.amount_cents - self.refund_reserved_cents if self.outcome in REFUNDABLE else 0
+        if self.outcome not in REFUNDABLE or self.chargeback_at is not None:
+            return 0  # after a chargeback the bank already gave the money back
+        return self.amount_cents - self.refund_reserved_cents
 
     @property
     def flex_outcome(self) -> str | None:
@@ -176,7 +182,7 @@ _PLAIN_COLUMNS = (
     "id", "outcome", "amount_cents", "refund_reserved_cents", "refunded_cents", "currency",
     "email", "card_brand", "card_first6", "card_last4", "processor_txn", "processor_code",
     "processor_message", "flex_status", "order_session_key", "flex_error",
-    "reconcile_attempts", "evaluate_payload",
+    "reconcile_attempts", "evaluate_payload", "chargeback_at",
 )
 
 
@@ -273,7 +279,8 @@ def reserve_refund(conn: Connection, order_id: str, amount_cents: int,
     with conn:
         reserved = conn.execute(
             "UPDATE orders SET refund_reserved_cents = refund_reserved_cents + ? WHERE id = ?"
-            " AND outcome IN (?, ?) AND refund_reserved_cents + ? <= amount_cents",
+            " AND outcome IN (?, ?) AND refund_reserved_cents + ? <= amount_cents"
+            " AND chargeback_at IS NULL",
             (amount_cents, order_id, *REFUNDABLE, amount_cents),
         ).rowcount == 1
         if not reserved:

@@ -68,6 +68,7 @@ class Services:
     sweep: Sweep  # recovery: pending orders, unanswered evaluates, unknown refunds
     sensejs: SenseJS
     mode: str  # shown in the page footer
+    sandbox_url: str | None = None  # the embedded sandbox's root URL; None with a real Flex
 
     def close(self) -> None:
         """Stops the relay, waits for vault calls in flight, and closes the connections."""
@@ -85,6 +86,7 @@ def init_app(app: Flask) -> None:
     config = app.config
     pending_after = _pending_after(config)  # checked before the sandbox is started
     _transaction_type(config)  # a bad value stops start-up in every mode, sandbox included
+    sandbox_url = None
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
@@ -93,7 +95,8 @@ def init_app(app: Flask) -> None:
             "Flex API; the embedded sandbox simulator is for the demo only."
         )
     else:
-        flex_config, sensejs, mode = _embedded_sandbox(config, _sandbox_directory(app))
+        flex_config, sensejs, mode, sandbox_url = _embedded_sandbox(config,
+                                                                    sandbox_directory(app))
 
     database = app.extensions["database"]
     call_log = CallLog(SqlCallLog(database))
@@ -120,6 +123,7 @@ def init_app(app: Flask) -> None:
         sweep=sweep,
         sensejs=sensejs,
         mode=mode,
+        sandbox_url=sandbox_url,
     )
     if config["FLEX_RELAY"]:
         relay.start()
@@ -192,7 +196,7 @@ def _real_flex(config: dict) -> tuple[FlexConfig, SenseJS, str]:
     return flex_config, sensejs, f"Flex API at {flex_config.api_url}"
 
 
-def _sandbox_directory(app: Flask) -> str:
+def sandbox_directory(app: Flask) -> str:
     """Beside the SQLite file (so each test database gets its own), else the instance folder."""
     if app.config["DATABASE"]:
         return os.path.dirname(os.path.abspath(app.config["DATABASE"]))
@@ -200,7 +204,7 @@ def _sandbox_directory(app: Flask) -> str:
     return app.instance_path
 
 
-def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS, str]:
+def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS, str, str]:
     # Imported here: a shop talking to the real Flex never loads the simulator.
     from flex import sandbox
     from flex.sandbox import shared
@@ -220,4 +224,4 @@ def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS
         **_timeouts(config),
     )
     sensejs = SenseJS(f"{server.url}/widget.js", sandbox.DEFAULT_MID, sandbox.DEFAULT_SITE_ID)
-    return flex_config, sensejs, f"embedded Flex sandbox at {server.url}"
+    return flex_config, sensejs, f"embedded Flex sandbox at {server.url}", server.url

@@ -31,6 +31,7 @@ from .db import Database
 from .flex_store import enqueue_transmit
 from .processor import SimulatedProcessor
 from .recovery_store import settle, write_steps
+from .webhook_effects import apply_due
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Sweep:
         done += self.recovery.run_once(now)
         with self.database.connection() as conn:  # authorization mode: capture/cancel unanswered
             settle_authorizations(conn, self.client)
+        apply_due(self.database, self.client)  # webhook events that had to wait
         for item in done:
             log.info("recovery: %s %s: %s (%s)", item.kind, item.order_id, item.result,
                      item.reason)

@@ -69,6 +69,9 @@ def running_shop(tmp_path_factory, name: str, **settings: str) -> Iterator[Shop]
         "DATABASE": database,
         "FLEX_API_URL": None,  # always the embedded sandbox, on a port we know
         "FLEX_SANDBOX_FAULTS": None,
+        # A lost /evaluate answer stays "Awaiting confirmation" for the whole session: its
+        # webhook (which would settle it) is held back, so tests see that state steadily.
+        "FLEX_SANDBOX_LOST_ANSWER_WEBHOOK_DELAY": "3600",
         "FLEX_SANDBOX_PORT": str(sandbox_port),
         "PROCESSOR_LATENCY_MS": "50",
         "FLEX_RELAY_POLL_SECONDS": "0.2",

@@ -76,6 +76,9 @@ def test_every_page_has_no_axe_violation(page: Page, shop, orders, viewport):
         page.goto(f"/orders/{order_id}")
         expect(page.get_by_role("status")).to_be_visible()
         found += violations(page, f"order {outcome}")
+        if outcome == "rescued":  # with the demo's folded-away tools open
+            page.get_by_text("Simulate Flex's side (demo)").click()
+            found += violations(page, "order rescued, demo tools open")
     page.get_by_label("Refund amount").fill("0")  # the last order is partially refunded
     page.get_by_role("button", name="Refund").click()
     expect(page.get_by_label("Refund amount")).to_have_attribute("aria-invalid", "true")
@@ -85,6 +88,8 @@ def test_every_page_has_no_axe_violation(page: Page, shop, orders, viewport):
     found += violations(page, "orders")
     page.goto("/flex")
     found += violations(page, "flex inspector")
+    page.goto("/flex/webhooks")
+    found += violations(page, "flex inspector, webhooks")
     assert found == []
 
 

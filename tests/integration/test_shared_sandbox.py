@@ -65,6 +65,7 @@ class Gunicorn:
     def only(self, worker: int):
         """Every request inside is served by `worker`: the others are paused (SIGSTOP), so
         only it accepts connections from the shared listening socket."""
+        self.settle_webhooks()
         others = self.worker_pids() - {worker}
         for pid in others:
             os.kill(pid, signal.SIGSTOP)
@@ -73,6 +74,14 @@ class Gunicorn:
         finally:
             for pid in others:
                 os.kill(pid, signal.SIGCONT)
+
+    def settle_webhooks(self) -> None:
+        """Waits until the sandbox has delivered every webhook to the shop: a worker paused
+        while it stores one would hold SQLite's write lock for as long as it is paused."""
+        sandbox_url = shared.running_url(self.directory)
+        assert sandbox_url is None or wait_for(lambda: all(
+            delivery["delivered"] or delivery["gave_up"] for delivery in requests.get(
+                f"{sandbox_url}/_sandbox/webhooks", timeout=5).json()))
 
     def served_by(self, method: str, path: str, count: int) -> list[tuple[int, str]]:
         """(worker pid, status) of each request to `path`, once `count` are in the access log

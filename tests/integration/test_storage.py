@@ -18,7 +18,8 @@ from .test_shop import pay
 
 pytestmark = pytest.mark.storage
 
-MIGRATIONS = ["001_orders", "002_refunds_and_calls", "003_recovery", "005_authorization"]
+MIGRATIONS = ["001_orders", "002_refunds_and_calls", "003_recovery", "004_webhooks",
+              "005_authorization"]
 
 
 def test_migrations_apply_once_when_processes_start_together(database_url):
@@ -33,7 +34,7 @@ def test_migrations_apply_once_when_processes_start_together(database_url):
 
     assert applied == [[], [], [], MIGRATIONS]  # one did the work; three found it done
     assert db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY version") == [
-        (1,), (2,), (3,), (5,)]
+        (1,), (2,), (3,), (4,), (5,)]
     assert db.migrate(database_url) == []
 
 
