@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -64,12 +65,15 @@ def shop_for(url: str, card: str, count: int) -> Load:
     return Load(latencies, time.process_time() - cpu, started, time.monotonic())
 
 
-def drive(url: str, card: str, count: int, concurrency: int) -> Load:
-    """`count` checkouts from `concurrency` shoppers at once. Each shopper is a process of its
-    own, so the load generator's GIL never delays the clock of the checkout it times."""
+def drive(urls: str | Sequence[str], card: str, count: int, concurrency: int) -> Load:
+    """`count` checkouts from `concurrency` shoppers at once, spread over `urls` (the nodes of
+    a site: shopper n uses urls[n % len(urls)]). Each shopper is a process of its own, so
+    the load generator's GIL never delays the clock of the checkout it times."""
+    urls = [urls] if isinstance(urls, str) else list(urls)
     share = [count // concurrency + (n < count % concurrency) for n in range(concurrency)]
+    targets = [urls[n % len(urls)] for n in range(concurrency)]
     with ProcessPoolExecutor(concurrency) as pool:
-        loads = list(pool.map(shop_for, [url] * concurrency, [card] * concurrency, share))
+        loads = list(pool.map(shop_for, targets, [card] * concurrency, share))
     return Load([ms for load in loads for ms in load.latencies_ms],
                 sum(load.cpu_seconds for load in loads),
                 min(load.started for load in loads), max(load.ended for load in loads))

@@ -16,7 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from .load import drive
-from .servers import Sandbox, Shop
+from .servers import Cluster, Sandbox, Shop
 
 FLEX_CALLS = ("token", "tokenize", "transmit", "evaluate", "refund", "order")
 SAMPLE_SECONDS = 0.1  # backlog sampling period
@@ -41,6 +41,7 @@ class Saturated:
     busy_seconds: float = 0.0  # first shopper's start to last shopper's end, summed
     web_cpu: float = 0.0  # seconds
     relay_cpu: float = 0.0
+    database_cpu: float = 0.0  # a PostgreSQL server's; SQLite's is in the web workers'
     sandbox_cpu: float = 0.0
     load_cpu: float = 0.0
     flex_calls: int = 0
@@ -76,11 +77,27 @@ class Saturated:
         return None if None in drains else max(drains)
 
 
+def read_only(database: str):
+    """A DB-API connection that reads a shop's database beside the shop: a SQLite file
+    (read-only; WAL lets it read while the shop writes) or a postgresql:// URL. Every
+    statement sees what was committed before it (no transaction is held open)."""
+    if database.startswith(("postgresql://", "postgres://")):
+        import psycopg  # only the PostgreSQL scenarios need the driver
+
+        return psycopg.connect(database, autocommit=True)
+    return sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+
+
+def count_pending(conn) -> int:
+    """Transmits waiting in the outbox, on a `read_only` connection."""
+    return conn.execute("SELECT COUNT(*) FROM flex_outbox WHERE state = 'pending'"
+                        ).fetchone()[0]
+
+
 def pending(database: str) -> int:
-    """Transmits waiting in the shop's outbox, read beside the shop (WAL allows it)."""
-    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as conn:
-        return conn.execute("SELECT COUNT(*) FROM flex_outbox WHERE state = 'pending'"
-                            ).fetchone()[0]
+    """Transmits waiting in the shop's outbox."""
+    with closing(read_only(database)) as conn:
+        return count_pending(conn)
 
 
 def wait_drained(database: str, limit: float = DRAIN_LIMIT) -> bool:
@@ -105,9 +122,10 @@ class BacklogSampler:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.monotonic() - self.started, pending(self.database)))
-            self._stop.wait(SAMPLE_SECONDS)
+        with closing(read_only(self.database)) as conn:  # one connection for every sample
+            while not self._stop.is_set():
+                self.samples.append((time.monotonic() - self.started, count_pending(conn)))
+                self._stop.wait(SAMPLE_SECONDS)
 
     def drained_at(self, after: float, limit: float) -> float | None:
         """Waits (bounded) for a sample taken after `after` with an empty backlog."""
@@ -124,24 +142,25 @@ class BacklogSampler:
         return self.samples
 
 
-def take_turn(result: Saturated, shop: Shop, sandbox: Sandbox, card: str, count: int,
-              concurrency: int, latency: dict) -> None:
+def take_turn(result: Saturated, shop: Shop | Cluster, sandbox: Sandbox, card: str,
+              count: int, concurrency: int, latency: dict) -> None:
     """`count` checkouts from `concurrency` shoppers; with Flex on, until the outbox drains."""
     sandbox.set_faults(latency)  # also empties the sandbox's call view
-    web0, relay0 = shop.cpu_seconds()
+    cpu0 = shop.cpu_seconds()
     sandbox0 = sandbox.cpu_seconds()
     wall_started, started = time.time(), time.monotonic()
     sampler = BacklogSampler(shop.database, started) if result.flex_enabled else None
-    load = drive(shop.url, card, count, concurrency)
+    load = drive(shop.urls, card, count, concurrency)
     if sampler:
         load_end = load.ended - started
         drained = sampler.drained_at(load_end, DRAIN_LIMIT)
         result.turns.append(Turn(sampler.stop(), load_end,
                                  None if drained is None else drained - load_end))
         result.lags_s += transmit_lags(shop.database, wall_started)
-    web1, relay1 = shop.cpu_seconds()
-    result.web_cpu += web1 - web0
-    result.relay_cpu += relay1 - relay0
+    cpu1 = shop.cpu_seconds()
+    result.web_cpu += cpu1.web - cpu0.web
+    result.relay_cpu += cpu1.relay - cpu0.relay
+    result.database_cpu += cpu1.database - cpu0.database
     result.sandbox_cpu += sandbox.cpu_seconds() - sandbox0
     result.load_cpu += load.cpu_seconds
     result.latencies_ms += load.latencies_ms
@@ -164,7 +183,7 @@ def connections(calls: list[dict], seen_ports: set) -> tuple[int, int]:
 
 def transmit_lags(database: str, since: float) -> list[float]:
     """Seconds from order commit (the outbox row's created_at) to /transmit delivered."""
-    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as conn:
-        rows = conn.execute("SELECT delivered_at - created_at FROM flex_outbox WHERE"
-                            " state = 'delivered' AND created_at >= ?", (since,)).fetchall()
-    return [lag for (lag,) in rows]
+    with closing(read_only(database)) as conn:  # a few thousand rows: filtered here
+        rows = conn.execute("SELECT created_at, delivered_at FROM flex_outbox"
+                            " WHERE state = 'delivered'").fetchall()
+    return [delivered - created for created, delivered in rows if created >= since]

@@ -1,5 +1,5 @@
-"""The processes a bench run starts (the Flex sandbox, the shop's web workers and its relay)
-and the CPU time they use, read from /proc."""
+"""The processes a bench run starts (the Flex sandbox, the shop's web workers and its relay,
+or several of those around one PostgreSQL server) and the CPU time they use, read from /proc."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 
 from flex import sandbox as flex_sandbox
-from tests.support import free_port
+from tests.support import PostgresCluster, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS, THREADS = 2, 8
@@ -87,12 +88,20 @@ class Sandbox(Process):
         return requests.get(f"{self.base_url}/_sandbox/calls", timeout=10).json()
 
 
+class Cpu(NamedTuple):
+    """CPU seconds used so far by a shop's processes."""
+
+    web: float  # the web workers
+    relay: float  # the relay processes
+    database: float = 0.0  # a PostgreSQL server; SQLite's work is the web workers' own
+
+
 class Shop:
     """The web workers and, in the production layout, the relay process beside them."""
 
     def __init__(self, env: dict, *, factory: str = "app:create_app()", relay: bool = True):
         port = free_port()
-        self.database = env["DATABASE"]
+        self.database = env.get("DATABASE_URL") or env["DATABASE"]  # a URL or a SQLite file
         self.web = Process(gunicorn(factory, port, WORKERS, THREADS), env,
                            f"http://127.0.0.1:{port}/")
         self.url = self.web.url
@@ -102,15 +111,56 @@ class Shop:
             self.relay = Process(["nice", "-n", "10", sys.executable, "-m", "flask", "--app",
                                   "app", "flex", "relay"], env)
 
-    def cpu_seconds(self) -> tuple[float, float]:
-        """CPU seconds used so far by (the web workers, the relay process)."""
+    @property
+    def urls(self) -> list[str]:
+        return [self.url]
+
+    def cpu_seconds(self) -> Cpu:
         web = sum(map(cpu_seconds, children(self.web.pid)))
-        return web, cpu_seconds(self.relay.pid) if self.relay else 0.0
+        return Cpu(web, cpu_seconds(self.relay.pid) if self.relay else 0.0)
 
     def stop(self) -> None:
         self.web.stop()
         if self.relay:
             self.relay.stop()
+
+
+class Cluster:
+    """The shop as deployed on several machines (docs/DEPLOY.md): `nodes` web nodes (each a
+    gunicorn master, FLEX_RELAY=0) and as many relay processes, on one PostgreSQL database
+    (a schema of its own in `postgres`). Every node signs sessions with the same key."""
+
+    def __init__(self, env: dict, postgres: PostgresCluster, nodes: int = 2):
+        self.postgres = postgres
+        self.database = postgres.create_schema()
+        self.nodes: list[Shop] = []
+        try:
+            for _ in range(nodes):
+                self.nodes.append(Shop({**env, "DATABASE_URL": self.database}))
+        except Exception:
+            self.stop()
+            raise
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    def cpu_seconds(self) -> Cpu:
+        used = [node.cpu_seconds() for node in self.nodes]
+        return Cpu(sum(u.web for u in used), sum(u.relay for u in used),
+                   postgres_cpu_seconds(self.postgres))
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def postgres_cpu_seconds(postgres: PostgresCluster, *, ended_too: bool = False) -> float:
+    """CPU seconds of the PostgreSQL server: its postmaster and the backends alive now (the
+    connection pools' stay), plus, if `ended_too`, those that have ended."""
+    postmaster = int((postgres.data / "postmaster.pid").read_text().split("\n", 1)[0])
+    return (sum(map(cpu_seconds, [postmaster, *children(postmaster)]))
+            + (cpu_seconds(postmaster, children=True) if ended_too else 0.0))
 
 
 def shop_env(database: str, sandbox_url: str, *, flex_enabled: bool = True,
@@ -132,13 +182,15 @@ def shop_env(database: str, sandbox_url: str, *, flex_enabled: bool = True,
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process (all its threads), from /proc/<pid>/stat."""
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU time of one process (all its threads), from /proc/<pid>/stat; with
+    `children`, that of its children that have ended (and were waited for) instead."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND  # utime, stime
+    first = 13 if children else 11  # cutime, cstime or utime, stime
+    return (int(fields[first]) + int(fields[first + 1])) / TICKS_PER_SECOND
 
 
 def children(pid: int) -> list[int]:

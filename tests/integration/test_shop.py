@@ -231,6 +231,18 @@ def test_processor_authorization_is_timed_on_the_order_timeline(app, client):
     assert "processor.authorize" not in client.get("/flex").text  # /flex lists Flex calls
 
 
+def test_the_order_timeline_shows_each_body_indented_as_stored_on_one_line(app, client):
+    order_id, page = pay(client, RESCUED)
+    rows = db_rows(db.database_url(app.config), "SELECT request, response FROM flex_calls"
+                   " WHERE order_id = ? AND endpoint = 'evaluate'", order_id)
+    request, response = rows[0]
+    assert "\n" not in request and "\n" not in response
+    assert ('<pre tabindex="0">{\n  &#34;billingInformation&#34;: {\n    &#34;addressLine1&#34;:'
+            in page)  # the evaluate request, keys sorted
+    assert ('{\n  &#34;approved&#34;: false,\n  &#34;processor&#34;: &#34;SimulatedPSP&#34;,'
+            in page)  # the processor step's outcome
+
+
 @pytest.mark.parametrize("query", ["page=abc", "page=-1", "page=999",
                                    "status=bogus&endpoint=nope&order=%25_"])
 def test_inspector_answers_any_query(client, query):

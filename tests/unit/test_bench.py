@@ -1,11 +1,13 @@
-"""The benchmark's own bookkeeping: what counts as a new connection, and its backlog plot."""
+"""The benchmark's own bookkeeping: what counts as a new connection, its backlog plot, and
+which floor each layout is compared with."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from bench.__main__ import saturation_report
 from bench.plot import backlog_svg
-from bench.saturation import connections
+from bench.saturation import Saturated, Turn, connections
 
 
 def call(endpoint: str, port: int) -> dict:
@@ -36,3 +38,32 @@ def test_backlog_plot_is_an_svg_with_one_line_per_turn_and_a_mark_where_load_sto
     assert len(svg.findall(f"{ns}line[@stroke-dasharray]")) == 2
     assert "55" in [text.text for text in svg.findall(f"{ns}text")]  # the y axis' top
     assert "backlog <pending>" in [text.text for text in svg.findall(f"{ns}text")]
+
+
+def saturated(name: str, latency_ms: float, *, flex: bool = True) -> Saturated:
+    """A scenario's result: 100 checkouts in 10 s at `latency_ms`, transmits 0.2 s late."""
+    result = Saturated(name, flex, latencies_ms=[latency_ms] * 99 + [latency_ms * 1.01],
+                       checkouts=100, busy_seconds=10.0, flex_calls=200, new_connections=2,
+                       web_cpu=1.0, load_cpu=0.5)
+    if flex:
+        result.lags_s = [0.2] * 100
+        result.turns = [Turn([(0.0, 0), (1.0, 30), (2.0, 0)], 1.5, 0.5)]
+    return result
+
+
+def test_the_postgresql_layout_is_compared_with_its_own_floor():
+    results = [saturated("floor", 100, flex=False), saturated("ours", 104),
+               saturated("pg floor", 80, flex=False), saturated("pg ours", 90)]
+    lines, goals = saturation_report(results, "")
+    pg_p95 = [(text, met) for text, met in goals if "p95 ratio" in text and "PostgreSQL" in text]
+    assert pg_p95 == [("p95 ratio ≤ 1.05 at 32 shoppers, 2 nodes on PostgreSQL (measured 1.12)",
+                       False)]  # 90 / 80, not 90 / 100
+    assert any(line.startswith("| pg ours | 10.0 |") for line in lines)
+
+
+def test_without_postgresql_its_row_says_why_and_sets_no_goal():
+    results = [saturated("floor", 100, flex=False), saturated("ours", 104)]
+    lines, goals = saturation_report(results, "PostgreSQL is not installed")
+    assert any("not measured: PostgreSQL is not installed" in line for line in lines)
+    assert not any("PostgreSQL" in text for text, _ in goals)
+    assert all(met for _, met in goals)
