@@ -151,20 +151,28 @@ class Relay:
     def _round(self, senders: ThreadPoolExecutor) -> tuple[int, int]:
         """(rows claimed, rows delivered): up to `batch` due rows, each claimed just before
         it is sent, by `senders` threads at once."""
-        budget = itertools.count()  # shared by the senders; next() on it is atomic
+        first = self.store.claim(self.lease)
+        if first is None:  # nothing due: one query per round, not one per sender
+            return 0, 0
+        budget = itertools.count(1)  # rows claimed so far, shared; next() on it is atomic
 
-        def drain() -> tuple[int, int]:
+        def drain(transmit: Transmit | None = None) -> tuple[int, int]:
             claimed = delivered = 0
-            while next(budget) < self.batch:
-                transmit = self.store.claim(self.lease)
+            while True:
                 if transmit is None:
-                    break
+                    if next(budget) >= self.batch:
+                        break
+                    transmit = self.store.claim(self.lease)
+                    if transmit is None:
+                        break
                 claimed += 1
                 delivered += self._deliver(transmit)
+                transmit = None
             return claimed, delivered
 
-        results = [future.result() for future in
-                   [senders.submit(drain) for _ in range(self.senders)]]
+        futures = [senders.submit(drain, first)]
+        futures += [senders.submit(drain) for _ in range(self.senders - 1)]
+        results = [future.result() for future in futures]
         return sum(c for c, _ in results), sum(d for _, d in results)
 
     def _deliver(self, transmit: Transmit) -> int:

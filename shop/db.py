@@ -8,6 +8,7 @@ makes `with conn:` one transaction. The schema lives in numbered plain-SQL migra
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import re
 import sqlite3
@@ -177,10 +178,10 @@ def migrations(engine: str) -> list[tuple[int, str, str]]:
 def migrate(url: str) -> list[str]:
     """Applies pending migrations in one transaction; returns the names applied. Safe when
     several processes start at once: they queue on a lock and find the work done."""
-    with closing(connect(url)) as conn:
+    with _one_at_a_time(url), closing(connect(url)) as conn:
         if conn.engine == SQLITE:
-            _use_wal(conn)
-        with conn:  # SQLite: BEGIN IMMEDIATE is the lock
+            conn.execute("PRAGMA journal_mode = WAL")  # the relay writes while pages read
+        with conn:
             if conn.engine == POSTGRESQL:
                 conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             conn.execute(
@@ -203,15 +204,18 @@ def migrate(url: str) -> list[str]:
     return done
 
 
-def _use_wal(conn: Connection) -> None:
-    """WAL lets the relay write while pages read. Processes starting together on a new file
-    race to switch it, and SQLite refuses the losers at once ("locked") instead of waiting:
-    a loser reads the mode back (that read does wait) and finds the winner's WAL."""
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-    except sqlite3.OperationalError:
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            raise
+@contextmanager
+def _one_at_a_time(url: str) -> Iterator[None]:
+    """Processes starting together migrate one after another. PostgreSQL: an advisory lock,
+    taken in the migration's transaction. SQLite: a lock file beside the database, because
+    SQLite answers a second process switching a new file to WAL with "locked" at once
+    instead of waiting its turn (all processes of one SQLite file share a machine)."""
+    if engine_of(url) != SQLITE:
+        yield
+        return
+    with open(f"{url.split(':///', 1)[1]}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on kill -9
+        yield
 
 
 def schema_version(url: str) -> int:
