@@ -22,10 +22,10 @@ from shop import (
     health,
     inspector,
     order_pages,
-    payments,
     sandbox_demo,
     security,
-    store,
+    services,
+    storefront,
     webhooks,
 )
 
@@ -98,11 +98,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf = CSRFProtect(app)
     csrf.exempt(webhooks.bp)  # Flex signs its webhooks; every other POST carries a CSRF token
     db.init_app(app)
-    payments.init_app(app)
+    services.init_app(app)
     webhooks.init_app(app)
     security.init_app(app)
     cli.init_app(app)
-    for blueprint in (store.bp, order_pages.bp, inspector.bp, webhooks.bp, sandbox_demo.bp):
+    for blueprint in (storefront.bp, order_pages.bp, inspector.bp, webhooks.bp, sandbox_demo.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     _template_helpers(app)
@@ -124,7 +124,7 @@ def _from_environment() -> dict:
                 settings[name] = type(default)(raw)
             except ValueError:
                 kind = "a whole number" if isinstance(default, int) else "a number"
-                raise payments.ConfigError(f"{name} must be {kind}, not {raw!r}.") from None
+                raise services.ConfigError(f"{name} must be {kind}, not {raw!r}.") from None
         else:
             settings[name] = raw
     return settings
@@ -137,7 +137,7 @@ def _template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def shop_globals() -> dict:
-        return {"cart_count": cart.count(), "flex_mode": payments.services().mode}
+        return {"cart_count": cart.count(), "flex_mode": services.services().mode}
 
 
 def _error_pages(app: Flask) -> None:

@@ -26,6 +26,6 @@ class NaiveCitFlow(CitFlow):
 
 def create_app():
     app = create_shop()
-    services = app.extensions["payments"]
+    services = app.extensions["services"]
     services.flow = NaiveCitFlow(services.client)
     return app

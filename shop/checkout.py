@@ -21,8 +21,8 @@ from .cart import CartLine
 from .crash import crash_point
 from .db import Connection
 from .money import format_dollars
-from .payments import Services
 from .recovery import refund_reference
+from .services import Services
 
 log = logging.getLogger(__name__)
 

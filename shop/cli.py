@@ -10,7 +10,7 @@ from flex.errors import FlexError
 from flex.recovery import LATER
 
 from . import db
-from .payments import services
+from .services import services
 
 flex_cli = AppGroup("flex", help="The Flex integration.")
 shop_cli = AppGroup("shop", help="The demo shop.")

@@ -15,8 +15,8 @@ from .flex_store import (
     search_calls,
     transmit_counts,
 )
-from .payments import services
 from .security import demo_only
+from .services import services
 
 bp = Blueprint("inspector", __name__)
 

@@ -14,8 +14,8 @@ from .db import get_db
 from .flex_store import calls_for_order
 from .forms import RefundForm
 from .money import format_dollars
-from .payments import services
 from .security import demo_only
+from .services import services
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 

@@ -16,8 +16,8 @@ from . import orders
 from . import webhook_events as events
 from .db import get_db
 from .money import format_dollars
-from .payments import services
 from .security import demo_tools
+from .services import services
 
 bp = Blueprint("demo", __name__, url_prefix="/orders")
 

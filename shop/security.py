@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, g
 
-from .payments import services
+from .services import services
 
 # Production is served over HTTPS only: browsers must never try plain http again for a year.
 # Not in development, where the demo runs on http://127.0.0.1 and HSTS would stick to it.

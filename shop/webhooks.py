@@ -31,7 +31,7 @@ from flex.webhooks import WebhookRejected, verify
 from . import webhook_effects
 from . import webhook_events as events
 from .db import database, get_db
-from .payments import ConfigError, sandbox_directory, services
+from .services import ConfigError, sandbox_directory, services
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def init_app(app: Flask) -> None:
     key = app.config["FLEX_WEBHOOK_KEY"].strip()
     if key and not _valid_key(key):
         raise ConfigError("FLEX_WEBHOOK_KEY must be base64, exactly as Flex's portal shows it.")
-    sandbox_url = app.extensions["payments"].sandbox_url
+    sandbox_url = app.extensions["services"].sandbox_url
     if sandbox_url:
         key = key or demo_key(sandbox_directory(app))
         app.before_request(DemoSubscription(sandbox_url, key))

@@ -162,7 +162,7 @@ def make_app(fresh_sandbox, database_url):
 
 def close_app(app) -> None:
     """Stops what an app started: its relay, vault threads and connections."""
-    app.extensions["payments"].close()
+    app.extensions["services"].close()
     app.extensions["database"].close()
 
 

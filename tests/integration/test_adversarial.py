@@ -299,8 +299,8 @@ def shop_config(server, database: Path) -> dict:
 def shop(sandbox, tmp_path_factory):
     app = create_app(shop_config(sandbox, tmp_path_factory.mktemp("adversarial") / "s.sqlite"))
     yield app
-    app.extensions["payments"].flow.close()
-    app.extensions["payments"].client.close()
+    app.extensions["services"].flow.close()
+    app.extensions["services"].client.close()
 
 
 @pytest.fixture(scope="module")
@@ -450,6 +450,6 @@ def test_the_footprint_sees_a_real_order(make_app, fresh_sandbox, caplog):
     client = app.test_client()
     fill_cart(client)
     assert client.post("/checkout", data=checkout_form(client)).status_code == 302
-    app.extensions["payments"].flow.close()  # its vault call has finished
+    app.extensions["services"].flow.close()  # its vault call has finished
     with pytest.raises(AssertionError):
         footprint.assert_unchanged(caplog)

@@ -14,7 +14,7 @@ import pytest
 from app import create_app
 from flex import FlexOrder, OrderStatus
 from shop import authorizations
-from shop.payments import ConfigError
+from shop.services import ConfigError
 from tests.support import hidden, wait_for
 
 from .conftest import calls, clear_faults, db_rows, set_fault

@@ -91,7 +91,7 @@ def test_fault_matrix(app, client, fresh_sandbox, endpoint, fault):
     else:
         order_id, page = pay(client, card)
     if endpoint == "transmit":
-        app.extensions["payments"].relay.run_once()
+        app.extensions["services"].relay.run_once()
         page = client.get(f"/orders/{order_id}").text
 
     assert status_label(page) == label
@@ -160,7 +160,7 @@ def test_evaluate_that_never_arrived_is_replayed_with_its_key(app, client, fresh
 
 @pytest.mark.storage
 def test_recovery_gives_up_after_bounded_attempts(app, client, fresh_sandbox):
-    recovery = app.extensions["payments"].sweep.recovery
+    recovery = app.extensions["services"].sweep.recovery
     set_fault(fresh_sandbox, "evaluate", status=503)
     set_fault(fresh_sandbox, "orders", status=503)  # the lookup fails too: Flex is down
     order_id, _ = pay(client, "4000000000000002")

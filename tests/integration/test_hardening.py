@@ -140,15 +140,15 @@ def test_card_data_and_secrets_never_stored_logged_or_shown(app, client, caplog)
     fill_cart(client)
     client.post("/checkout", data={**checkout_form(client), "card_number": "4000000000000002",
                                    "cvc": SENTINEL_CVC})  # declined -> vault -> evaluate
-    payments = app.extensions["payments"]
-    assert payments.relay.run_once() == 2
-    payments.flow.close()  # wait for background vault calls to finish logging
+    services = app.extensions["services"]
+    assert services.relay.run_once() == 2
+    services.flow.close()  # wait for background vault calls to finish logging
     pages += [client.get(path).data for path in
               ("/orders", "/flex", *(f"/orders/{order_id}" for order_id in order_ids))]
 
     stored = b"".join(p.read_bytes() for p in sqlite_files(app))
     logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records).encode()
-    bearer = payments.client._token.encode()
+    bearer = services.client._token.encode()
     for where, data in (("database", stored), ("logs", logs), *(("page", p) for p in pages)):
         for number in SENTINEL_CARDS:
             assert number.encode() not in data, f"card number in {where}"

@@ -9,7 +9,7 @@ import pytest
 from app import create_app
 from flex.models import Card
 from shop import db
-from shop.payments import ConfigError
+from shop.services import ConfigError
 from tests.support import wait_for
 
 from .conftest import db_rows, set_fault
@@ -19,7 +19,7 @@ from .test_shop import pay, status_label
 @pytest.mark.storage
 def test_the_relay_loop_settles_a_lost_answer_by_lookup(make_app, fresh_sandbox):
     app = make_app(FLEX_RELAY=True, FLEX_RELAY_POLL_SECONDS=0.05)
-    relay = app.extensions["payments"].relay
+    relay = app.extensions["services"].relay
     try:
         client = app.test_client()
         order_id, page = pay(client, "4000000000000119")
@@ -37,7 +37,7 @@ def test_the_relay_loop_settles_a_lost_answer_by_lookup(make_app, fresh_sandbox)
 def test_a_dead_lettered_transmit_shows_its_reason(app, client, fresh_sandbox):
     set_fault(fresh_sandbox, "transmit", status=400)  # a 400 never gets better: dead letter
     order_id, _ = pay(client, "4242424242424242")
-    app.extensions["payments"].relay.run_once()
+    app.extensions["services"].relay.run_once()
     page = client.get(f"/orders/{order_id}").text
     assert status_label(page) == "Paid"
     assert "gave up (dead letter): transmit:" in page
@@ -52,7 +52,7 @@ def test_a_pending_threshold_shorter_than_a_checkout_is_refused(database_url):
 
 @pytest.mark.storage
 def test_the_processor_charges_a_reference_once_and_can_look_it_up(app):
-    processor = app.extensions["payments"].processor
+    processor = app.extensions["services"].processor
     card = Card("4242424242424242", "123", 12, 2034, "Ada Lovelace")
     assert processor.lookup("order-1") is None
     first = processor.authorize(card, 1800, reference="order-1")

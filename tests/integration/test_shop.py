@@ -10,7 +10,7 @@ import pytest
 
 from app import create_app
 from shop import db
-from shop.payments import ConfigError, services
+from shop.services import ConfigError, services
 from tests.support import checkout_form, fill_cart, hidden
 
 from .conftest import calls, db_rows, sqlite_files

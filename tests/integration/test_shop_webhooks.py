@@ -18,7 +18,7 @@ from flex import sandbox as flex_sandbox
 from flex.webhooks import sign
 from shop import db, orders
 from shop.db import get_db
-from shop.payments import ConfigError, services
+from shop.services import ConfigError, services
 from shop.webhook_effects import apply_due
 from shop.webhook_events import SqlNonceStore
 from tests.support import hidden, wait_for

@@ -80,7 +80,7 @@ def test_two_relays_deliver_each_transmit_exactly_once(make_app, fresh_sandbox):
     client = web.test_client()
     paid = {pay(client, "4242424242424242")[0] for _ in range(8)}
     set_fault(fresh_sandbox, "transmit", delay_ms=40)  # slow enough for the relays to overlap
-    relays = [app.extensions["payments"].relay for app in (web, worker)]
+    relays = [app.extensions["services"].relay for app in (web, worker)]
     starting_line = threading.Barrier(2)
 
     def relay_round(relay) -> int:
@@ -98,7 +98,7 @@ def test_two_relays_deliver_each_transmit_exactly_once(make_app, fresh_sandbox):
 
 def test_failed_transmit_is_retried_later_then_dead_lettered(app, client, fresh_sandbox,
                                                             database_url):
-    relay = app.extensions["payments"].relay
+    relay = app.extensions["services"].relay
     order_id, _ = pay(client, "4242424242424242")
 
     set_fault(fresh_sandbox, "transmit", status=503)

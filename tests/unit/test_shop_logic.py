@@ -11,7 +11,7 @@ from flex.models import luhn_valid
 from shop import orders
 from shop.forms import RefundForm, parse_expiry
 from shop.processor import DECLINES
-from shop.store import TEST_CARDS
+from shop.storefront import TEST_CARDS
 
 
 @pytest.mark.parametrize("number", [

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from . import cart, catalog, checkout, orders
 from .db import get_db
 from .forms import CheckoutForm, QuantityForm
-from .payments import services
+from .services import services
 
 bp = Blueprint("shop", __name__)
 

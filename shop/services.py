@@ -79,7 +79,7 @@ class Services:
 
 
 def services() -> Services:
-    return current_app.extensions["payments"]
+    return current_app.extensions["services"]
 
 
 def init_app(app: Flask) -> None:
@@ -114,7 +114,7 @@ def init_app(app: Flask) -> None:
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],
                   senders=config["FLEX_RELAY_SENDERS"],
                   also_run=sweep.run)
-    app.extensions["payments"] = Services(
+    app.extensions["services"] = Services(
         client=client,
         flow=flow,
         relay=relay,
