@@ -171,7 +171,10 @@ def test_an_unanswered_capture_is_replayed_by_the_relay_sweep_with_the_same_key(
     assert status_label(page) == "Awaiting capture"
     assert "sent to Flex, not confirmed yet" in page
     assert ">Capture</button>" not in page  # no second capture with another key
-    clear_faults(fresh_sandbox)
+    clear_faults(fresh_sandbox)  # the held attempts are answered now, after the client left
+    attempts = db_rows(database_url, "SELECT COUNT(*) FROM flex_calls WHERE order_id = ?"
+                       " AND endpoint = 'capture'", order_id)[0][0]
+    assert wait_for(lambda: len(calls(fresh_sandbox, "capture")) == attempts), "held captures"
     sent = calls(fresh_sandbox, "capture")
     assert flex_order(app, order_id).status == OrderStatus.COMPLETED
 
