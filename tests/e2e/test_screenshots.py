@@ -53,12 +53,11 @@ def test_screenshots_of_every_step(page: Page):
     page.get_by_label("Refund amount").fill("9.00")  # half, as in the README's first minutes
     page.get_by_role("button", name="Refund").click()
     expect_status(page, "Partially refunded")
-    shoot(page, "order-rescued")
-    rescued = page.url
-
     # What only Flex's side can do, through the demo tools: its webhooks land on the page.
     demo_tools = page.get_by_text("Simulate Flex's side (demo)")
     demo_tools.click()
+    shoot(page, "order-rescued")
+    rescued = page.url
     page.get_by_role("button", name="Simulate a refund in Flex's portal").click()
     expect(page.get_by_role("row").filter(has_text="Flex portal")).to_be_visible()
     demo_tools.click()
