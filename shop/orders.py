@@ -139,6 +139,8 @@ class Order:
                 return ("We could not complete this payment right now. No money was taken; "
                         "please try again in a few minutes or use another card.")
             return "Your bank declined this payment. No money was taken; please try another card."
+        if self.outcome in REFUNDABLE and self.chargeback_at is not None:
+            return "You disputed this payment with your bank: the bank has returned it to you."
         if self.outcome in REFUNDABLE:
             return "Payment approved. Thank you for your order!"
         return None

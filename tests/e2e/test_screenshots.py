@@ -53,7 +53,17 @@ def test_screenshots_of_every_step(page: Page):
     page.get_by_label("Refund amount").fill("9.00")  # half, as in the README's first minutes
     page.get_by_role("button", name="Refund").click()
     expect_status(page, "Partially refunded")
+    # What only Flex's side can do, through the demo tools: its webhooks land on the page.
+    demo_tools = page.get_by_text("Simulate Flex's side (demo)")
+    demo_tools.click()
     shoot(page, "order-rescued")
+    rescued = page.url
+    page.get_by_role("button", name="Simulate a refund in Flex's portal").click()
+    expect(page.get_by_role("row").filter(has_text="Flex portal")).to_be_visible()
+    demo_tools.click()
+    page.get_by_role("button", name="Simulate a chargeback").click()
+    expect_status(page, "Chargeback")
+    shoot(page, "order-chargeback")
 
     for card, label, name in ((FLEX_DECLINED, "Declined", "order-declined"),
                               (CHALLENGED, "Declined", "order-challenge"),
@@ -71,7 +81,27 @@ def test_screenshots_of_every_step(page: Page):
     page.goto("/flex")
     expect(page.get_by_role("heading", name="Flex calls", level=1)).to_be_visible()
     shoot(page, "inspector")
+    page.goto("/flex/webhooks")
+    expect(page.get_by_role("row").filter(has_text="payment.chargeback.received").first
+           ).to_be_visible()
+    shoot(page, "inspector-webhooks")
 
     page.set_viewport_size(PHONE)
     open_checkout(page)
     shoot(page, "checkout-phone")
+    page.goto(rescued)
+    expect_status(page, "Chargeback")
+    shoot(page, "order-chargeback-phone")
+    page.goto("/flex/webhooks")
+    shoot(page, "inspector-webhooks-phone")
+
+
+def test_screenshot_of_awaiting_capture(authorization_page: Page, authorization_shop):
+    page = authorization_page
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"/orders/{authorization_shop.buy(RESCUED)}")
+    expect_status(page, "Awaiting capture")
+    expect(page.get_by_role("button", name="Capture", exact=True)).to_be_visible()
+    shoot(page, "order-awaiting-capture")
+    page.set_viewport_size(PHONE)
+    shoot(page, "order-awaiting-capture-phone")

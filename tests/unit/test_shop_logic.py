@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -89,3 +90,10 @@ def test_status_label_is_derived(outcome, refunded, label, refundable):
 
 def test_a_pending_order_tells_the_shopper_not_to_pay_again():
     assert "still in progress. Please do not pay again" in order("pending").shopper_message
+
+
+def test_a_charged_back_order_does_not_thank_the_shopper():
+    o = replace(order("rescued"), chargeback_at=1.0)
+    assert o.status_label == "Chargeback"
+    assert "disputed this payment" in o.shopper_message
+    assert "Thank you" not in o.shopper_message
