@@ -27,6 +27,7 @@ from shop import (
     services,
     storefront,
     webhooks,
+    wording,
 )
 
 # Every setting, its default, and so its type. Each can be set in the environment.
@@ -131,6 +132,8 @@ def _from_environment() -> dict:
 
 
 def _template_helpers(app: Flask) -> None:
+    wording.register(app)
+
     @app.template_filter("money")
     def money(cents: int) -> str:
         return f"${cents / 100:,.2f}"

@@ -34,6 +34,7 @@ from . import orders
 from . import webhook_events as events
 from .db import POSTGRESQL, Connection, Database
 from .money import format_dollars
+from .wording import status_label
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,8 @@ def _awaiting(order: orders.Order) -> bool:
 
 def _unchanged(order: orders.Order, event: WebhookEvent) -> str:
     log.warning("webhook %s for order %s (%s) changes nothing", event.event_type, order.id,
-                order.status_label)
-    return f"no change: the order is {order.status_label}"
+                status_label(order))
+    return f"no change: the order is {status_label(order)}"
 
 
 def _completed(conn: Connection, client, event: WebhookEvent, order_id: str) -> str:
@@ -132,7 +133,7 @@ def _completed(conn: Connection, client, event: WebhookEvent, order_id: str) -> 
         if order.outcome == RESCUED:
             outcome = "no change: already Rescued by Flex"
         elif _awaiting(order) and event.order_id:
-            before = order.status_label
+            before = status_label(order)
             conn.execute(
                 "UPDATE orders SET outcome = ?, flex_status = 'APPROVED', order_session_key = ?,"
                 " flex_error = NULL, reconcile = 0, reconcile_at = NULL WHERE id = ?",
@@ -151,7 +152,7 @@ def _closed(conn: Connection, client, event: WebhookEvent, order_id: str) -> str
         if order.outcome == orders.PENDING:
             raise NotYet("the checkout is still running")
         if _awaiting(order):
-            before = order.status_label
+            before = status_label(order)
             conn.execute(
                 "UPDATE orders SET flex_status = ?, flex_error = NULL, reconcile = 0,"
                 " reconcile_at = NULL, order_session_key = COALESCE(order_session_key, ?)"
@@ -172,7 +173,7 @@ def _chargeback(conn: Connection, client, event: WebhookEvent, order_id: str) ->
         if order.chargeback_at is not None:
             outcome = "no change: already Chargeback"
         elif order.outcome == RESCUED and order.order_session_key == event.order_id:
-            before = order.status_label
+            before = status_label(order)
             conn.execute("UPDATE orders SET chargeback_at = ? WHERE id = ?",
                          (event.timestamp.timestamp(), order_id))
             outcome = f"{before} → Chargeback"
@@ -202,7 +203,7 @@ def _refunded(conn: Connection, client, event: WebhookEvent, order_id: str) -> s
         order = _locked(conn, order_id)
         _no_refund_in_flight(conn, order_id)
         changes = _settle_refunds(conn, order, refunded)
-        after = orders.get(conn, order_id).status_label
+        after = status_label(orders.get(conn, order_id))
         outcome = f"{'; '.join(changes)} ({after})" if changes else (
             "no change: the refund was already recorded")
         _mark(conn, event, outcome)
