@@ -166,7 +166,7 @@ def _item(item: LineItem) -> dict:
         "name": item.name,
         "quantity": item.quantity,
         "amount": item.unit_price_cents,
-        "totalAmount": item.unit_price_cents * item.quantity,
+        "totalAmount": item.total_cents,
     }
 
 

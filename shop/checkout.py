@@ -37,7 +37,7 @@ def purchase_for(checkout_id: str, lines: list[CartLine], form, customer_ip: str
     )
     return Purchase(
         order_id=checkout_id,
-        amount_cents=sum(i.quantity * i.unit_price_cents for i in items),
+        amount_cents=sum(i.total_cents for i in items),
         currency=CURRENCY,
         email=form.email.data.strip(),
         billing=Address(

@@ -128,18 +128,6 @@ class Order:
 
 
 @dataclass(frozen=True)
-class Item:
-    sku: str
-    name: str
-    quantity: int
-    unit_price_cents: int
-
-    @property
-    def total_cents(self) -> int:
-        return self.quantity * self.unit_price_cents
-
-
-@dataclass(frozen=True)
 class Refund:
     id: int
     amount_cents: int
@@ -238,12 +226,12 @@ def recent(conn: Connection, limit: int = 200) -> list[Order]:
     return [_order(row) for row in rows]
 
 
-def items(conn: Connection, order_id: str) -> list[Item]:
+def items(conn: Connection, order_id: str) -> list[LineItem]:
     rows = conn.execute(
         "SELECT sku, name, quantity, unit_price_cents FROM order_items WHERE order_id = ?",
         (order_id,),
     )
-    return [Item(*row) for row in rows]
+    return [LineItem(*row) for row in rows]
 
 
 def refunds(conn: Connection, order_id: str) -> list[Refund]:
