@@ -124,7 +124,7 @@ class RefundError(Exception):
 def refund(conn: Connection, services: Services, order: orders.Order,
            amount_cents: int) -> None:
     """Refunds part or all of an order, through Flex if Flex charged it."""
-    channel = "Flex" if order.outcome == RESCUED else "processor"
+    channel = orders.FLEX_CHANNEL if order.outcome == RESCUED else orders.PROCESSOR_CHANNEL
     refund_id = orders.reserve_refund(conn, order.id, amount_cents, channel)
     if refund_id is None:
         raise RefundError(
@@ -133,7 +133,7 @@ def refund(conn: Connection, services: Services, order: orders.Order,
         )
     crash_point("after_refund_reserved")
     try:
-        if channel == "Flex":
+        if channel == orders.FLEX_CHANNEL:
             services.flow.refund(order.order_session_key, amount_cents, ref=order.id)
         else:
             services.processor.refund(order.processor_txn, amount_cents,

@@ -27,6 +27,8 @@ from .flex_store import enqueue_transmit
 PENDING = "pending"
 FIRST_CHECK_SECONDS = 10.0  # first check of an unanswered /evaluate or refund; then doubling
 REFUNDABLE = (PAID, RESCUED)
+# Refund channels, stored with each refund and shown on the order page.
+FLEX_CHANNEL, PROCESSOR_CHANNEL, PORTAL_CHANNEL = "Flex", "processor", "Flex portal"
 # flex_error prefix of an order whose /evaluate Flex refused on its amount rule.
 FLEX_REFUSED_AMOUNT = "Flex does not evaluate this amount"
 
@@ -131,7 +133,7 @@ class Order:
 class Refund:
     id: int
     amount_cents: int
-    channel: str
+    channel: str  # FLEX_CHANNEL | PROCESSOR_CHANNEL | PORTAL_CHANNEL
     status: str  # pending | succeeded | unknown | released
     created_at: datetime
     note: str | None = None  # how recovery settled it

@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0  # an event being applied is left alone by other sweeps for this long
 LOOKUP_DEADLINE = 2.0  # seconds for asking Flex: the receiver must answer fast
 RETRY_BASE, RETRY_CAP = 1.0, 300.0  # seconds between tries of an event that must wait
-FLEX_CHANNELS = ("Flex", "Flex portal")
-PORTAL = "Flex portal"
 
 
 class NotYet(Exception):
@@ -230,7 +228,7 @@ def _settle_refunds(conn: Connection, order: orders.Order, flex_total: int) -> l
     """Brings the order's Flex refunds up to Flex's total; returns what changed."""
     rows = conn.execute(
         "SELECT id, amount_cents, status FROM refunds WHERE order_id = ? AND channel IN (?, ?)"
-        " ORDER BY id", (order.id, *FLEX_CHANNELS)).fetchall()
+        " ORDER BY id", (order.id, orders.FLEX_CHANNEL, orders.PORTAL_CHANNEL)).fetchall()
     missing = flex_total - sum(amount for _, amount, status in rows if status == "succeeded")
     changes, unknown = [], [(rid, amount) for rid, amount, status in rows if status == "unknown"]
     for refund_id, amount in list(unknown):
@@ -255,7 +253,8 @@ def _settle_refunds(conn: Connection, order: orders.Order, flex_total: int) -> l
     conn.execute("UPDATE orders SET refund_reserved_cents = ? WHERE id = ?",
                  (reserved + missing, order.id))
     conn.execute("INSERT INTO refunds (order_id, amount_cents, channel, status, created_at)"
-                 " VALUES (?, ?, ?, 'succeeded', ?)", (order.id, missing, PORTAL, time.time()))
+                 " VALUES (?, ?, ?, 'succeeded', ?)",
+                 (order.id, missing, orders.PORTAL_CHANNEL, time.time()))
     changes.append(f"recorded a {format_dollars(missing)} refund made in Flex's portal")
     return changes
 
