@@ -134,10 +134,6 @@ def _from_environment() -> dict:
 def _template_helpers(app: Flask) -> None:
     wording.register(app)
 
-    @app.template_filter("money")
-    def money(cents: int) -> str:
-        return f"${cents / 100:,.2f}"
-
     @app.context_processor
     def shop_globals() -> dict:
         return {"cart_count": cart.count(), "flex_mode": services.services().mode}

@@ -1,6 +1,7 @@
-"""What the shop says to people: status labels, the shopper's message on an order page, and
-the account of a capture or cancel. The data layer (orders.py, authorizations.py) decides
-where an order stands; this module only words it, so the sentences live in one place.
+"""What the shop says to people: status labels, the shopper's message on an order page, the
+account of a capture or cancel, and amounts in dollars (the templates' `money` filter). The
+data layer (orders.py, authorizations.py) decides where an order stands; this module only
+words it, so the sentences live in one place.
 
 The status labels are the UI contract ("Paid", "Rescued by Flex", "Declined", ...): tests
 and the docs quote them.
@@ -92,6 +93,8 @@ def authorization_summary(action: authorizations.Action) -> str:
 
 
 def register(app: Flask) -> None:
-    """Makes the wording available to templates as filters: `order|status_label`, ..."""
+    """Makes the wording available to templates as filters: `order|status_label`,
+    `order|shopper_message`, `action|authorization_summary`, `cents|money`."""
     for wording in (status_label, shopper_message, authorization_summary):
         app.add_template_filter(wording)
+    app.add_template_filter(format_dollars, "money")
