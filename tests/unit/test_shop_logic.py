@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -80,11 +81,22 @@ def order(outcome: str, amount: int = 1000, refunded: int = 0) -> orders.Order:
     ("declined", 0, "Declined", 0),
     ("rescued", 400, "Partially refunded", 600),
     ("paid", 1000, "Refunded", 0),
+    ("authorized", 0, "Awaiting capture", 0),
 ])
 def test_status_label_is_derived(outcome, refunded, label, refundable):
     o = order(outcome, refunded=refunded)
     assert wording.status_label(o) == label
     assert o.refundable_cents == refundable
+
+
+def test_a_chargeback_shows_and_stops_refunds():
+    disputed = dataclasses.replace(order("rescued", refunded=400), chargeback_at=1.0)
+    assert wording.status_label(disputed) == "Chargeback"
+    assert disputed.refundable_cents == 0
+
+
+def test_every_status_has_its_label():
+    assert set(wording.STATUS_LABELS) == set(orders.Status)
 
 
 def test_a_pending_order_tells_the_shopper_not_to_pay_again():
