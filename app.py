@@ -27,6 +27,7 @@ from shop import (
     services,
     storefront,
     webhooks,
+    wording,
 )
 
 # Every setting, its default, and so its type. Each can be set in the environment.
@@ -131,9 +132,7 @@ def _from_environment() -> dict:
 
 
 def _template_helpers(app: Flask) -> None:
-    @app.template_filter("money")
-    def money(cents: int) -> str:
-        return f"${cents / 100:,.2f}"
+    wording.register(app)
 
     @app.context_processor
     def shop_globals() -> dict:

@@ -69,6 +69,11 @@ class LineItem:
     quantity: int
     unit_price_cents: int
 
+    @property
+    def total_cents(self) -> int:
+        """`quantity` times `unit_price_cents`, in integer cents."""
+        return self.quantity * self.unit_price_cents
+
 
 @dataclass(frozen=True)
 class Purchase:

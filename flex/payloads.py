@@ -35,7 +35,8 @@ def tokenize_body(card: Card, *, email: str = "", sense_key: str = "") -> dict:
 
 def transmit_body(purchase: Purchase, card: CardSummary, processor: ProcessorResult, *,
                   mid: str, site_id: str = "") -> dict:
-    """After the processor approved: tells Flex about the sale. Carries no card number."""
+    """After the processor approved: tells Flex about the sale. Carries no card number.
+    Raises ValueError when an amount is not whole cents."""
     return _order_body(purchase, card, processor, mid=mid, site_id=site_id, declined=False)
 
 
@@ -44,7 +45,8 @@ def evaluate_body(purchase: Purchase, card: CardSummary, vault_token: str,
                   idempotency_key: str,
                   transaction_type: str = TransactionType.PURCHASE) -> dict:
     """After the processor declined: asks Flex to evaluate (and maybe approve) the payment.
-    `transaction_type` AUTHORIZATION: an approval is an authorization to capture later."""
+    `transaction_type` AUTHORIZATION: an approval is an authorization to capture later.
+    Raises ValueError for an unknown `transaction_type` or an amount not in whole cents."""
     body = _order_body(purchase, card, processor, mid=mid, site_id=site_id, declined=True)
     body["transactionType"] = TransactionType(str(transaction_type).upper()).value
     body["idempotencyKey"] = idempotency_key
@@ -61,7 +63,8 @@ def is_authorization(evaluate_payload: dict) -> bool:
 
 
 def refund_body(amount_cents: int, message: str = "") -> dict:
-    """The refund body: `amount_cents` integer cents, sent as dollars (`amountToRefund`)."""
+    """The refund body: `amount_cents` integer cents, sent as dollars (`amountToRefund`).
+    Raises ValueError unless `amount_cents` is a positive int."""
     body: dict = {"amountToRefund": cents_to_dollars(amount_cents)}
     if message:
         body["refundMessage"] = message
@@ -70,7 +73,8 @@ def refund_body(amount_cents: int, message: str = "") -> dict:
 
 def capture_body(order_session_key: str, amount_cents: int, currency: str,
                  idempotency_key: str) -> dict:
-    """The /capture body: `amount_cents` integer cents, at most what was authorized."""
+    """The /capture body: `amount_cents` integer cents, at most what was authorized.
+    Raises ValueError unless `amount_cents` is a positive int."""
     _check_cents(amount_cents)
     return {"idempotencyKey": idempotency_key, "orderId": order_session_key,
             "amount": amount_cents, "currency": currency}
@@ -84,7 +88,8 @@ def cancel_body(idempotency_key: str | None) -> dict | None:
 def cents_to_dollars(cents: int) -> float:
     """Integer cents -> dollars for the refund body. Exact: every whole number of cents below
     2**53 / 100 has a float nearest to it whose shortest repr has at most 2 decimals, so
-    JSON carries e.g. 1999 -> 19.99, never 19.990000000000002."""
+    JSON carries e.g. 1999 -> 19.99, never 19.990000000000002. Raises ValueError unless
+    `cents` is a positive int."""
     if isinstance(cents, bool) or not isinstance(cents, int) or cents <= 0:
         raise ValueError(f"amount must be a positive whole number of cents, not {cents!r}")
     return round(cents / 100, 2)
@@ -166,7 +171,7 @@ def _item(item: LineItem) -> dict:
         "name": item.name,
         "quantity": item.quantity,
         "amount": item.unit_price_cents,
-        "totalAmount": item.unit_price_cents * item.quantity,
+        "totalAmount": item.total_cents,
     }
 
 

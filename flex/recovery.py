@@ -35,11 +35,11 @@ from typing import Protocol
 from .client import FlexClient
 from .errors import FlexError, FlexNotFoundError, FlexRefused, FlexValidationError
 from .models import Evaluation, FlexOrder, OrderStatus, Outcome
+from .payloads import is_authorization
 
 log = logging.getLogger("flex.recovery")
 
 LATER = "retry"  # Settled.result of an item that was not settled this time
-AUTHORIZATION = "AUTHORIZATION"  # an /evaluate payload's transactionType in authorization mode
 
 
 class Decision(StrEnum):
@@ -173,7 +173,7 @@ class Recovery:
         `payload` None means it cannot be replayed (not found = never sent = not charged).
         Appends each call to `steps`. Raises NotSettledYet when Flex gives no usable answer
         yet or its order is still processing."""
-        if payload and str(payload.get("transactionType", "")).upper() == AUTHORIZATION:
+        if payload and is_authorization(payload):
             return self._cancel_authorization(order_id, steps)
         found = self._ask(steps, f"GET /orders?query={order_id}",
                           lambda: self.client.find_order_by_reference(order_id, ref=order_id))

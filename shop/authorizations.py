@@ -20,14 +20,12 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from flex import FlexClient
 from flex.cit import AUTHORIZED, DECLINED, RESCUED
 from flex.errors import FlexError, FlexNotFoundError, FlexRefused, FlexValidationError
 
 from .db import Connection
-from .money import format_dollars
 from .orders import Order
 
 log = logging.getLogger(__name__)
@@ -64,25 +62,6 @@ class Action:
     settled_at: float | None
     order_session_key: str
     currency: str
-
-    @property
-    def summary(self) -> str:
-        """What happened, for the order page."""
-        name = "Capture" if self.action == CAPTURE else "Cancel"
-        what = (f"{name} of {format_dollars(self.amount_cents)}" if self.amount_cents
-                else name)
-        tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
-        if self.state == DONE:
-            when = datetime.fromtimestamp(self.settled_at or self.created_at, UTC)
-            if self.action == CANCEL:
-                return (f"Authorization cancelled, not charged ({when:%Y-%m-%d %H:%M:%S} UTC, "
-                        f"{tries}).")
-            return f"{what} confirmed by Flex ({when:%Y-%m-%d %H:%M:%S} UTC, {tries})."
-        if self.state == PENDING:
-            return (f"{what} sent to Flex, not confirmed yet ({tries} so far): the shop asks "
-                    "again automatically with the same idempotency key, so it happens once.")
-        verdict = "refused by Flex" if self.state == REFUSED else "not confirmed by Flex"
-        return f"{what} {verdict} after {tries}: {self.last_error}"
 
 
 class ActionRefused(Exception):

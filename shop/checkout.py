@@ -37,7 +37,7 @@ def purchase_for(checkout_id: str, lines: list[CartLine], form, customer_ip: str
     )
     return Purchase(
         order_id=checkout_id,
-        amount_cents=sum(i.quantity * i.unit_price_cents for i in items),
+        amount_cents=sum(i.total_cents for i in items),
         currency=CURRENCY,
         email=form.email.data.strip(),
         billing=Address(
@@ -124,7 +124,7 @@ class RefundError(Exception):
 def refund(conn: Connection, services: Services, order: orders.Order,
            amount_cents: int) -> None:
     """Refunds part or all of an order, through Flex if Flex charged it."""
-    channel = "Flex" if order.outcome == RESCUED else "processor"
+    channel = orders.FLEX_CHANNEL if order.outcome == RESCUED else orders.PROCESSOR_CHANNEL
     refund_id = orders.reserve_refund(conn, order.id, amount_cents, channel)
     if refund_id is None:
         raise RefundError(
@@ -133,7 +133,7 @@ def refund(conn: Connection, services: Services, order: orders.Order,
         )
     crash_point("after_refund_reserved")
     try:
-        if channel == "Flex":
+        if channel == orders.FLEX_CHANNEL:
             services.flow.refund(order.order_session_key, amount_cents, ref=order.id)
         else:
             services.processor.refund(order.processor_txn, amount_cents,

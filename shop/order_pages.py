@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 
 from flex.calllog import LoggedCall
 
-from . import authorizations, checkout, db, orders, sandbox_demo, webhook_events
+from . import authorizations, checkout, db, orders, sandbox_demo, webhook_events, wording
 from .db import get_db
 from .flex_store import calls_for_order
 from .forms import RefundForm
@@ -86,11 +86,12 @@ def _authorization_action(order_id: str, action: str):
                                           "status": 409}
         return redirect(url_for("orders.detail", order_id=order_id, _anchor="authorization"),
                         303)
+    message = wording.authorization_summary(done)
     if done.state == authorizations.REFUSED:
-        session["authorization_error"] = {"order_id": order_id, "message": done.summary,
+        session["authorization_error"] = {"order_id": order_id, "message": message,
                                           "status": 409}
     else:
-        flash(done.summary, "success" if done.state == authorizations.DONE else "info")
+        flash(message, "success" if done.state == authorizations.DONE else "info")
     return redirect(url_for("orders.detail", order_id=order_id), 303)
 
 

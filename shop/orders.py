@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from flex import outbox
 from flex.cit import AUTHORIZED, DECLINED, PAID, RESCUED, CitResult
@@ -26,14 +27,28 @@ from .flex_store import enqueue_transmit
 PENDING = "pending"
 FIRST_CHECK_SECONDS = 10.0  # first check of an unanswered /evaluate or refund; then doubling
 REFUNDABLE = (PAID, RESCUED)
+# Refund channels, stored with each refund and shown on the order page.
+FLEX_CHANNEL, PROCESSOR_CHANNEL, PORTAL_CHANNEL = "Flex", "processor", "Flex portal"
 # flex_error prefix of an order whose /evaluate Flex refused on its amount rule.
 FLEX_REFUSED_AMOUNT = "Flex does not evaluate this amount"
 
-AWAITING = "Awaiting confirmation"  # the result is not known yet: neutral, never "Declined"
-AWAITING_CAPTURE = "Awaiting capture"  # authorization mode: Flex authorized, not yet captured
-CHARGEBACK = "Chargeback"  # the cardholder disputed the charge: no more refunds from us
-_LABELS = {PENDING: AWAITING, PAID: "Paid", RESCUED: "Rescued by Flex", DECLINED: "Declined",
-           AUTHORIZED: AWAITING_CAPTURE}
+
+
+class Status(StrEnum):
+    """What the order page and the order list show; shop/wording.py words each one."""
+
+    AWAITING = "awaiting"  # the result is not known yet: neutral, never DECLINED
+    PAID = "paid"
+    RESCUED = "rescued"
+    DECLINED = "declined"
+    AWAITING_CAPTURE = "awaiting_capture"  # authorization mode: Flex authorized, not captured
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    CHARGEBACK = "chargeback"  # the cardholder disputed the charge: no more refunds from us
+
+
+_STATUS = {PENDING: Status.AWAITING, PAID: Status.PAID, RESCUED: Status.RESCUED,
+           DECLINED: Status.DECLINED, AUTHORIZED: Status.AWAITING_CAPTURE}
 
 
 @dataclass(frozen=True)
@@ -62,14 +77,17 @@ class Order:
     chargeback_at: float | None = None  # epoch seconds: payment.chargeback.received
 
     @property
-    def status_label(self) -> str:
+    def status(self) -> Status:
+        """Where the order stands for the shopper and the merchant."""
         if self.chargeback_at is not None:
-            return CHARGEBACK
+            return Status.CHARGEBACK
         if self.outcome in REFUNDABLE and self.refunded_cents:
-            return "Refunded" if self.refunded_cents >= self.amount_cents else "Partially refunded"
+            if self.refunded_cents >= self.amount_cents:
+                return Status.REFUNDED
+            return Status.PARTIALLY_REFUNDED
         if self.reconciling and not self.authorization_mode:  # Flex may yet approve it
-            return AWAITING
-        return _LABELS[self.outcome]
+            return Status.AWAITING
+        return _STATUS[self.outcome]
 
     @property
     def authorization_mode(self) -> bool:
@@ -110,59 +128,12 @@ class Order:
             )
         return None
 
-    @property
-    def shopper_message(self) -> str | None:
-        if self.outcome == PENDING:  # e.g. a second click while the first is still paying
-            return ("This payment is still in progress. Please do not pay again; refresh this "
-                    "page in a moment to see the result.")
-        if self.outcome == AUTHORIZED:
-            return "Payment authorized. Your card is charged when your order ships."
-        if self.outcome == DECLINED:
-            if self.reconciling and self.authorization_mode:
-                return ("The payment did not go through. You are not charged: any hold on "
-                        "your card is released. Please try again or use another card.")
-            if self.authorization_cancelled:
-                return "Authorization cancelled, not charged: the hold on your card is released."
-            if self.reconciling:  # Flex may have charged the card: do not promise otherwise
-                return ("We are confirming this payment with Flex. Please do not pay again: "
-                        "this page updates by itself within minutes with the result, and you "
-                        "are not charged unless it went through.")
-            if self.flex_error and self.reconcile_attempts:  # replays gave up: still unknown
-                return "We could not confirm this payment. Please contact us before paying again."
-            if self.processor_code is None:  # recovery: the checkout died before the charge
-                return ("This payment was interrupted before your card was charged. No money "
-                        "was taken; please try again.")
-            if self.flex_error and self.flex_error.startswith(FLEX_REFUSED_AMOUNT):
-                return ("Your bank declined this payment, and Flex cannot rescue a payment of "
-                        "this amount. No money was taken; please use another card.")
-            if self.flex_error:
-                return ("We could not complete this payment right now. No money was taken; "
-                        "please try again in a few minutes or use another card.")
-            return "Your bank declined this payment. No money was taken; please try another card."
-        if self.outcome in REFUNDABLE and self.chargeback_at is not None:
-            return "You disputed this payment with your bank: the bank has returned it to you."
-        if self.outcome in REFUNDABLE:
-            return "Payment approved. Thank you for your order!"
-        return None
-
-
-@dataclass(frozen=True)
-class Item:
-    sku: str
-    name: str
-    quantity: int
-    unit_price_cents: int
-
-    @property
-    def total_cents(self) -> int:
-        return self.quantity * self.unit_price_cents
-
 
 @dataclass(frozen=True)
 class Refund:
     id: int
     amount_cents: int
-    channel: str
+    channel: str  # FLEX_CHANNEL | PROCESSOR_CHANNEL | PORTAL_CHANNEL
     status: str  # pending | succeeded | unknown | released
     created_at: datetime
     note: str | None = None  # how recovery settled it
@@ -257,12 +228,12 @@ def recent(conn: Connection, limit: int = 200) -> list[Order]:
     return [_order(row) for row in rows]
 
 
-def items(conn: Connection, order_id: str) -> list[Item]:
+def items(conn: Connection, order_id: str) -> list[LineItem]:
     rows = conn.execute(
         "SELECT sku, name, quantity, unit_price_cents FROM order_items WHERE order_id = ?",
         (order_id,),
     )
-    return [Item(*row) for row in rows]
+    return [LineItem(*row) for row in rows]
 
 
 def refunds(conn: Connection, order_id: str) -> list[Refund]:

@@ -112,7 +112,7 @@ class Sweep:
         """A refund a crash left pending: Flex's are checked by lookup; the processor's
         ledger says whether the processor refunded."""
         with self.database.connection() as conn, conn:
-            if refund.channel == "Flex":
+            if refund.channel == orders.FLEX_CHANNEL:
                 conn.execute("UPDATE refunds SET status = 'unknown', recover_at = ?"
                              " WHERE id = ? AND status = 'pending'", (time.time(), refund.id))
                 orders.add_event(conn, refund.order_id, "recovery", f"refund {refund.id}",

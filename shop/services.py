@@ -42,6 +42,8 @@ class ConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class SenseJS:
+    """Where the checkout page loads Flex's SenseJS from, and the ids it is given."""
+
     url: str
     mid: str
     site_id: str
@@ -79,6 +81,7 @@ class Services:
 
 
 def services() -> Services:
+    """This app's services (built by `init_app`)."""
     return current_app.extensions["services"]
 
 

@@ -34,14 +34,13 @@ from . import orders
 from . import webhook_events as events
 from .db import POSTGRESQL, Connection, Database
 from .money import format_dollars
+from .wording import status_label
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 30.0  # an event being applied is left alone by other sweeps for this long
 LOOKUP_DEADLINE = 2.0  # seconds for asking Flex: the receiver must answer fast
 RETRY_BASE, RETRY_CAP = 1.0, 300.0  # seconds between tries of an event that must wait
-FLEX_CHANNELS = ("Flex", "Flex portal")
-PORTAL = "Flex portal"
 
 
 class NotYet(Exception):
@@ -120,8 +119,8 @@ def _awaiting(order: orders.Order) -> bool:
 
 def _unchanged(order: orders.Order, event: WebhookEvent) -> str:
     log.warning("webhook %s for order %s (%s) changes nothing", event.event_type, order.id,
-                order.status_label)
-    return f"no change: the order is {order.status_label}"
+                status_label(order))
+    return f"no change: the order is {status_label(order)}"
 
 
 def _completed(conn: Connection, client, event: WebhookEvent, order_id: str) -> str:
@@ -132,7 +131,7 @@ def _completed(conn: Connection, client, event: WebhookEvent, order_id: str) -> 
         if order.outcome == RESCUED:
             outcome = "no change: already Rescued by Flex"
         elif _awaiting(order) and event.order_id:
-            before = order.status_label
+            before = status_label(order)
             conn.execute(
                 "UPDATE orders SET outcome = ?, flex_status = 'APPROVED', order_session_key = ?,"
                 " flex_error = NULL, reconcile = 0, reconcile_at = NULL WHERE id = ?",
@@ -151,7 +150,7 @@ def _closed(conn: Connection, client, event: WebhookEvent, order_id: str) -> str
         if order.outcome == orders.PENDING:
             raise NotYet("the checkout is still running")
         if _awaiting(order):
-            before = order.status_label
+            before = status_label(order)
             conn.execute(
                 "UPDATE orders SET flex_status = ?, flex_error = NULL, reconcile = 0,"
                 " reconcile_at = NULL, order_session_key = COALESCE(order_session_key, ?)"
@@ -172,7 +171,7 @@ def _chargeback(conn: Connection, client, event: WebhookEvent, order_id: str) ->
         if order.chargeback_at is not None:
             outcome = "no change: already Chargeback"
         elif order.outcome == RESCUED and order.order_session_key == event.order_id:
-            before = order.status_label
+            before = status_label(order)
             conn.execute("UPDATE orders SET chargeback_at = ? WHERE id = ?",
                          (event.timestamp.timestamp(), order_id))
             outcome = f"{before} → Chargeback"
@@ -202,7 +201,7 @@ def _refunded(conn: Connection, client, event: WebhookEvent, order_id: str) -> s
         order = _locked(conn, order_id)
         _no_refund_in_flight(conn, order_id)
         changes = _settle_refunds(conn, order, refunded)
-        after = orders.get(conn, order_id).status_label
+        after = status_label(orders.get(conn, order_id))
         outcome = f"{'; '.join(changes)} ({after})" if changes else (
             "no change: the refund was already recorded")
         _mark(conn, event, outcome)
@@ -229,7 +228,7 @@ def _settle_refunds(conn: Connection, order: orders.Order, flex_total: int) -> l
     """Brings the order's Flex refunds up to Flex's total; returns what changed."""
     rows = conn.execute(
         "SELECT id, amount_cents, status FROM refunds WHERE order_id = ? AND channel IN (?, ?)"
-        " ORDER BY id", (order.id, *FLEX_CHANNELS)).fetchall()
+        " ORDER BY id", (order.id, orders.FLEX_CHANNEL, orders.PORTAL_CHANNEL)).fetchall()
     missing = flex_total - sum(amount for _, amount, status in rows if status == "succeeded")
     changes, unknown = [], [(rid, amount) for rid, amount, status in rows if status == "unknown"]
     for refund_id, amount in list(unknown):
@@ -254,7 +253,8 @@ def _settle_refunds(conn: Connection, order: orders.Order, flex_total: int) -> l
     conn.execute("UPDATE orders SET refund_reserved_cents = ? WHERE id = ?",
                  (reserved + missing, order.id))
     conn.execute("INSERT INTO refunds (order_id, amount_cents, channel, status, created_at)"
-                 " VALUES (?, ?, ?, 'succeeded', ?)", (order.id, missing, PORTAL, time.time()))
+                 " VALUES (?, ?, ?, 'succeeded', ?)",
+                 (order.id, missing, orders.PORTAL_CHANNEL, time.time()))
     changes.append(f"recorded a {format_dollars(missing)} refund made in Flex's portal")
     return changes
 

@@ -3,6 +3,7 @@ and their messages, order statuses, and how an order reads on the wire."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from ..models import luhn_valid
@@ -106,6 +107,12 @@ def outcome_status(order: Order) -> str:
     if order.decision in ("DECLINED", "CHALLENGE"):
         return "DECLINED"
     return "CANCELLED"
+
+
+def wire_time(moment: datetime | None = None, timespec: str = "auto") -> str:
+    """A UTC time as Flex writes it, ISO 8601 ending in "Z"; now when `moment` is None."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat(timespec=timespec).replace(
+        "+00:00", "Z")
 
 
 def address(data: dict | None) -> dict | None:

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .rules import wire_time
+
 SIGNED_HEADERS = "x-fc-nonce;x-fc-date;host;x-fc-content-sha512"
 MAX_BACKOFF = 60.0  # seconds between two attempts at most
 MAX_LOG = 1000  # deliveries kept for GET /_sandbox/webhooks
@@ -116,7 +118,7 @@ class WebhookSender:
     def send(self, event: str, *, order_session_key: str | None, external_order_id: str | None,
              confirmation_id: str | None, delay: float = 0.0) -> None:
         """Queues one event for delivery `delay` seconds from now."""
-        body = {"Event": event, "TimeStamp": _now_iso(), "EventData": None,
+        body = {"Event": event, "TimeStamp": wire_time(), "EventData": None,
                 "ExternalOrderId": external_order_id, "OrderId": order_session_key,
                 "ConfirmationId": confirmation_id, "IsTestMode": True, "IsResent": False}
         self._queue(event, order_session_key, json.dumps(body, separators=(",", ":")), delay)
@@ -218,7 +220,3 @@ class WebhookSender:
             return type(error).__name__
         answer.close()
         return answer.status_code
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

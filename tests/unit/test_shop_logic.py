@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 from werkzeug.datastructures import MultiDict
 
 from flex.models import luhn_valid
-from shop import orders
+from shop import orders, wording
 from shop.forms import RefundForm, parse_expiry
 from shop.processor import DECLINES
 from shop.storefront import TEST_CARDS
@@ -81,19 +81,30 @@ def order(outcome: str, amount: int = 1000, refunded: int = 0) -> orders.Order:
     ("declined", 0, "Declined", 0),
     ("rescued", 400, "Partially refunded", 600),
     ("paid", 1000, "Refunded", 0),
+    ("authorized", 0, "Awaiting capture", 0),
 ])
 def test_status_label_is_derived(outcome, refunded, label, refundable):
     o = order(outcome, refunded=refunded)
-    assert o.status_label == label
+    assert wording.status_label(o) == label
     assert o.refundable_cents == refundable
 
 
+def test_a_chargeback_shows_and_stops_refunds():
+    disputed = dataclasses.replace(order("rescued", refunded=400), chargeback_at=1.0)
+    assert wording.status_label(disputed) == "Chargeback"
+    assert disputed.refundable_cents == 0
+
+
+def test_every_status_has_its_label():
+    assert set(wording.STATUS_LABELS) == set(orders.Status)
+
+
 def test_a_pending_order_tells_the_shopper_not_to_pay_again():
-    assert "still in progress. Please do not pay again" in order("pending").shopper_message
+    assert "still in progress. Please do not pay again" in wording.shopper_message(order("pending"))
 
 
 def test_a_charged_back_order_does_not_thank_the_shopper():
-    o = replace(order("rescued"), chargeback_at=1.0)
-    assert o.status_label == "Chargeback"
-    assert "disputed this payment" in o.shopper_message
-    assert "Thank you" not in o.shopper_message
+    disputed = dataclasses.replace(order("rescued"), chargeback_at=1.0)
+    assert wording.status_label(disputed) == "Chargeback"
+    assert "disputed this payment" in wording.shopper_message(disputed)
+    assert "Thank you" not in wording.shopper_message(disputed)

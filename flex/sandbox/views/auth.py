@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
 
 from flask import Blueprint, Response
 
 from ..http import envelope, flex_call, invalid, ok, problem, request_body, sandbox, token_mid
 from ..lenient import as_int, json_body, pick, query
-from ..rules import TOKENIZE_REQUIRED, is_pan, missing
+from ..rules import TOKENIZE_REQUIRED, is_pan, missing, wire_time
 
 auth = Blueprint("auth", __name__, url_prefix="/v1")
 
@@ -50,7 +49,7 @@ def tokenize() -> Response:
         sandbox().state.vault[vault_token] = {"number": number}
     return ok(envelope(transaction={
         "on_test_gateway": True, "succeeded": True,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": wire_time(timespec="seconds"),
         "payment_method": {
             "token": vault_token, "last_four_digits": number[-4:],
             "first_six_digits": number[:8],  # 8 digits despite the name, as real traffic shows

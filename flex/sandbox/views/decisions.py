@@ -21,6 +21,7 @@ from ..rules import (
     is_pan,
     missing,
     not_a_number,
+    wire_time,
 )
 from ..state import Order
 
@@ -127,14 +128,10 @@ def _new_order(body: dict, number: str) -> Order:
         order_session_key=str(uuid.uuid4()), merchant_order_id=str(pick(body, "orderId")),
         decision=decision, status=_STATUS_FOR.get(decision, "CANCELLED"),
         amount_cents=as_int(pick(body, "transaction.amount")),
-        currency=str(pick(body, "transaction.currency")).upper(), placed_at=_iso(now),
+        currency=str(pick(body, "transaction.currency")).upper(), placed_at=wire_time(now),
         email=pick(body, "payer.email"), first_name=pick(billing, "firstName"),
         last_name=pick(billing, "lastName"), billing=address(billing),
         shipping=address(pick(body, "shippingInformation")),
         sense_key=pick(body, "senseKey"),
-        expiry=_iso(now + AUTHORIZATION_LIFETIME) if decision == "CAPTUREREQUIRED" else None,
+        expiry=wire_time(now + AUTHORIZATION_LIFETIME) if decision == "CAPTUREREQUIRED" else None,
         answer_lost=number in LOST_ANSWER_CARDS)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
