@@ -34,12 +34,15 @@ def relay_command(once: bool) -> None:
               help="Treat the clock as SECONDS ahead: settle what would be due by then.")
 def recover_command(ahead: float) -> None:
     """Settle what is due: pending orders a crash left behind, unanswered /evaluate calls,
-    refunds whose answer is unknown. Prints one line per item (the relay runs this too)."""
-    done = services().sweep.run(ahead=ahead)
-    for item in done:
+    refunds whose answer is unknown, unanswered captures and cancels, webhook events that had
+    to wait. Prints one line per item (the relay runs this too)."""
+    report = services().sweep.run(ahead=ahead)
+    for item in report.settled:
         click.echo(f"{item.kind} {item.order_id}: {item.result} ({item.reason})")
-    settled = sum(1 for item in done if item.result != LATER)
-    click.echo(f"settled {settled} item(s), {len(done) - settled} to check again later")
+    settled = sum(1 for item in report.settled if item.result != LATER)
+    click.echo(f"settled {settled} item(s), {len(report.settled) - settled} to check again "
+               f"later; {report.authorizations} capture/cancel(s) answered; "
+               f"{report.webhooks} webhook event(s) applied")
 
 
 # The old name: reconciliation (replaying unanswered /evaluate calls) is part of recover.

@@ -37,6 +37,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    settled: list[Settled]  # pending orders, unanswered /evaluate calls, unknown refunds
+    authorizations: int  # captures and cancels that got their final answer
+    webhooks: int  # stored webhook events applied
+
+
+@dataclass(frozen=True)
 class Sweep:
     """What one sweep needs: the database, Flex, the processor and the pending threshold."""
 
@@ -47,9 +56,9 @@ class Sweep:
     pending_after: float  # seconds an order or refund may stay pending before it is recovered
     flex_enabled: bool = True
 
-    def run(self, ahead: float = 0.0) -> list[Settled]:
-        """Settles what is due now (`ahead` seconds from now, to bring it forward); returns
-        each item settled, or left for later (result LATER)."""
+    def run(self, ahead: float = 0.0) -> SweepReport:
+        """Settles what is due now (`ahead` seconds from now, to bring it forward): each item
+        settled or left for later (result LATER), and the counts of the other work."""
         now = time.time() + ahead
         with self.database.connection() as conn:
             pending = orders.stale_pending(conn, now - self.pending_after)
@@ -58,12 +67,12 @@ class Sweep:
         done += [self.settle_pending_refund(refund) for refund in refunds]
         done += self.recovery.run_once(now)
         with self.database.connection() as conn:  # authorization mode: capture/cancel unanswered
-            settle_authorizations(conn, self.client)
-        apply_due(self.database, self.client)  # webhook events that had to wait
+            authorizations = settle_authorizations(conn, self.client)
+        webhooks = apply_due(self.database, self.client)  # webhook events that had to wait
         for item in done:
             log.info("recovery: %s %s: %s (%s)", item.kind, item.order_id, item.result,
                      item.reason)
-        return done
+        return SweepReport(done, authorizations, webhooks)
 
     def settle_pending(self, order_id: str) -> Settled:
         """Finishes the checkout of a pending order from what the processor did."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flex.cit import DECLINED, RESCUED
+from flex.cit import AUTHORIZED, DECLINED, RESCUED
 from flex.errors import FlexError
 from flex.models import FlexOrder, OrderStatus
 from flex.webhooks import EventType, WebhookEvent, parse
@@ -157,6 +157,11 @@ def _closed(conn: Connection, client, event: WebhookEvent, order_id: str) -> str
                 " WHERE id = ?",
                 (str(event.event_type).rsplit(".", 1)[-1].upper(), event.order_id, order_id))
             outcome = f"{before} → Declined, not charged"
+        elif order.outcome == AUTHORIZED:  # Flex voided the hold (expired, or cancelled there)
+            before = status_label(order)
+            conn.execute("UPDATE orders SET outcome = ? WHERE id = ? AND outcome = ?",
+                         (DECLINED, order_id, AUTHORIZED))
+            outcome = f"{before} → Declined: authorization {event.event_type}, not charged"
         elif order.outcome == DECLINED:
             outcome = "no change: already Declined"
         else:

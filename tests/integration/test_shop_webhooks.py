@@ -357,3 +357,27 @@ def test_the_nonce_store_refuses_a_nonce_until_it_expires_then_forgets_it(databa
         assert db_rows(database_url, "SELECT nonce FROM webhook_nonces") == [("n2",)]
     finally:
         database.close()
+
+
+@pytest.mark.storage
+def test_order_expired_ends_an_authorization_awaiting_capture(make_app, fresh_sandbox,
+                                                              database_url):
+    """Authorization mode: Flex lets the uncaptured hold lapse (or cancels it in its portal);
+    the order stops offering Capture and tells the shopper nothing was charged."""
+    app = make_app(FLEX_WEBHOOK_KEY=KEY, FLEX_TRANSACTION_TYPE="AUTHORIZATION")
+    live = LiveShop(app)
+    try:
+        client = app.test_client()
+        order_id, page = pay(client, RESCUED)
+        assert status_label(page) == "Awaiting capture"
+        key = session_key(client, order_id)
+        assert live.post(event("order.expired", order_id, key)).status_code == 200
+        page = client.get(f"/orders/{order_id}").get_data(as_text=True)
+        assert status_label(page) == "Declined"
+        assert ">Capture</button>" not in page
+        assert "not charged" in page
+        assert ("order.expired", 0, 1, True,
+                "Awaiting capture → Declined: authorization order.expired, not charged") in (
+            stored_events(database_url, order_id))
+    finally:
+        live.stop()
