@@ -77,7 +77,7 @@ def test_tokenize_returns_the_vault_token_and_card_summary(flex_client):
     vaulted = flex_client.tokenize(card("4242424242424242"), email="a@b.co", sense_key="k")
     assert len(vaulted.token) == 36
     assert (vaulted.brand, vaulted.last4) == ("VISA", "4242")
-    assert vaulted.bin in ("424242", "42424242")  # Flex answers 8 digits; older sandboxes 6
+    assert vaulted.bin == "42424242"  # Flex's first_six_digits has carried 8 digits
 
 
 @pytest.mark.parametrize(("number", "status"), CARDS.items())
@@ -104,6 +104,37 @@ def test_transmit_and_get_order(flex_client):
     assert order.order_session_key == evaluation.order_session_key
     assert (order.status, order.status_name) == (OrderStatus.COMPLETED, "COMPLETED")
     assert (order.amount_cents, order.currency) == (1800, "USD")
+
+
+def test_orders_are_found_by_the_merchants_order_id(flex_client):
+    key = flex_client.evaluate(evaluate_payload(flex_client, order_id="order-7")).order_session_key
+    found = flex_client.find_orders(query="order-7")
+    assert (found.total_count, [o.order_session_key for o in found.items]) == (1, [key])
+    assert flex_client.find_order_by_reference("order-7").merchant_order_id == "order-7"
+    assert flex_client.find_order_by_reference("order-8") is None
+
+
+def test_outcome_of_a_decided_and_an_unknown_order(flex_client):
+    key = flex_client.evaluate(evaluate_payload(flex_client)).order_session_key
+    decided = flex_client.outcome(key)
+    assert (decided.status, decided.found) == ("APPROVED", True)
+    assert len(decided.confirmation_id) == 8
+    unknown = flex_client.outcome("00000000-0000-4000-8000-000000000000")
+    assert (unknown.status, unknown.found) == ("NOTFOUND", False)
+
+
+def test_a_mid_that_is_not_the_tokens_is_refused(flex_client):
+    payload = {**evaluate_payload(flex_client), "mid": "11111111-2222-4333-8444-555555555555"}
+    with pytest.raises(FlexAuthError) as refused:
+        flex_client.evaluate(payload)
+    assert refused.value.status == 403
+
+
+def test_a_refund_of_nothing_is_refused_before_it_is_sent(flex_client, fresh_sandbox):
+    key = flex_client.evaluate(evaluate_payload(flex_client)).order_session_key
+    with pytest.raises(ValueError, match="positive whole number of cents"):
+        flex_client.refund(key, 0)
+    assert calls(fresh_sandbox, "refund") == []
 
 
 def test_get_order_of_an_unknown_key_is_not_found(flex_client):
