@@ -103,6 +103,19 @@ def flex_config(server, **overrides) -> FlexConfig:
     return FlexConfig(**{**settings, **overrides})
 
 
+def flex_settings(server) -> dict[str, str]:
+    """The FLEX_* settings that point the shop at `server` as at a real Flex API."""
+    return {
+        "FLEX_API_URL": server.api_url,
+        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
+        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
+        "FLEX_MID": flex_sandbox.DEFAULT_MID,
+        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
+        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
+        "FLEX_SENSEJS_URL": f"{server.url}/widget.js",
+    }
+
+
 def calls(server, endpoint: str | None = None) -> list[dict]:
     params = {"endpoint": endpoint} if endpoint else {}
     return requests.get(f"{server.url}/_sandbox/calls", params=params, timeout=5).json()
@@ -139,13 +152,7 @@ def make_app(fresh_sandbox, database_url):
         app = create_app({
             "TESTING": True,
             "DATABASE_URL": database_url,
-            "FLEX_API_URL": fresh_sandbox.api_url,
-            "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-            "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-            "FLEX_MID": flex_sandbox.DEFAULT_MID,
-            "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
-            "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-            "FLEX_SENSEJS_URL": f"{fresh_sandbox.url}/widget.js",
+            **flex_settings(fresh_sandbox),
             "FLEX_RELAY": False,  # tests run the relay themselves, to see each step
             "FLEX_READ_TIMEOUT": 2.0,
             "FLEX_DEADLINE": 3.0,

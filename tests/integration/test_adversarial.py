@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from flex import sandbox as flex_sandbox
 from shop import db
 from tests.support import checkout_form, fill_cart, hidden
 
-from .conftest import calls
+from .conftest import calls, flex_settings
 
 # Luhn-valid numbers used only by this module, so finding their digits anywhere is a leak.
 AMEX = "378282246310005"
@@ -281,13 +280,7 @@ def shop_config(server, database: Path) -> dict:
     return {
         "TESTING": True,
         "DATABASE": str(database),
-        "FLEX_API_URL": server.api_url,
-        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-        "FLEX_MID": flex_sandbox.DEFAULT_MID,
-        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
-        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "FLEX_SENSEJS_URL": f"{server.url}/widget.js",
+        **flex_settings(server),
         "FLEX_RELAY": False,
         "FLEX_READ_TIMEOUT": 2.0,
         "FLEX_DEADLINE": 3.0,

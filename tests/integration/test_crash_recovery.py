@@ -12,10 +12,9 @@ import time
 import pytest
 import requests
 
-from flex import sandbox as flex_sandbox
 from tests.support import ROOT, Shopper, ShopServer
 
-from .conftest import db_rows
+from .conftest import db_rows, flex_settings
 
 pytestmark = pytest.mark.storage
 
@@ -34,12 +33,7 @@ def shop(fresh_sandbox, database_url, tmp_path):
     """Starts shop servers (and runs `flask flex recover`) with the same settings."""
     env = {
         "DATABASE_URL": database_url,
-        "FLEX_API_URL": fresh_sandbox.api_url,
-        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-        "FLEX_MID": flex_sandbox.DEFAULT_MID,
-        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "FLEX_SENSEJS_URL": f"{fresh_sandbox.url}/widget.js",
+        **flex_settings(fresh_sandbox),
         "PROCESSOR_LATENCY_MS": "0",
         "FLEX_DEADLINE": "3",
         "SHOP_CRASH_AT": None,

@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from flex import sandbox as flex_sandbox
 from tests.support import Shopper, ShopServer, hidden, wait_for
 
-from .conftest import calls, clear_faults, db_rows, set_fault
+from .conftest import calls, clear_faults, db_rows, flex_settings, set_fault
 
 pytestmark = pytest.mark.storage
 
@@ -23,12 +22,7 @@ def make_server(fresh_sandbox, database_url, tmp_path):
     def build(**env) -> ShopServer:
         server = ShopServer({
             "DATABASE_URL": database_url,
-            "FLEX_API_URL": fresh_sandbox.api_url,
-            "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-            "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-            "FLEX_MID": flex_sandbox.DEFAULT_MID,
-            "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-            "FLEX_SENSEJS_URL": f"{fresh_sandbox.url}/widget.js",
+            **flex_settings(fresh_sandbox),
             "FLEX_RELAY_POLL_SECONDS": "0.1",
             "PROCESSOR_LATENCY_MS": "20",
             **env,

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from flex import sandbox as flex_sandbox
 from tests.support import (
     ROOT,
     Shopper,
@@ -36,7 +35,7 @@ from tests.support import (
     wait_until_up,
 )
 
-from .conftest import calls, clear_faults, db_rows, set_fault
+from .conftest import calls, clear_faults, db_rows, flex_settings, set_fault
 
 APPROVED = "4242424242424242"  # the processor approves: paid, a transmit is queued
 RESCUED = "4000000000000002"  # the processor declines, Flex approves: rescued, no transmit
@@ -104,13 +103,7 @@ def cluster(database_url, fresh_sandbox, tmp_path):
         # Every node signs the session (cart, CSRF token) with the same key: a shopper's
         # requests may reach any node.
         "SECRET_KEY": "one-secret-shared-by-every-node",
-        "FLEX_API_URL": fresh_sandbox.api_url,
-        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-        "FLEX_MID": flex_sandbox.DEFAULT_MID,
-        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
-        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "FLEX_SENSEJS_URL": f"{fresh_sandbox.url}/widget.js",
+        **flex_settings(fresh_sandbox),
         "FLEX_RELAY": "0",
         "FLEX_RELAY_POLL_SECONDS": "0.1",
         "FLEX_RELAY_SENDERS": "1",  # one row in flight per relay: the kill finds each sending
