@@ -62,6 +62,8 @@ class ProcessorOnly:
 
 @dataclass
 class Services:
+    """What the pages and commands use to take payments: one set per process."""
+
     client: FlexClient
     flow: CitFlow | ProcessorOnly
     relay: Relay
@@ -86,6 +88,8 @@ def services() -> Services:
 
 
 def init_app(app: Flask) -> None:
+    """Builds this process's services from the settings (raises ConfigError on a bad one) and
+    starts the relay thread unless FLEX_RELAY is off."""
     config = app.config
     pending_after = _pending_after(config)  # checked before the sandbox is started
     _transaction_type(config)  # a bad value stops start-up in every mode, sandbox included
