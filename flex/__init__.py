@@ -58,6 +58,7 @@ from .webhooks import (
     NonceStore,
     WebhookEvent,
     WebhookRejected,
+    WebhookUnreadable,
 )
 from .webhooks import verify as verify_webhook
 
@@ -71,5 +72,5 @@ __all__ = [
     "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "Recovery", "RecoveryStore",
     "RefundResult", "RefundVerdict", "Relay", "Settled", "Step", "TransactionType", "Transmit",
     "TransmitResult", "UnansweredEvaluate", "UnknownRefund", "VaultedCard", "WebhookEvent",
-    "WebhookRejected", "verify_webhook",
+    "WebhookRejected", "WebhookUnreadable", "verify_webhook",
 ]

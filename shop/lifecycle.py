@@ -95,7 +95,7 @@ _A, _W, _Q, _S, _K = Rule.APPLY, Rule.WAIT, Rule.ASK, Rule.SAME, Rule.KEEP
 TABLE: dict[State, dict[EventType, Rule]] = {state: dict(zip(EVENTS, rules, strict=True)) for
                                              state, rules in {
     State.PENDING:               (_W, _W, _W, _W, _W, _W),
-    State.AWAITING_CONFIRMATION: (_A, _W, _A, _A, _W, _W),
+    State.AWAITING_CONFIRMATION: (_A, _W, _Q, _Q, _Q, _Q),
     State.PAID:                  (_K, _K, _K, _K, _K, _K),
     State.RESCUED:               (_S, _S, _Q, _Q, _Q, _A),
     State.AUTHORIZED:            (_Q, _S, _Q, _Q, _Q, _Q),
@@ -107,6 +107,7 @@ TABLE: dict[State, dict[EventType, Rule]] = {state: dict(zip(EVENTS, rules, stri
 WAITING_BECAUSE = {
     State.PENDING: "the checkout is still running",
     State.AWAITING_CONFIRMATION: "the order awaits Flex's decision; applied once it settles",
+    State.AUTHORIZED: "Flex still holds the authorization; recovery cancels it first",
     State.CAPTURING: "a capture or cancel is in flight; applied once Flex answers it",
 }
 
@@ -423,18 +424,27 @@ def count_recovery_attempt(conn: Connection, refund_id: int) -> None:
 _FLEX_STATUS = {OrderStatus.COMPLETED: RESCUED, OrderStatus.RETURNED: RESCUED,
                 OrderStatus.CAPTUREREQUIRED: AUTHORIZED, OrderStatus.CANCELLED: DECLINED}
 _FLEX_WORD = {RESCUED: "APPROVED", AUTHORIZED: "CAPTUREREQUIRED"}
+_DECISION_OF = {RESCUED: Decision.APPROVED, AUTHORIZED: Decision.CAPTUREREQUIRED,
+                DECLINED: Decision.DECLINED}
 
 
 def converge(conn: Connection, order: Order, flex_order: FlexOrder) -> list[str]:
-    """Brings a settled order (not pending, not awaiting confirmation) to Flex's record: its
-    status, and for a charged order its refunded total (RETURNED = all of it, else
-    `refundedAmount`). Returns what changed, in words. Raises Wait while Flex's order is
-    undecided or a refund from this shop is in flight (its own answer records it)."""
+    """Brings an order that is not pending to Flex's record: its status (an order awaiting
+    confirmation takes Flex's decision), and for a charged order its refunded total
+    (RETURNED = all of it, else `refundedAmount`). Returns what changed, in words. Raises
+    Wait while Flex's order is undecided, while an authorization the shopper was told failed
+    still awaits its cancel, or while a refund from this shop is in flight (its own answer
+    records it)."""
     target = _FLEX_STATUS.get(flex_order.status)
     if target is None:
         raise Wait(f"Flex's order is still {flex_order.status_name}")
     changes = []
-    if target != order.outcome and _move(conn, order, target, flex_order.order_session_key):
+    if order.recovering:
+        if target == AUTHORIZED and order.authorization_mode:
+            raise Wait(WAITING_BECAUSE[State.AUTHORIZED])
+        if settle_evaluate(conn, order.id, _DECISION_OF[target], flex_order.order_session_key):
+            changes.append(f"Flex's order is {flex_order.status_name}")
+    elif target != order.outcome and _move(conn, order, target, flex_order.order_session_key):
         changes.append(f"Flex's order is {flex_order.status_name}")
     if target == RESCUED:
         refunded = flex_order.refunded_total(order.amount_cents)
@@ -537,13 +547,8 @@ def _apply(conn: Connection, order: Order, event_type: EventType | str, flex_key
             return "kept: the event names another Flex order"
         applied = chargeback(conn, order.id, happened_at.timestamp())
         return "" if applied else "no change: already a chargeback"
-    if event_type == EventType.ORDER_COMPLETED:
-        if not flex_key:
-            return "kept: the event names no Flex order"
-        settle_evaluate(conn, order.id, Decision.APPROVED, flex_key)
-        return ""
-    # order.cancelled / order.expired while awaiting confirmation: Flex will not charge it.
-    decision = (Decision.CANCELLED if event_type == EventType.ORDER_CANCELLED
-                else Decision.DECLINED)
-    settle_evaluate(conn, order.id, decision, flex_key)
-    return "not charged"
+    # order.completed while awaiting confirmation: Flex charged it, and says under which key.
+    if not flex_key:
+        return "kept: the event names no Flex order"
+    settle_evaluate(conn, order.id, Decision.APPROVED, flex_key)
+    return ""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 
 from flex.backoff import backoff_delay
-from flex.errors import FlexError
+from flex.errors import FlexError, FlexNotFoundError
 from flex.webhooks import WebhookEvent, parse
 
 from . import lifecycle, orders
@@ -36,6 +36,10 @@ RETRY_BASE, RETRY_CAP = 1.0, 300.0  # seconds between tries of an event that mus
 
 class _AlreadyApplied(Exception):
     """Another process applied the event first: roll ours back."""
+
+
+class _NoSuchOrder(Exception):
+    """Flex answered that the order the event names does not exist: recorded, no change."""
 
 
 def apply(conn: Connection, client, event: WebhookEvent, order_id: str | None,
@@ -73,7 +77,10 @@ def _apply(conn: Connection, client, event: WebhookEvent, order_id: str | None) 
     order = orders.get(conn, order_id)
     flex_order = None
     if lifecycle.rule(order, event.event_type) is lifecycle.Rule.ASK:
-        flex_order = _flex_record(client, order, event)
+        try:
+            flex_order = _flex_record(client, order, event)
+        except _NoSuchOrder as missing:
+            return _record(conn, event, str(missing))
     with conn:
         order = lifecycle.lock(conn, order_id)
         before = status_label(order)
@@ -95,12 +102,18 @@ def _record(conn: Connection, event: WebhookEvent, outcome: str) -> str:
 
 
 def _flex_record(client, order: orders.Order, event: WebhookEvent):
-    """Flex's record of the order the event is about (GET /v1/orders/{id}); raises Wait when
-    Flex does not answer, so the event is kept and asked about again."""
+    """Flex's record of the order the event is about: GET /v1/orders/{id} by our key (else
+    the event's), or by our order id when neither is known. Raises Wait when Flex does not
+    answer or has no such order yet, so the event is kept and asked about again."""
     key = order.order_session_key or event.order_id
-    if not key:
-        raise lifecycle.Wait("no Flex order id to look up yet")
     try:
-        return client.get_order(key, ref=order.id, deadline=LOOKUP_DEADLINE)
+        if key:
+            return client.get_order(key, ref=order.id, deadline=LOOKUP_DEADLINE)
+        found = client.find_order_by_reference(order.id, ref=order.id, deadline=LOOKUP_DEADLINE)
+    except FlexNotFoundError:
+        raise _NoSuchOrder(f"kept: Flex has no order {key}") from None
     except FlexError as exc:
         raise lifecycle.Wait(f"Flex did not answer the lookup ({exc})") from exc
+    if found is None:
+        raise lifecycle.Wait("Flex has no order for it yet")
+    return found
