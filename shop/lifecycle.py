@@ -534,6 +534,7 @@ def apply_event(conn: Connection, order: Order, event_type: EventType | str,
     after = lock(conn, order.id)
     if event_type == EventType.CHARGEBACK_RECEIVED and rule(after, event_type) is Rule.APPLY:
         changes.append(_apply(conn, after, event_type, flex_key, happened_at))
+    changes = [change for change in changes if change]
     if not changes:
         return f"no change: Flex's record ({flex_order.status_name}) agrees with the order"
     return "; ".join(changes)
