@@ -29,6 +29,7 @@ from flex.errors import FlexError, FlexNotFoundError, FlexRefused, FlexValidatio
 
 from . import lifecycle
 from .db import Connection
+from .leases import Queue, claim
 from .orders import Order
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ FINAL_ERRORS = (FlexRefused, FlexNotFoundError, FlexValidationError)
 
 _PAST = {CAPTURE: "captured", CANCEL: "cancelled"}
 _DONE = {CAPTURE: lifecycle.captured, CANCEL: lifecycle.cancelled}  # the order's transition
+ACTIONS = Queue("flex_authorization_actions", "order_id",
+                "state = ? AND next_attempt_at <= ? AND leased_until <= ?",
+                "next_attempt_at", "leased_until")
 _SELECT = ("SELECT a.order_id, a.action, a.idempotency_key, a.amount_cents, a.state,"
            " a.attempts, a.last_error, a.next_attempt_at, a.created_at, a.settled_at,"
            " o.order_session_key, o.currency FROM flex_authorization_actions a"
@@ -128,18 +132,10 @@ def _lease(client: FlexClient) -> float:
 
 
 def _claim(conn: Connection, lease: float) -> Action | None:
-    """Leases the pending action due first that nobody is calling Flex for. The lease check
-    is repeated on the row itself, so two sweeps (PostgreSQL re-reads a row it waited for)
-    never both get it."""
+    """Leases the pending action due first that nobody is calling Flex for (the shop's one
+    lease statement, shop/leases.py)."""
     now = time.time()
-    with conn:
-        row = conn.execute(
-            "UPDATE flex_authorization_actions SET leased_until = ? WHERE order_id = ("
-            " SELECT order_id FROM flex_authorization_actions WHERE state = ?"
-            " AND next_attempt_at <= ? AND leased_until <= ? ORDER BY next_attempt_at LIMIT 1)"
-            " AND state = ? AND leased_until <= ? RETURNING order_id",
-            (now + lease, PENDING, now, now, PENDING, now),
-        ).fetchone()
+    row = claim(conn, ACTIONS, (PENDING, now, now), now + lease, "order_id")
     return get(conn, row[0]) if row else None
 
 

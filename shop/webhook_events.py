@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from flex.webhooks import WebhookEvent
 
 from .db import Connection, Database
+from .leases import Queue, claim
 
 EVENTS_PER_PAGE = 50
 # Delivery headers kept for audit: enough to show what was signed, never the signature.
@@ -134,22 +135,21 @@ def count_rejection(conn: Connection, reason: str) -> None:
         )
 
 
+# Stored events not applied yet whose time has come; the lease pushes `next_attempt_at`.
+DUE = Queue("webhook_events", "event_id", "applied_at IS NULL AND next_attempt_at <= ?",
+            "next_attempt_at", "next_attempt_at")
+
+
 def claim_due(conn: Connection, lease_seconds: float, limit: int = 20) -> list[str]:
-    """Event ids not applied yet and due, each leased for `lease_seconds` to this caller (a
-    conditional UPDATE: two sweeps never apply one event at the same time)."""
-    now = time.time()
-    due = [row[0] for row in conn.execute(
-        "SELECT event_id FROM webhook_events WHERE applied_at IS NULL AND next_attempt_at <= ?"
-        " ORDER BY next_attempt_at LIMIT ?", (now, limit))]
+    """Up to `limit` event ids not applied yet and due, each leased for `lease_seconds` to
+    this caller (shop/leases.py: two sweeps never apply one event at the same time)."""
     claimed = []
-    for event_id in due:
-        with conn:
-            if conn.execute(
-                "UPDATE webhook_events SET next_attempt_at = ? WHERE event_id = ?"
-                " AND applied_at IS NULL AND next_attempt_at <= ?",
-                (now + lease_seconds, event_id, now),
-            ).rowcount == 1:
-                claimed.append(event_id)
+    for _ in range(limit):
+        now = time.time()
+        row = claim(conn, DUE, (now,), now + lease_seconds, "event_id")
+        if row is None:
+            break
+        claimed.append(row[0])
     return claimed
 
 

@@ -34,8 +34,39 @@ def test_migrations_apply_once_when_processes_start_together(database_url):
 
     assert applied == [[], [], [], MIGRATIONS]  # one did the work; three found it done
     assert db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY version") == [
-        (1,), (2,), (3,), (4,), (5,)]
+        (version,) for version in range(1, len(MIGRATIONS) + 1)]
     assert db.migrate(database_url) == []
+
+
+def test_a_database_from_before_the_rename_keeps_its_orders_and_webhook_outcomes(
+        database_url, engine):
+    """Migrations 006-007 on a database at version 5: the recovery columns keep their values
+    under their new names, and each event's last word becomes its first history line."""
+    conn = db.connect(database_url)
+    try:
+        with conn:
+            conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                         " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+            for version, name, sql in db.migrations(engine)[:5]:
+                db._run_script(conn, sql)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
+            # The columns' names before migration 006.
+            conn.execute("INSERT INTO orders (id, created_at, outcome, amount_cents, currency,"
+                         " email, reconcile, reconcile_at, reconcile_attempts) VALUES"
+                         " ('o-1', 0, 'declined', 1800, 'USD', 'a@b.c', 1, 42, 3)")
+            conn.execute("INSERT INTO webhook_events (event_id, event_type, order_id,"
+                         " happened_at, received_at, is_resent, body, headers, outcome,"
+                         " next_attempt_at) VALUES ('e-1', 'order.refunded', 'o-1', 0, 5, 0,"
+                         " '{}', '{}', 'waiting: the checkout is still running', 0)")
+    finally:
+        conn.close()
+
+    assert db.migrate(database_url) == MIGRATIONS[5:]
+    assert db_rows(database_url, "SELECT recovering, recover_at, recover_attempts"
+                                 " FROM orders") == [(1, 42, 3)]
+    assert db_rows(database_url, "SELECT at, what FROM webhook_event_history") == [
+        (5, "waiting: the checkout is still running")]
+    assert db_rows(database_url, "SELECT outcome FROM webhook_events") == [(None,)]
 
 
 def test_flask_shop_migrate_reports_the_schema_version(app, engine):
