@@ -103,6 +103,28 @@ TABLE: dict[State, dict[EventType, Rule]] = {state: dict(zip(EVENTS, rules, stri
     State.DECLINED:              (_Q, _Q, _S, _S, _Q, _Q),
 }.items()}
 
+# How an order moves between states, for the docs' diagram (shop/lifecycle_diagram.py):
+# (from, to, what moves it). Webhook events move it only through these, by their cells.
+FLOW = (
+    (State.PENDING, State.PAID, "checkout: processor approved"),
+    (State.PENDING, State.RESCUED, "checkout: APPROVED"),
+    (State.PENDING, State.AUTHORIZED, "checkout: CAPTUREREQUIRED"),
+    (State.PENDING, State.AWAITING_CONFIRMATION, "no answer, SUBMITTED"),
+    (State.PENDING, State.DECLINED, "declined; crashed, not charged"),
+    (State.AWAITING_CONFIRMATION, State.RESCUED, "APPROVED: lookup, replay, webhook"),
+    (State.AWAITING_CONFIRMATION, State.AUTHORIZED, "CAPTUREREQUIRED: lookup"),
+    (State.AWAITING_CONFIRMATION, State.DECLINED, "declined, cancelled, gave up"),
+    (State.AUTHORIZED, State.CAPTURING, "capture or cancel sent"),
+    (State.CAPTURING, State.RESCUED, "captured"),
+    (State.CAPTURING, State.DECLINED, "cancelled"),
+    (State.CAPTURING, State.AUTHORIZED, "refused, gave up"),
+    (State.AUTHORIZED, State.RESCUED, "Flex: COMPLETED"),
+    (State.AUTHORIZED, State.DECLINED, "Flex: CANCELLED"),
+    (State.DECLINED, State.RESCUED, "Flex: COMPLETED"),
+    (State.DECLINED, State.AUTHORIZED, "Flex: CAPTUREREQUIRED"),
+    (State.RESCUED, State.DECLINED, "Flex: CANCELLED"),
+)
+
 # Why a WAIT cell waits, shown in the order's webhook history.
 WAITING_BECAUSE = {
     State.PENDING: "the checkout is still running",
