@@ -20,11 +20,12 @@ from .orders import RefundStatus
 ACTOR = "recovery"
 
 
-def write_steps(conn: Connection, order_id: str, steps: list[Step], outcome: str) -> None:
-    """The steps taken and the outcome, on the order's timeline (in the caller's transaction)."""
+def write_steps(conn: Connection, order_id: str, steps: list[Step], resolution: str) -> None:
+    """The steps taken and how it resolved, on the order's timeline (in the caller's
+    transaction)."""
     for step in steps:
         orders.add_event(conn, order_id, ACTOR, step.asked, step.answered)
-    orders.add_event(conn, order_id, ACTOR, "resolution", outcome)
+    orders.add_event(conn, order_id, ACTOR, "resolution", resolution)
 
 
 class SqlRecoveryStore:

@@ -49,13 +49,13 @@ class StoredEvent:
     is_resent: bool
     deliveries: int
     applied_at: datetime | None
-    outcome: str | None  # what applying it did, written once; None until it is applied
+    effect: str | None  # what applying it did, written once; None until it is applied
     attempts: int
     history: tuple[tuple[datetime, str], ...] = ()  # (when, what), oldest first, append-only
 
 
 _COLUMNS = ("event_id, event_type, order_id, order_session_key, external_order_id, happened_at,"
-            " received_at, is_resent, deliveries, applied_at, outcome, attempts")
+            " received_at, is_resent, deliveries, applied_at, effect, attempts")
 
 
 def _stored(row, history=()) -> StoredEvent:
@@ -160,16 +160,16 @@ def body_of(conn: Connection, event_id: str) -> tuple[bytes, str | None, int]:
     return row[0].encode(), row[1], row[2]
 
 
-def mark_applied(conn: Connection, event_id: str, outcome: str) -> bool:
+def mark_applied(conn: Connection, event_id: str, effect: str) -> bool:
     """Records the event's effect, once, inside the caller's transaction (the one that made
     the change); False if it was applied already, and then the caller must roll back."""
     applied = conn.execute(
-        "UPDATE webhook_events SET applied_at = ?, outcome = ?, attempts = attempts + 1"
+        "UPDATE webhook_events SET applied_at = ?, effect = ?, attempts = attempts + 1"
         " WHERE event_id = ? AND applied_at IS NULL",
-        (time.time(), outcome[:500], event_id),
+        (time.time(), effect[:500], event_id),
     ).rowcount == 1
     if applied:
-        _note(conn, event_id, outcome)
+        _note(conn, event_id, effect)
     return applied
 
 

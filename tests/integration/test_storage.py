@@ -66,7 +66,7 @@ def test_a_database_from_before_the_rename_keeps_its_orders_and_webhook_outcomes
                                  " FROM orders") == [(1, 42, 3)]
     assert db_rows(database_url, "SELECT at, what FROM webhook_event_history") == [
         (5, "waiting: the checkout is still running")]
-    assert db_rows(database_url, "SELECT outcome FROM webhook_events") == [(None,)]
+    assert db_rows(database_url, "SELECT effect FROM webhook_events") == [(None,)]
 
 
 def test_flask_shop_migrate_reports_the_schema_version(app, engine):
