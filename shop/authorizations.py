@@ -150,15 +150,15 @@ def _send(conn: Connection, client: FlexClient, action: Action) -> Action:
                           ref=action.order_id)
     except FINAL_ERRORS as exc:
         log.warning("%s of order %s refused: %s", action.action, action.order_id, exc)
-        _settle(conn, action, REFUSED, str(exc))
+        _record_answer(conn, action, REFUSED, str(exc))
     except FlexError as exc:  # no answer, or none we can act on: the outcome is unknown
         _retry_later(conn, action, str(exc))
     else:
-        _settle(conn, action, DONE, None)
+        _record_answer(conn, action, DONE, None)
     return get(conn, action.order_id)
 
 
-def _settle(conn: Connection, action: Action, state: str, error: str | None) -> None:
+def _record_answer(conn: Connection, action: Action, state: str, error: str | None) -> None:
     """A final answer; with DONE the order takes its new outcome in the same transaction."""
     with conn:
         changed = conn.execute(
@@ -177,7 +177,7 @@ def _retry_later(conn: Connection, action: Action, error: str) -> None:
     if attempts >= MAX_ATTEMPTS:
         log.error("%s of order %s: no answer after %d attempts, giving up: %s",
                   action.action, action.order_id, attempts, error)
-        _settle(conn, action, FAILED, f"no answer from Flex ({error}); check the order in "
+        _record_answer(conn, action, FAILED, f"no answer from Flex ({error}); check the order in "
                                       "Flex's portal before doing anything else")
         return
     delay = backoff_delay(attempts, base=BACKOFF_SECONDS, cap=BACKOFF_CAP_SECONDS)

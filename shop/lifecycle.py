@@ -557,6 +557,9 @@ def apply_event(conn: Connection, order: Order, event_type: EventType | str,
     if event_type == EventType.CHARGEBACK_RECEIVED and rule(after, event_type) is Rule.APPLY:
         changes.append(_apply(conn, after, event_type, flex_key, happened_at))
     changes = [change for change in changes if change]
+    if (event_type == EventType.ORDER_REFUNDED and flex_order.status == OrderStatus.COMPLETED
+            and flex_order.refunded_total() is None):
+        changes.append("Flex's answer has no refunded amount: check the refund in Flex's portal")
     if not changes:
         return f"no change: Flex's record ({flex_order.status_name}) agrees with the order"
     return "; ".join(changes)
