@@ -27,10 +27,21 @@ Transitions (stable names; `conn` first, money in integer cents):
     hold_refund(refund_id, from_status, note) -> bool         unknown -> held (stays reserved)
     retry_refund(refund_id, retry_at, note) -> str | None     unknown: checked again (order id)
 
+Reading and the table:
+    state(order) -> State                          where the order stands (State below)
+    rule(order, event_type) -> Rule                its cell in TABLE
+    lock(conn, order_id) -> Order | None           the order, row-locked in the transaction
+    apply_event(conn, order, event_type, flex_key, happened_at, flex_order) -> str
+                                                   carries out the cell; what it did, in
+                                                   words ("" when the status change says it);
+                                                   raises Wait when the event must wait
+    wake_events(conn, order_id)                    the order's kept events are due now
+
 The table: what each of Flex's money events does in each state of an order (`TABLE`, a
 `Rule` per cell; docs/LIFECYCLE.md prints it and its diagram, drawn by
-`python -m shop.lifecycle_diagram` from this same table). `rule(order, event)` reads it and
-`apply_event(conn, order, event, ...)` carries it out. No cell drops an event:
+`python -m shop.lifecycle_diagram` from this same table, with `FLOW`). An /evaluate answered
+SUBMITTED (the decision comes later) is "awaiting confirmation", like one never answered.
+No cell drops an event:
     APPLY  the event says it all: applied now
     WAIT   the order is not settled yet (checkout running, Flex's answer unknown, a capture or
            cancel or refund in flight): kept, and applied once it settles (raises `Wait`)
@@ -91,17 +102,19 @@ EVENTS = (EventType.ORDER_COMPLETED, EventType.ORDER_CAPTURE_REQUIRED,
           EventType.CHARGEBACK_RECEIVED)
 
 _A, _W, _Q, _S, _K = Rule.APPLY, Rule.WAIT, Rule.ASK, Rule.SAME, Rule.KEEP
-#                        completed capturereq cancelled expired refunded chargeback
-TABLE: dict[State, dict[EventType, Rule]] = {state: dict(zip(EVENTS, rules, strict=True)) for
-                                             state, rules in {
-    State.PENDING:               (_W, _W, _W, _W, _W, _W),
-    State.AWAITING_CONFIRMATION: (_A, _W, _Q, _Q, _Q, _Q),
-    State.PAID:                  (_K, _K, _K, _K, _K, _K),
-    State.RESCUED:               (_S, _S, _Q, _Q, _Q, _A),
-    State.AUTHORIZED:            (_Q, _S, _Q, _Q, _Q, _Q),
-    State.CAPTURING:             (_W, _W, _W, _W, _W, _W),
-    State.DECLINED:              (_Q, _Q, _S, _S, _Q, _Q),
-}.items()}
+_ROWS = {  #                   completed capture- cancelled expired refunded chargeback
+    #                                    required
+    State.PENDING:               (_W,    _W,      _W,       _W,     _W,      _W),
+    State.AWAITING_CONFIRMATION: (_A,    _W,      _Q,       _Q,     _Q,      _Q),
+    State.PAID:                  (_K,    _K,      _K,       _K,     _K,      _K),
+    State.RESCUED:               (_S,    _S,      _Q,       _Q,     _Q,      _A),
+    State.AUTHORIZED:            (_Q,    _S,      _Q,       _Q,     _Q,      _Q),
+    State.CAPTURING:             (_W,    _W,      _W,       _W,     _W,      _W),
+    State.DECLINED:              (_Q,    _Q,      _S,       _S,     _Q,      _Q),
+}
+# The table: TABLE[state][event] is the rule the webhook effects follow.
+TABLE: dict[State, dict[EventType, Rule]] = {
+    state: dict(zip(EVENTS, rules, strict=True)) for state, rules in _ROWS.items()}
 
 # How an order moves between states, for the docs' diagram (shop/lifecycle_diagram.py):
 # (from, to, what moves it). Webhook events move it only through these, by their cells.
