@@ -20,6 +20,7 @@ Transitions (stable names; `conn` first, money in integer cents):
     chargeback(order_id, at) -> bool               rescued -> chargeback
     converge(order, flex_order) -> list[str]       the order -> what Flex's record says (status
                                                    and refunded total); what changed, in words
+    forget_all() -> None                           the demo's reset: every order deleted
     reserve_refund(order_id, amount, channel) -> int | None   a refund's amount reserved
     refund_succeeded(refund_id, from_status, note) -> bool    pending|unknown -> succeeded
     refund_unknown(refund_id, check_at, from_status, note) -> bool   pending -> unknown
@@ -65,7 +66,7 @@ from flex.models import CardSummary, FlexOrder, OrderStatus, ProcessorResult, Pu
 from flex.recovery import Decision
 from flex.webhooks import EventType
 
-from . import orders
+from . import db, orders
 from .db import POSTGRESQL, SQLITE, Connection
 from .flex_store import enqueue_transmit
 from .money import format_dollars
@@ -203,6 +204,15 @@ def wake_events(conn: Connection, order_id: str) -> None:
     conn.execute("UPDATE webhook_events SET next_attempt_at = ? WHERE order_id = ?"
                  " AND applied_at IS NULL AND next_attempt_at > ?",
                  (time.time(), order_id, time.time()))
+
+
+def forget_all(conn: Connection) -> None:
+    """The demo's reset: every order and refund deleted, then the rest of the shop's tables
+    (db.clear): the Reset button of the demo and `flask shop reset`."""
+    with _transaction(conn):
+        conn.execute("DELETE FROM refunds")
+        conn.execute("DELETE FROM orders")
+    db.clear(conn)
 
 
 # --- checkout ------------------------------------------------------------------------------
