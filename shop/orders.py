@@ -150,7 +150,7 @@ class Order:
         if self.flex_error:
             return "UNAVAILABLE"
         if self.transmit:
-            return {"pending": "transmit queued", "delivered": "transmitted"}.get(
+            return {outbox.PENDING: "transmit queued", outbox.DELIVERED: "transmitted"}.get(
                 self.transmit.state, "transmit failed"
             )
         return None
