@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 
 from flex import FlexClient
 from flex.backoff import backoff_delay
@@ -35,7 +36,19 @@ from .orders import Order
 log = logging.getLogger(__name__)
 
 CAPTURE, CANCEL = "capture", "cancel"
-PENDING, DONE, REFUSED, FAILED = "pending", "done", "refused", "failed"
+
+
+class ActionState(StrEnum):
+    """Where a capture or cancel stands (`flex_authorization_actions.state`)."""
+
+    PENDING = "pending"  # recorded, sent or about to be; no final answer yet
+    DONE = "done"  # Flex confirmed it
+    REFUSED = "refused"  # Flex refused it: final, with the reason
+    FAILED = "failed"  # no answer after MAX_ATTEMPTS: check Flex's portal
+
+
+PENDING, DONE, REFUSED, FAILED = (ActionState.PENDING, ActionState.DONE, ActionState.REFUSED,
+                                  ActionState.FAILED)
 MAX_ATTEMPTS = 8  # calls per action, the first included; then 'failed', shown on the page
 BACKOFF_SECONDS = 10.0  # before the first replay; doubles after each unanswered one
 BACKOFF_CAP_SECONDS = 600.0
@@ -61,7 +74,7 @@ class Action:
     action: str  # CAPTURE | CANCEL
     idempotency_key: str
     amount_cents: int | None  # capture: the amount captured
-    state: str  # PENDING | DONE | REFUSED | FAILED
+    state: ActionState
     attempts: int
     last_error: str | None
     next_attempt_at: float
@@ -83,7 +96,9 @@ class ActionRefused(Exception):
 def get(conn: Connection, order_id: str) -> Action | None:
     """The capture or cancel recorded for an order, if any."""
     row = conn.execute(f"{_SELECT} WHERE a.order_id = ?", (order_id,)).fetchone()  # noqa: S608
-    return Action(*row) if row else None
+    if row is None:
+        return None
+    return Action(*row[:4], ActionState(row[4]), *row[5:])
 
 
 def request(conn: Connection, client: FlexClient, order: Order, action: str) -> Action:
