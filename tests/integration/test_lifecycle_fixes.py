@@ -190,3 +190,21 @@ def test_the_event_history_keeps_what_each_attempt_did(shop, fresh_sandbox, data
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
     assert "waiting: a refund from this shop is in flight" in page
     assert status_label(page) == "Partially refunded"
+
+
+def test_a_long_wait_adds_one_history_line_not_one_per_try(shop, fresh_sandbox, database_url):
+    from shop.webhook_effects import apply_due
+
+    client = shop.test_client()
+    order_id, _ = pay(client, RESCUED)
+    key = flex_order(fresh_sandbox, order_id)["order_session_key"]
+    with shop.app_context():  # the shop's own refund is in flight for the whole test
+        lifecycle.reserve_refund(db.get_db(), order_id, 400, orders.FLEX_CHANNEL)
+    assert deliver(client, "order.refunded", order_id, key).status_code == 200
+    for _ in range(3):
+        db_rows(database_url, "UPDATE webhook_events SET next_attempt_at = 0")
+        with shop.app_context():
+            assert apply_due(shop.extensions["database"], services().client) == 0
+    assert history(database_url, order_id) == [
+        ("order.refunded", "waiting: a refund from this shop is in flight")]
+    assert db_rows(database_url, "SELECT attempts FROM webhook_events") == [(4,)]
