@@ -320,7 +320,7 @@ def _optional_str(fields: dict[str, Any], name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise WebhookUnreadable(f"body field {name} is not a string")
     if value is not None and not _encodable(value):
-        raise WebhookUnreadable(f"body field {name} is not valid Unicode")
+        raise WebhookUnreadable(f"body field {name} is not storable text")
     return value or None
 
 

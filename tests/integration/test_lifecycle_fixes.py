@@ -144,10 +144,10 @@ def test_captured_still_applies_after_a_cancel_event_declined_the_order(app, dat
 @pytest.mark.parametrize(("fields", "reason"), [
     ({"TimeStamp": "9999-12-31T23:59:59-23:59"}, "body TimeStamp is out of range"),
     ({"TimeStamp": "0001-01-01T00:00:00+01:00"}, "body TimeStamp is out of range"),
-    ({"OrderId": "\ud800"}, "body field OrderId is not valid Unicode"),
-    ({"ExternalOrderId": "\udfff"}, "body field ExternalOrderId is not valid Unicode"),
+    ({"OrderId": "\ud800"}, "body field OrderId is not storable text"),
+    ({"ExternalOrderId": "\udfff"}, "body field ExternalOrderId is not storable text"),
     ({"Event": "order.\ud800"}, "body has no Event name"),
-    ({"OrderId": "k\x00"}, "body field OrderId is not valid Unicode"),
+    ({"OrderId": "k\x00"}, "body field OrderId is not storable text"),
 ])
 @pytest.mark.storage
 def test_a_signed_but_unreadable_event_is_answered_400_and_counted(shop, database_url, fields,

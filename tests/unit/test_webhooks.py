@@ -305,8 +305,8 @@ def test_memory_store_check_and_add_is_atomic():
     # Bodies that used to raise past the parser (OverflowError, UnicodeEncodeError later).
     (event_body(TimeStamp="9999-12-31T23:59:59-23:59"), "body TimeStamp is out of range"),
     (event_body(TimeStamp="0001-01-01T00:00:00+01:00"), "body TimeStamp is out of range"),
-    (event_body(OrderId="\ud800"), "body field OrderId is not valid Unicode"),
-    (event_body(ExternalOrderId="a\x00b"), "body field ExternalOrderId is not valid Unicode"),
+    (event_body(OrderId="\ud800"), "body field OrderId is not storable text"),
+    (event_body(ExternalOrderId="a\x00b"), "body field ExternalOrderId is not storable text"),
 ])
 def test_unreadable_body_is_refused_even_when_signed(body, reason):
     assert refused(body, signed(body)) == reason
