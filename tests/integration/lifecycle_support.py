@@ -271,11 +271,13 @@ class ShopRecord:
     order_session_key: str | None
 
 
-def shop_record(app, order_id: str) -> ShopRecord:
-    page = app.test_client().get(f"/orders/{order_id}").get_data(as_text=True)
+def shop_record(app, order_id: str, *, label: bool = True) -> ShopRecord:
+    """The order as the merchant sees it (`label=False`: the money only, without rendering
+    the page)."""
+    page = app.test_client().get(f"/orders/{order_id}").get_data(as_text=True) if label else ""
     with app.test_request_context():
         order = orders.get(get_db(), order_id)
-    return ShopRecord(status_label(page), order.amount_cents, order.refunded_cents,
+    return ShopRecord(status_label(page) if label else "", order.amount_cents, order.refunded_cents,
                       order.refund_reserved_cents, order.chargeback_at is not None,
                       order.order_session_key)
 
