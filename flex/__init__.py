@@ -8,7 +8,7 @@ Copy this folder into your project; it needs only `requests`. See flex/README.md
 """
 
 from .calllog import CallLog, CallLogStore, LoggedCall
-from .cit import CitFlow, CitResult
+from .cit import CitFlow, CitOutcome, CitResult
 from .client import CallReport, FlexClient, FlexConfig
 from .errors import (
     FlexAuthError,
@@ -58,12 +58,13 @@ from .webhooks import (
     NonceStore,
     WebhookEvent,
     WebhookRejected,
+    WebhookUnreadable,
 )
 from .webhooks import verify as verify_webhook
 
 __all__ = [
     "Address", "CallLog", "CallLogStore", "CallReport", "CancelResult", "CaptureResult", "Card",
-    "CardSummary", "CitFlow", "CitResult", "Decision", "Evaluation", "EventType",
+    "CardSummary", "CitFlow", "CitOutcome", "CitResult", "Decision", "Evaluation", "EventType",
     "FlexAuthError", "FlexClient", "FlexConfig", "FlexConflictError", "FlexError",
     "FlexNotFoundError", "FlexOrder", "FlexRefundRefused", "FlexRefused",
     "FlexUnavailableError", "FlexValidationError", "LineItem", "LoggedCall", "MemoryNonceStore",
@@ -71,5 +72,5 @@ __all__ = [
     "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "Recovery", "RecoveryStore",
     "RefundResult", "RefundVerdict", "Relay", "Settled", "Step", "TransactionType", "Transmit",
     "TransmitResult", "UnansweredEvaluate", "UnknownRefund", "VaultedCard", "WebhookEvent",
-    "WebhookRejected", "verify_webhook",
+    "WebhookRejected", "WebhookUnreadable", "verify_webhook",
 ]

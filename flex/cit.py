@@ -6,8 +6,8 @@
                  with FlexConfig.transaction_type AUTHORIZATION, Flex's approval is
                  CAPTUREREQUIRED = authorized: the merchant captures it at shipment
                  (FlexClient.capture) or voids it (FlexClient.cancel)
-    Flex silent (timeout, 5xx) -> `reconcile`: the evaluate payload is kept, and
-                                  flex/recovery.py settles it later (lookup, then replay)
+    Flex silent (timeout, 5xx) -> `awaiting_confirmation`: the evaluate payload is kept,
+                                  and flex/recovery.py settles it later (lookup, then replay)
 
 Nothing here touches a database or the web framework: the caller owns persistence.
 """
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .client import FlexClient
 from .errors import FlexAuthError, FlexError, FlexUnavailableError
@@ -42,10 +43,20 @@ MIN_EVALUATE_SECONDS = 1.0  # a late vault still leaves /evaluate a fair chance
 # sent for nothing.
 MIN_VAULT_SECONDS = 0.25
 
-PAID = "paid"
-RESCUED = "rescued"
-AUTHORIZED = "authorized"  # Flex authorized the card (CAPTUREREQUIRED): capture or cancel it
-DECLINED = "declined"
+
+
+class CitOutcome(StrEnum):
+    """What one checkout came to (`CitResult.outcome`); str-valued, so it stores as text."""
+
+    PAID = "paid"  # the processor approved it: /transmit queued
+    RESCUED = "rescued"  # the processor declined, Flex approved and charged it
+    AUTHORIZED = "authorized"  # Flex authorized the card (CAPTUREREQUIRED): capture or cancel
+    DECLINED = "declined"  # not charged (or not yet known: see `awaiting_confirmation`)
+
+
+# Short names, as the shop and earlier versions of this module spell them.
+PAID, RESCUED = CitOutcome.PAID, CitOutcome.RESCUED
+AUTHORIZED, DECLINED = CitOutcome.AUTHORIZED, CitOutcome.DECLINED
 
 
 class _VaultTooLate(Exception):
@@ -54,17 +65,17 @@ class _VaultTooLate(Exception):
 
 @dataclass(frozen=True)
 class CitResult:
-    """One checkout's result: `outcome` is PAID, RESCUED, AUTHORIZED or DECLINED; what to
-    store with it."""
+    """One checkout's result: its `outcome` and what to store with it."""
 
-    outcome: str  # PAID | RESCUED | AUTHORIZED | DECLINED
+    outcome: CitOutcome
     processor: ProcessorResult
     card: CardSummary
     evaluation: Evaluation | None = None
     transmit_payload: dict | None = None  # approved: queue it in the same transaction as the order
     evaluate_payload: dict | None = None  # declined: kept for recovery (flex/recovery.py)
     flex_error: str | None = None  # why Flex gave no answer, if it did not
-    reconcile: bool = False  # Flex's answer is unknown: settle it later (flex/recovery.py)
+    # Flex's answer is unknown: the order awaits confirmation; settle it later (flex/recovery.py)
+    awaiting_confirmation: bool = False
     refused_fields: tuple[str, ...] = ()  # Flex refused the request: the fields it named
 
 
@@ -78,7 +89,8 @@ class CitFlow:
 
     def pay(self, purchase: Purchase, card: Card, authorize: Authorize) -> CitResult:
         """Vaults the card while `authorize` (the merchant's processor) runs, then transmits
-        or evaluates. Never raises for Flex: a silent Flex is a DECLINED with `reconcile`."""
+        or evaluates. Never raises for Flex: a silent Flex is a DECLINED
+        `awaiting_confirmation`."""
         started = time.monotonic()
         vault = self._vault_pool.submit(self._vault, card, purchase,
                                         started + self.client.config.deadline)
@@ -141,7 +153,7 @@ class CitFlow:
         except (FlexUnavailableError, FlexAuthError) as exc:
             # We do not know whether Flex charged the card: keep the payload, replay it later.
             return CitResult(DECLINED, processor, card, evaluate_payload=payload,
-                             flex_error=str(exc), reconcile=True)
+                             flex_error=str(exc), awaiting_confirmation=True)
         except FlexError as exc:
             # Flex refused the request itself (e.g. validation): nothing was charged.
             log.error("evaluate refused for order %s: %s", order_id, exc)

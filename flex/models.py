@@ -179,6 +179,14 @@ class FlexOrder:
     refunded_cents: int | None = None  # our sandbox's addition; Flex does not document it
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def refunded_total(self, charged_cents: int | None = None) -> int | None:
+        """How much Flex has refunded, in cents: everything (`charged_cents`, else the order's
+        amount) once the order is RETURNED, else `refundedAmount` where the answer has it,
+        else unknown (None). The one place this rule lives."""
+        if self.status == OrderStatus.RETURNED:
+            return charged_cents if charged_cents is not None else self.amount_cents
+        return self.refunded_cents
+
 
 @dataclass(frozen=True)
 class OrderPage:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from .backoff import backoff_delay
 from .client import FlexClient
 from .errors import FlexError, FlexValidationError
 
@@ -49,6 +49,11 @@ class OutboxRow:
     next_attempt_at: float
     created_at: float
     delivered_at: float | None
+
+    @property
+    def dead_lettered(self) -> bool:
+        """True when the relay gave up on it (FAILED): the reason is in `last_error`."""
+        return self.state == FAILED
 
 
 class OutboxStore(Protocol):
@@ -193,6 +198,5 @@ class Relay:
         if isinstance(exc, FlexValidationError) or attempts >= self.max_attempts:
             self.store.dead_letter(transmit.order_id, error)
             return
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1))
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+        delay = backoff_delay(attempts, base=self.backoff_base, cap=self.backoff_cap)
         self.store.retry_later(transmit.order_id, error, time.time() + delay)

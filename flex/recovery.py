@@ -26,12 +26,12 @@ it, and after the last attempt it is left reserved with that reason (our choice:
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from .backoff import backoff_delay
 from .client import FlexClient
 from .errors import FlexError, FlexNotFoundError, FlexRefused, FlexValidationError
 from .models import Evaluation, FlexOrder, OrderStatus, Outcome
@@ -256,22 +256,25 @@ class Recovery:
 
     def _next_check(self, attempts: int) -> float:
         """Epoch seconds of the next check after `attempts` checks: doubling, jittered, capped."""
-        ceiling = min(self.backoff_cap, self.first_delay * 2 ** attempts)
-        return time.time() + ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
+        return time.time() + backoff_delay(attempts + 1, base=self.first_delay,
+                                           cap=self.backoff_cap)
 
 
 def refund_verdict(order: FlexOrder, item: UnknownRefund) -> tuple[RefundVerdict | None, str]:
     """The verdict on an unknown refund from the Flex order as it is now; None = no verdict
-    yet. RETURNED = fully refunded; `refundedAmount` (cents, where Flex gives it) confirms the
-    refund when it covers the refunds already confirmed plus this one, else releases it."""
+    yet. Flex's refunded total (FlexOrder.refunded_total: RETURNED = all of it, else
+    `refundedAmount`) confirms the refund when it covers the refunds already confirmed plus
+    this one, else releases it."""
+    needed = item.confirmed_cents + item.amount_cents
+    refunded = order.refunded_total(order.amount_cents or needed)
+    if refunded is None:
+        return None, "Flex's answer has no refunded amount: wait for its order.refunded webhook"
     if order.status == OrderStatus.RETURNED:
         return RefundVerdict.CONFIRMED, "Flex shows the order fully refunded (RETURNED)"
-    if order.refunded_cents is not None:
-        if order.refunded_cents >= item.confirmed_cents + item.amount_cents:
-            return RefundVerdict.CONFIRMED, f"Flex shows {order.refunded_cents} cents refunded"
-        return RefundVerdict.RELEASED, (f"Flex shows {order.refunded_cents} cents refunded: "
-                                        "this refund never happened")
-    return None, "Flex's answer has no refunded amount: wait for its order.refunded webhook"
+    if refunded >= needed:
+        return RefundVerdict.CONFIRMED, f"Flex shows {refunded} cents refunded"
+    return RefundVerdict.RELEASED, (f"Flex shows {refunded} cents refunded: "
+                                    "this refund never happened")
 
 
 def _from_order(order: FlexOrder) -> tuple[Decision, str | None, str]:

@@ -69,6 +69,12 @@ class WebhookRejected(Exception):
         self.reason = reason
 
 
+class WebhookUnreadable(WebhookRejected):
+    """A delivery whose signature checked out but whose body cannot be read as a Flex event
+    (not JSON, a field of the wrong type, a TimeStamp out of range, text that is not valid
+    Unicode). Answer it 400, not 401: the sender is Flex, the body is the problem."""
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     """One verified Flex event. An id Flex leaves out or sends as null is None."""
@@ -165,23 +171,24 @@ def verify(
 
 
 def parse(raw_body: bytes) -> WebhookEvent:
-    """Parse a body that was already verified into a WebhookEvent. Raises WebhookRejected.
+    """Parse a body that was already verified into a WebhookEvent. Raises WebhookUnreadable
+    (a WebhookRejected).
 
     Property names are read case-insensitively (Flex sends PascalCase, and its API is
     case-insensitive elsewhere)."""
     try:
         data = json.loads(raw_body)
     except (UnicodeDecodeError, ValueError):
-        raise WebhookRejected("body is not JSON") from None
+        raise WebhookUnreadable("body is not JSON") from None
     if not isinstance(data, dict):
-        raise WebhookRejected("body is not a JSON object")
+        raise WebhookUnreadable("body is not a JSON object")
     fields = {name.lower(): value for name, value in data.items()}
     name = fields.get("event")
     stamp = fields.get("timestamp")
-    if not isinstance(name, str) or not name:
-        raise WebhookRejected("body has no Event name")
-    if not isinstance(stamp, str):
-        raise WebhookRejected("body has no TimeStamp")
+    if not isinstance(name, str) or not name or not _encodable(name):
+        raise WebhookUnreadable("body has no Event name")
+    if not isinstance(stamp, str) or not _encodable(stamp):
+        raise WebhookUnreadable("body has no TimeStamp")
     order_id = _optional_str(fields, "OrderId")
     external_order_id = _optional_str(fields, "ExternalOrderId")
     return WebhookEvent(
@@ -292,9 +299,13 @@ def _check_age(sent_at: float, now: float, max_age_seconds: float) -> None:
 def _parse_timestamp(stamp: str) -> datetime:
     try:
         moment = datetime.fromisoformat(stamp)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        moment.timestamp()  # representable as Unix seconds too
     except ValueError:
-        raise WebhookRejected("body TimeStamp is not an ISO 8601 time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        raise WebhookUnreadable("body TimeStamp is not an ISO 8601 time") from None
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59 is past year 9999 in UTC
+        raise WebhookUnreadable("body TimeStamp is out of range") from None
+    return moment
 
 
 def _event_type(name: str) -> EventType | str:
@@ -307,12 +318,23 @@ def _event_type(name: str) -> EventType | str:
 def _optional_str(fields: dict[str, Any], name: str) -> str | None:
     value = fields.get(name.lower())
     if value is not None and not isinstance(value, str):
-        raise WebhookRejected(f"body field {name} is not a string")
+        raise WebhookUnreadable(f"body field {name} is not a string")
+    if value is not None and not _encodable(value):
+        raise WebhookUnreadable(f"body field {name} is not valid Unicode")
     return value or None
+
+
+def _encodable(text: str) -> bool:
+    """False for text JSON can carry but UTF-8 cannot (a lone surrogate such as \\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _flag(fields: dict[str, Any], name: str) -> bool:
     value = fields.get(name.lower(), False)
     if not isinstance(value, bool):
-        raise WebhookRejected(f"body field {name} is not true/false")
+        raise WebhookUnreadable(f"body field {name} is not true/false")
     return value

@@ -9,7 +9,8 @@ Each is one Flex call, made durable and idempotent like the others:
      NOTHING), leased to this request: a double click, a second node, or a cancel after a
      capture finds the row and sends nothing;
   2. call Flex with that key;
-  3. store the answer and the order's new outcome in one transaction. No answer: the row stays
+  3. store the answer and the order's transition (shop/lifecycle.py: captured, cancelled) in
+     one transaction. No answer: the row stays
      pending, and `settle_authorizations` (run by the relay loop) replays it with the SAME key,
      with backoff, until Flex answers, or gives up after MAX_ATTEMPTS with the reason shown.
 """
@@ -22,9 +23,11 @@ import uuid
 from dataclasses import dataclass
 
 from flex import FlexClient
-from flex.cit import AUTHORIZED, DECLINED, RESCUED
+from flex.backoff import backoff_delay
+from flex.cit import AUTHORIZED
 from flex.errors import FlexError, FlexNotFoundError, FlexRefused, FlexValidationError
 
+from . import lifecycle
 from .db import Connection
 from .orders import Order
 
@@ -39,7 +42,7 @@ BACKOFF_CAP_SECONDS = 600.0
 FINAL_ERRORS = (FlexRefused, FlexNotFoundError, FlexValidationError)
 
 _PAST = {CAPTURE: "captured", CANCEL: "cancelled"}
-_OUTCOME_AFTER = {CAPTURE: RESCUED, CANCEL: DECLINED}
+_DONE = {CAPTURE: lifecycle.captured, CANCEL: lifecycle.cancelled}  # the order's transition
 _SELECT = ("SELECT a.order_id, a.action, a.idempotency_key, a.amount_cents, a.state,"
            " a.attempts, a.last_error, a.next_attempt_at, a.created_at, a.settled_at,"
            " o.order_session_key, o.currency FROM flex_authorization_actions a"
@@ -62,6 +65,11 @@ class Action:
     settled_at: float | None
     order_session_key: str
     currency: str
+
+    @property
+    def in_flight(self) -> bool:
+        """Sent to Flex and not answered yet: the page refreshes itself until it is."""
+        return self.state == PENDING
 
 
 class ActionRefused(Exception):
@@ -163,8 +171,9 @@ def _settle(conn: Connection, action: Action, state: str, error: str | None) -> 
             (state, error and error[:500], time.time(), action.order_id, PENDING),
         ).rowcount == 1
         if changed and state == DONE:
-            conn.execute("UPDATE orders SET outcome = ? WHERE id = ? AND outcome = ?",
-                         (_OUTCOME_AFTER[action.action], action.order_id, AUTHORIZED))
+            _DONE[action.action](conn, action.order_id)
+        elif changed:  # still awaiting capture: the events kept meanwhile are due now
+            lifecycle.wake_events(conn, action.order_id)
 
 
 def _retry_later(conn: Connection, action: Action, error: str) -> None:
@@ -175,7 +184,7 @@ def _retry_later(conn: Connection, action: Action, error: str) -> None:
         _settle(conn, action, FAILED, f"no answer from Flex ({error}); check the order in "
                                       "Flex's portal before doing anything else")
         return
-    delay = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2 ** (attempts - 1))
+    delay = backoff_delay(attempts, base=BACKOFF_SECONDS, cap=BACKOFF_CAP_SECONDS)
     log.warning("%s of order %s unanswered (attempt %d), replaying in %.0f s: %s",
                 action.action, action.order_id, attempts, delay, error)
     with conn:

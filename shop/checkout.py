@@ -16,7 +16,7 @@ from flex.cit import RESCUED, CitResult
 from flex.errors import FlexError, FlexRefundRefused, FlexUnavailableError
 from flex.models import Address, Card, LineItem, ProcessorResult, Purchase
 
-from . import orders
+from . import lifecycle, orders
 from .cart import CartLine
 from .crash import crash_point
 from .db import Connection
@@ -57,7 +57,7 @@ def place_order(conn: Connection, services: Services, purchase: Purchase,
                 card: Card) -> orders.Order:
     """Runs the checkout once per checkout id; a duplicate gets the order as it is now (a
     pending one shows the "still in progress" page; recovery settles it if its request died)."""
-    if not orders.create(conn, purchase, card.summary):
+    if not lifecycle.create(conn, purchase, card.summary):
         return orders.get(conn, purchase.order_id)
     crash_point("after_order_insert")
     authorize = TimedAuthorize(partial(_authorize, services, purchase.order_id))
@@ -65,7 +65,7 @@ def place_order(conn: Connection, services: Services, purchase: Purchase,
     if flex_refused_amount(result):
         result = dataclasses.replace(
             result, flex_error=f"{orders.FLEX_REFUSED_AMOUNT}: {result.flex_error}")
-    orders.record_result(conn, purchase.order_id, result)
+    lifecycle.record_checkout(conn, purchase.order_id, result)
     authorize.record(services.call_log, purchase.order_id)
     if result.transmit_payload is not None:
         services.relay.wake()
@@ -125,7 +125,7 @@ def refund(conn: Connection, services: Services, order: orders.Order,
            amount_cents: int) -> None:
     """Refunds part or all of an order, through Flex if Flex charged it."""
     channel = orders.FLEX_CHANNEL if order.outcome == RESCUED else orders.PROCESSOR_CHANNEL
-    refund_id = orders.reserve_refund(conn, order.id, amount_cents, channel)
+    refund_id = lifecycle.reserve_refund(conn, order.id, amount_cents, channel)
     if refund_id is None:
         raise RefundError(
             f"Refund refused: only {format_dollars(order.refundable_cents)} can still be refunded."
@@ -139,17 +139,17 @@ def refund(conn: Connection, services: Services, order: orders.Order,
             services.processor.refund(order.processor_txn, amount_cents,
                                       reference=refund_reference(refund_id))
     except FlexRefundRefused as exc:
-        orders.release_refund(conn, refund_id)
+        lifecycle.release_refund(conn, refund_id, note=f"Flex refused it: {exc}")
         raise RefundError(f"Flex refused the refund: {exc}") from exc
     except FlexUnavailableError as exc:
         # Flex may have refunded: keep the amount reserved so it is never refunded twice.
-        orders.settle_refund(conn, refund_id, "unknown")
+        lifecycle.refund_unknown(conn, refund_id)
         raise RefundError(
             "Flex did not answer in time. The refund is on hold until Flex confirms it."
         ) from exc
     except FlexError as exc:
-        orders.release_refund(conn, refund_id)
+        lifecycle.release_refund(conn, refund_id, note=f"not sent: {exc}")
         log.error("refund for order %s failed: %s", order.id, exc)
         raise RefundError("The refund could not be sent to Flex. Please try again.") from exc
     crash_point("after_refund_sent")
-    orders.settle_refund(conn, refund_id, "succeeded")
+    lifecycle.refund_succeeded(conn, refund_id)

@@ -45,10 +45,6 @@ def recover_command(ahead: float) -> None:
                f"{report.webhooks} webhook event(s) applied")
 
 
-# The old name: reconciliation (replaying unanswered /evaluate calls) is part of recover.
-flex_cli.add_command(recover_command, "reconcile")
-
-
 @flex_cli.command("check")
 def check_command() -> None:
     """Authenticate to Flex with the configured credentials and report the result."""

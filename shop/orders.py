@@ -1,14 +1,13 @@
-"""The order store: orders, their items and refunds, in the shop's database (shop/db.py).
+"""What the shop reads about orders: orders, their items, refunds and timelines, in the shop's
+database (shop/db.py). Every write of `orders` and `refunds` is a transition in
+shop/lifecycle.py; this module only reads (and appends to an order's timeline).
 
-A checkout id becomes the order's primary key, so a replayed checkout finds its order
-instead of charging twice, whichever web node it reaches. Refunds reserve their amount with
-one conditional UPDATE, so concurrent refunds can never exceed what was charged. Constraints
-and conditional writes, not process locks: several processes may share the database.
+A checkout id is the order's primary key, so a replayed checkout finds its order instead of
+charging twice, whichever web node it reaches.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
@@ -17,21 +16,28 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from flex import outbox
-from flex.cit import AUTHORIZED, DECLINED, PAID, RESCUED, CitResult
+from flex.cit import AUTHORIZED, DECLINED, PAID, RESCUED
 from flex.models import Address, CardSummary, LineItem, Outcome, Purchase
 from flex.payloads import is_authorization
 
 from .db import Connection
-from .flex_store import enqueue_transmit
 
-PENDING = "pending"
-FIRST_CHECK_SECONDS = 10.0  # first check of an unanswered /evaluate or refund; then doubling
+PENDING = "pending"  # `orders.outcome` before the checkout's result (flex.cit.CitOutcome after)
 REFUNDABLE = (PAID, RESCUED)
 # Refund channels, stored with each refund and shown on the order page.
 FLEX_CHANNEL, PROCESSOR_CHANNEL, PORTAL_CHANNEL = "Flex", "processor", "Flex portal"
 # flex_error prefix of an order whose /evaluate Flex refused on its amount rule.
 FLEX_REFUSED_AMOUNT = "Flex does not evaluate this amount"
 
+
+class RefundStatus(StrEnum):
+    """Where one refund attempt stands (`refunds.status`)."""
+
+    PENDING = "pending"  # reserved, the call is in flight
+    SUCCEEDED = "succeeded"
+    UNKNOWN = "unknown"  # Flex did not answer: reserved until recovery or a webhook settles it
+    HELD = "held"  # recovery could not tell: stays reserved, no longer checked
+    RELEASED = "released"  # it did not happen: the amount can be refunded again
 
 
 class Status(StrEnum):
@@ -70,11 +76,12 @@ class Order:
     flex_status: str | None
     order_session_key: str | None
     flex_error: str | None
-    reconciling: bool
-    reconcile_attempts: int
+    recovering: bool  # Flex's answer to /evaluate is unknown: recovery settles it
+    recover_attempts: int
     evaluate_payload: str | None
     transmit: outbox.OutboxRow | None = field(default=None, compare=False)
     chargeback_at: float | None = None  # epoch seconds: payment.chargeback.received
+    authorization_in_flight: bool = False  # a capture or cancel was sent, not answered yet
 
     @property
     def status(self) -> Status:
@@ -85,7 +92,7 @@ class Order:
             if self.refunded_cents >= self.amount_cents:
                 return Status.REFUNDED
             return Status.PARTIALLY_REFUNDED
-        if self.reconciling and not self.authorization_mode:  # Flex may yet approve it
+        if self.recovering and not self.authorization_mode:  # Flex may yet approve it
             return Status.AWAITING
         return _STATUS[self.outcome]
 
@@ -105,9 +112,29 @@ class Order:
     def can_retry_with_another_card(self) -> bool:
         """Declined for sure (no Flex answer outstanding), so paying again is safe."""
         # In authorization mode an unanswered /evaluate is cancelled, never captured.
-        settled = not self.reconciling or self.authorization_mode
+        settled = not self.recovering or self.authorization_mode
         return self.outcome == DECLINED and settled and not (
-            self.flex_error and self.reconcile_attempts)
+            self.flex_error and self.recover_attempts)
+
+    @property
+    def awaiting_confirmation(self) -> bool:
+        """The page says "Awaiting confirmation" (and refreshes itself)."""
+        return self.status == Status.AWAITING
+
+    @property
+    def rescued(self) -> bool:
+        """Flex charged this order, so Flex refunds it."""
+        return self.outcome == RESCUED
+
+    @property
+    def awaiting_capture(self) -> bool:
+        """Authorization mode: Flex authorized it; the merchant captures or cancels it."""
+        return self.outcome == AUTHORIZED
+
+    @property
+    def declined(self) -> bool:
+        """Not charged (for now: see `recovering`)."""
+        return self.outcome == DECLINED
 
     @property
     def refundable_cents(self) -> int:
@@ -134,10 +161,15 @@ class Refund:
     id: int
     amount_cents: int
     channel: str  # FLEX_CHANNEL | PROCESSOR_CHANNEL | PORTAL_CHANNEL
-    status: str  # pending | succeeded | unknown | released
+    status: RefundStatus
     created_at: datetime
     note: str | None = None  # how recovery settled it
     order_id: str = ""
+
+    @property
+    def unknown(self) -> bool:
+        """Flex did not answer: held until it is confirmed or released."""
+        return self.status == RefundStatus.UNKNOWN
 
 
 def _when(epoch: float) -> datetime:
@@ -146,6 +178,8 @@ def _when(epoch: float) -> datetime:
 
 _SELECT = """SELECT o.*, (SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r
         WHERE r.order_id = o.id AND r.status = 'succeeded') AS refunded_cents,
+    EXISTS (SELECT 1 FROM flex_authorization_actions a WHERE a.order_id = o.id
+        AND a.state = 'pending') AS authorization_in_flight,
     t.state AS t_state, t.attempts AS t_attempts,
     t.last_error AS t_last_error, t.next_attempt_at AS t_next_attempt_at,
     t.created_at AS t_created_at, t.delivered_at AS t_delivered_at
@@ -155,7 +189,7 @@ _PLAIN_COLUMNS = (
     "id", "outcome", "amount_cents", "refund_reserved_cents", "refunded_cents", "currency",
     "email", "card_brand", "card_first6", "card_last4", "processor_txn", "processor_code",
     "processor_message", "flex_status", "order_session_key", "flex_error",
-    "reconcile_attempts", "evaluate_payload", "chargeback_at",
+    "recover_attempts", "evaluate_payload", "chargeback_at",
 )
 
 
@@ -169,53 +203,10 @@ def _order(row) -> Order:
     return Order(
         **{name: row[name] for name in _PLAIN_COLUMNS},
         created_at=_when(row["created_at"]),
-        reconciling=bool(row["reconcile"]),
+        recovering=bool(row["recovering"]),
+        authorization_in_flight=bool(row["authorization_in_flight"]),
         transmit=transmit,
     )
-
-
-def create(conn: Connection, purchase: Purchase, card: CardSummary) -> bool:
-    """Creates the pending order; False if this checkout id already has one."""
-    with conn:
-        created = conn.execute(
-            "INSERT INTO orders (id, created_at, amount_cents, currency, email, card_brand,"
-            " card_first6, card_last4, checkout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO NOTHING",
-            (purchase.order_id, time.time(), purchase.amount_cents, purchase.currency,
-             purchase.email, card.brand, card.bin, card.last4,
-             json.dumps({"purchase": dataclasses.asdict(purchase),
-                         "card": dataclasses.asdict(card)})),
-        ).rowcount == 1
-        if created:
-            conn.executemany(
-                "INSERT INTO order_items (order_id, sku, name, quantity, unit_price_cents)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(purchase.order_id, i.sku, i.name, i.quantity, i.unit_price_cents)
-                 for i in purchase.items],
-            )
-    return created
-
-
-def record_result(conn: Connection, order_id: str, result: CitResult) -> None:
-    """Stores the checkout's outcome; an approved order's transmit is queued in the SAME
-    transaction, so no paid order can exist without its transmit."""
-    evaluation = result.evaluation
-    with conn:
-        conn.execute(
-            "UPDATE orders SET outcome = ?, processor_txn = ?, processor_code = ?,"
-            " processor_message = ?, flex_status = ?, order_session_key = ?, flex_error = ?,"
-            " reconcile = ?, reconcile_at = ?, evaluate_payload = ? WHERE id = ?",
-            (result.outcome, result.processor.transaction_id, result.processor.response_code,
-             result.processor.response_description,
-             evaluation.status if evaluation else None,
-             evaluation.order_session_key if evaluation else None,
-             result.flex_error, int(result.reconcile),
-             time.time() + FIRST_CHECK_SECONDS if result.reconcile else None,
-             json.dumps(result.evaluate_payload) if result.evaluate_payload else None,
-             order_id),
-        )
-        if result.transmit_payload is not None:
-            enqueue_transmit(conn, order_id, result.transmit_payload)
 
 
 def get(conn: Connection, order_id: str) -> Order | None:
@@ -242,48 +233,8 @@ def refunds(conn: Connection, order_id: str) -> list[Refund]:
         " WHERE order_id = ? ORDER BY id",
         (order_id,),
     )
-    return [Refund(*row[:4], _when(row[4]), row[5], order_id) for row in rows]
-
-
-def reserve_refund(conn: Connection, order_id: str, amount_cents: int,
-                   channel: str) -> int | None:
-    """Reserves `amount_cents` of the order for a refund; None if it is more than remains.
-    One conditional UPDATE, so two concurrent refunds cannot both pass the check."""
-    with conn:
-        reserved = conn.execute(
-            "UPDATE orders SET refund_reserved_cents = refund_reserved_cents + ? WHERE id = ?"
-            " AND outcome IN (?, ?) AND refund_reserved_cents + ? <= amount_cents"
-            " AND chargeback_at IS NULL",
-            (amount_cents, order_id, *REFUNDABLE, amount_cents),
-        ).rowcount == 1
-        if not reserved:
-            return None
-        return conn.execute(
-            "INSERT INTO refunds (order_id, amount_cents, channel, status, created_at)"
-            " VALUES (?, ?, ?, 'pending', ?) RETURNING id",
-            (order_id, amount_cents, channel, time.time()),
-        ).fetchone()[0]
-
-
-def settle_refund(conn: Connection, refund_id: int, status: str) -> None:
-    """Marks a reserved refund succeeded, or unknown (kept reserved until recovery checks it,
-    FIRST_CHECK_SECONDS from now)."""
-    recover_at = time.time() + FIRST_CHECK_SECONDS if status == "unknown" else None
-    with conn:
-        conn.execute("UPDATE refunds SET status = ?, recover_at = ? WHERE id = ?",
-                     (status, recover_at, refund_id))
-
-
-def release_refund(conn: Connection, refund_id: int) -> None:
-    """Gives back the reservation of a refund that was refused."""
-    with conn:
-        conn.execute(
-            "UPDATE orders SET refund_reserved_cents = refund_reserved_cents -"
-            " (SELECT amount_cents FROM refunds WHERE id = ?)"
-            " WHERE id = (SELECT order_id FROM refunds WHERE id = ?)",
-            (refund_id, refund_id),
-        )
-        conn.execute("DELETE FROM refunds WHERE id = ?", (refund_id,))
+    return [Refund(row[0], row[1], row[2], RefundStatus(row[3]), _when(row[4]), row[5], order_id)
+            for row in rows]
 
 
 # --- recovery: what a crash interrupted, and the order's timeline of resolutions ----------
@@ -343,4 +294,5 @@ def stale_refunds(conn: Connection, older_than: float, limit: int = 20) -> list[
         " WHERE status = 'pending' AND created_at < ? ORDER BY id LIMIT ?",
         (older_than, limit),
     )
-    return [Refund(*row[:4], _when(row[4]), order_id=row[5]) for row in rows]
+    return [Refund(row[0], row[1], row[2], RefundStatus(row[3]), _when(row[4]),
+                   order_id=row[5]) for row in rows]

@@ -25,10 +25,10 @@ from flex.cit import DECLINED, PAID
 from flex.client import FlexClient
 from flex.recovery import LATER, Recovery, RefundVerdict, Settled, Step
 
-from . import orders
+from . import lifecycle, orders
 from .authorizations import settle_authorizations
 from .db import Database
-from .flex_store import enqueue_transmit
+from .orders import RefundStatus
 from .processor import SimulatedProcessor
 from .recovery_store import settle, write_steps
 from .webhook_effects import apply_due
@@ -96,34 +96,24 @@ class Sweep:
         # as an unanswered evaluate, due now; with no payload to replay, "not found" = not
         # charged.
         return self._finish(order_id, steps, DECLINED, "Awaiting confirmation from Flex",
-                            result, reconcile=True)
+                            result, awaiting=True)
 
     def _finish(self, order_id: str, steps: list[Step], outcome: str, summary: str,
                 result=None, transmit: dict | None = None, *,
-                reconcile: bool = False) -> Settled:
+                awaiting: bool = False) -> Settled:
         with self.database.connection() as conn, conn:
-            settled = conn.execute(
-                "UPDATE orders SET outcome = ?, processor_txn = ?, processor_code = ?,"
-                " processor_message = ?, reconcile = ?, reconcile_at = ?"
-                " WHERE id = ? AND outcome = ?",
-                (outcome, result and result.transaction_id, result and result.response_code,
-                 result.response_description if result else "Not charged: checkout interrupted",
-                 int(reconcile), time.time() if reconcile else None, order_id, orders.PENDING),
-            ).rowcount == 1
-            if not settled:
+            if not lifecycle.finish_interrupted(conn, order_id, outcome, result,
+                                                awaiting=awaiting, transmit=transmit):
                 return Settled("order", order_id, LATER, "settled meanwhile by its checkout")
-            if transmit is not None:
-                enqueue_transmit(conn, order_id, transmit)
             write_steps(conn, order_id, steps, summary)
-        return Settled("order", order_id, LATER if reconcile else outcome, summary)
+        return Settled("order", order_id, LATER if awaiting else outcome, summary)
 
     def settle_pending_refund(self, refund: orders.Refund) -> Settled:
         """A refund a crash left pending: Flex's are checked by lookup; the processor's
         ledger says whether the processor refunded."""
         with self.database.connection() as conn, conn:
             if refund.channel == orders.FLEX_CHANNEL:
-                conn.execute("UPDATE refunds SET status = 'unknown', recover_at = ?"
-                             " WHERE id = ? AND status = 'pending'", (time.time(), refund.id))
+                lifecycle.refund_unknown(conn, refund.id, time.time())
                 orders.add_event(conn, refund.order_id, "recovery", f"refund {refund.id}",
                                  "interrupted: Flex's answer is unknown, checking by lookup")
                 return Settled("refund", refund.order_id, LATER,
@@ -135,7 +125,7 @@ class Sweep:
                       f"refunded ({found.transaction_id})" if found else "no such refund")]
         reason = "the processor refunded it" if found else "the processor never refunded it"
         with self.database.connection() as conn, conn:
-            settle(conn, refund.id, verdict, steps, reason, from_status="pending")
+            settle(conn, refund.id, verdict, steps, reason, from_status=RefundStatus.PENDING)
         return Settled("refund", refund.order_id, verdict, f"refund {refund.id}: {reason}")
 
 

@@ -18,7 +18,7 @@ from flex.models import Card, Purchase
 from flex.outbox import Relay
 from flex.recovery import Recovery
 
-from . import crash, db, orders
+from . import crash, db, lifecycle
 from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
 from .recovery import Sweep
@@ -115,7 +115,7 @@ def init_app(app: Flask) -> None:
                                    config["PROCESSOR_LATENCY_MS"])
     sweep = Sweep(database, client, processor,
                   Recovery(SqlRecoveryStore(database), client,
-                           first_delay=orders.FIRST_CHECK_SECONDS),
+                           first_delay=lifecycle.FIRST_CHECK_SECONDS),
                   pending_after=pending_after,
                   flex_enabled=bool(config["FLEX_ENABLED"]))
     relay = Relay(SqlOutbox(database), client, poll_interval=config["FLEX_RELAY_POLL_SECONDS"],

@@ -48,18 +48,37 @@ class StoredEvent:
     is_resent: bool
     deliveries: int
     applied_at: datetime | None
-    outcome: str | None
+    outcome: str | None  # what applying it did, written once; None until it is applied
     attempts: int
+    history: tuple[tuple[datetime, str], ...] = ()  # (when, what), oldest first, append-only
 
 
 _COLUMNS = ("event_id, event_type, order_id, order_session_key, external_order_id, happened_at,"
             " received_at, is_resent, deliveries, applied_at, outcome, attempts")
 
 
-def _stored(row) -> StoredEvent:
+def _stored(row, history=()) -> StoredEvent:
     return StoredEvent(
         *row[:5], _when(row[5]), _when(row[6]), bool(row[7]), row[8],
-        _when(row[9]) if row[9] is not None else None, row[10], row[11])
+        _when(row[9]) if row[9] is not None else None, row[10], row[11], tuple(history))
+
+
+def _with_history(conn: Connection, rows) -> list[StoredEvent]:
+    rows = list(rows)
+    lines: dict[str, list] = {row[0]: [] for row in rows}
+    if lines:
+        marks = ", ".join("?" * len(lines))
+        for event_id, at, what in conn.execute(
+                f"SELECT event_id, at, what FROM webhook_event_history"  # noqa: S608
+                f" WHERE event_id IN ({marks}) ORDER BY at", tuple(lines)):
+            lines[event_id].append((_when(at), what))
+    return [_stored(row, lines[row[0]]) for row in rows]
+
+
+def _note(conn: Connection, event_id: str, what: str) -> None:
+    """Appends one line to the event's history (in the caller's transaction)."""
+    conn.execute("INSERT INTO webhook_event_history (event_id, at, what) VALUES (?, ?, ?)",
+                 (event_id, time.time(), what[:500]))
 
 
 def _when(epoch: float) -> datetime:
@@ -101,6 +120,7 @@ def store(conn: Connection, event: WebhookEvent, raw_body: bytes, headers, order
         if not stored:
             conn.execute("UPDATE webhook_events SET deliveries = deliveries + 1"
                          " WHERE event_id = ?", (event.event_id,))
+            _note(conn, event.event_id, "delivered again: already stored, not applied twice")
     return stored
 
 
@@ -141,23 +161,28 @@ def body_of(conn: Connection, event_id: str) -> tuple[bytes, str | None, int]:
 
 
 def mark_applied(conn: Connection, event_id: str, outcome: str) -> bool:
-    """Records the event's effect, inside the caller's transaction (the one that made the
-    change); False if it was applied already, and then the caller must roll back."""
-    return conn.execute(
+    """Records the event's effect, once, inside the caller's transaction (the one that made
+    the change); False if it was applied already, and then the caller must roll back."""
+    applied = conn.execute(
         "UPDATE webhook_events SET applied_at = ?, outcome = ?, attempts = attempts + 1"
         " WHERE event_id = ? AND applied_at IS NULL",
         (time.time(), outcome[:500], event_id),
     ).rowcount == 1
+    if applied:
+        _note(conn, event_id, outcome)
+    return applied
 
 
 def retry_later(conn: Connection, event_id: str, why: str, delay_seconds: float) -> None:
-    """Leaves the event unapplied, for the sweep to try again in `delay_seconds`."""
+    """Leaves the event unapplied, for the sweep to try again in `delay_seconds`; why goes
+    on its history."""
     with conn:
-        conn.execute(
-            "UPDATE webhook_events SET outcome = ?, attempts = attempts + 1,"
-            " next_attempt_at = ? WHERE event_id = ? AND applied_at IS NULL",
-            (f"waiting: {why}"[:500], time.time() + delay_seconds, event_id),
-        )
+        if conn.execute(
+            "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = ?"
+            " WHERE event_id = ? AND applied_at IS NULL",
+            (time.time() + delay_seconds, event_id),
+        ).rowcount == 1:
+            _note(conn, event_id, f"waiting: {why}")
 
 
 # --- what the pages read -------------------------------------------------------------------
@@ -166,7 +191,7 @@ def for_order(conn: Connection, order_id: str) -> list[StoredEvent]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM webhook_events WHERE order_id = ?"  # noqa: S608
         " ORDER BY received_at, event_id", (order_id,))
-    return [_stored(row) for row in rows]
+    return _with_history(conn, rows)
 
 
 def page_of_events(conn: Connection, page: int = 1,
@@ -176,7 +201,7 @@ def page_of_events(conn: Connection, page: int = 1,
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM webhook_events ORDER BY received_at DESC, event_id"  # noqa: S608
         " LIMIT ? OFFSET ?", (per_page, (max(page, 1) - 1) * per_page))
-    return [_stored(row) for row in rows], total
+    return _with_history(conn, rows), total
 
 
 def rejections(conn: Connection) -> list[tuple[str, int, datetime]]:

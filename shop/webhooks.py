@@ -1,8 +1,10 @@
 """`POST /webhooks/flex`: receives Flex's signed webhooks.
 
 Verify (flex.webhooks.verify: content hash, HMAC-SHA512 signature, date within 5 minutes,
-nonce never seen, in the database so every node refuses a replay), store the raw event under
-its event id BEFORE answering 2xx, then apply it (shop/webhook_effects.py) if that is quick;
+nonce never seen, in the database so every node refuses a replay: else 401; signed but a body
+that is not a readable Flex event: 400, never 500, with the reason counted), store the raw
+event under its event id BEFORE answering 2xx, then apply it (shop/webhook_effects.py) if
+that is quick;
 what must wait is applied by the relay's sweep. A redelivery is counted and changes nothing.
 
 Settings: FLEX_WEBHOOK_KEY (the subscriber key from Flex's portal, base64) and
@@ -26,7 +28,7 @@ from pathlib import Path
 import requests
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 
-from flex.webhooks import WebhookRejected, verify
+from flex.webhooks import WebhookRejected, WebhookUnreadable, verify
 
 from . import webhook_effects
 from . import webhook_events as events
@@ -62,10 +64,12 @@ def receive():
         event = verify(raw_body, request.headers, settings.key,
                        nonces=events.SqlNonceStore(database()), host=settings.host)
     except WebhookRejected as refused:
-        # Nothing of the request is kept: a reason (never the body) and a counter.
+        # Nothing of the request is kept: a reason (never the body) and a counter. Signed but
+        # unreadable is the body's fault (400); anything else is not proven to be Flex (401).
+        unreadable = isinstance(refused, WebhookUnreadable)
         log.warning("Flex webhook refused from %s: %s", request.remote_addr, refused.reason)
         events.count_rejection(get_db(), refused.reason)
-        return jsonify(error=refused.reason), 401
+        return jsonify(error=refused.reason), 400 if unreadable else 401
     conn = get_db()
     order_id = events.order_for(conn, event)
     if not events.store(conn, event, raw_body, request.headers, order_id,

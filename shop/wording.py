@@ -53,16 +53,16 @@ def shopper_message(order: Order) -> str | None:
 
 
 def _declined_message(order: Order) -> str:
-    if order.reconciling and order.authorization_mode:
+    if order.recovering and order.authorization_mode:
         return ("The payment did not go through. You are not charged: any hold on "
                 "your card is released. Please try again or use another card.")
     if order.authorization_cancelled:
         return "Authorization cancelled, not charged: the hold on your card is released."
-    if order.reconciling:  # Flex may have charged the card: do not promise otherwise
+    if order.recovering:  # Flex may have charged the card: do not promise otherwise
         return ("We are confirming this payment with Flex. Please do not pay again: "
                 "this page updates by itself within minutes with the result, and you "
                 "are not charged unless it went through.")
-    if order.flex_error and order.reconcile_attempts:  # replays gave up: still unknown
+    if order.flex_error and order.recover_attempts:  # replays gave up: still unknown
         return "We could not confirm this payment. Please contact us before paying again."
     if order.processor_code is None:  # recovery: the checkout died before the charge
         return ("This payment was interrupted before your card was charged. No money "

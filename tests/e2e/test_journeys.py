@@ -143,7 +143,7 @@ def test_awaiting_confirmation_page_updates_by_itself(page: Page, shop):
     expect_status(page, "Awaiting confirmation")
     requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex is back
     with closing(sqlite3.connect(shop.database)) as conn, conn:  # the replay is due now
-        conn.execute("UPDATE orders SET reconcile_at = 0 WHERE id = ?", (checkout_id,))
+        conn.execute("UPDATE orders SET recover_at = 0 WHERE id = ?", (checkout_id,))
     # The relay replays /evaluate; the open page notices and shows the result, no reload.
     expect(page.get_by_role("status")).to_have_text("Rescued by Flex", timeout=20_000)
 

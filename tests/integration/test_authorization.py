@@ -219,9 +219,9 @@ def test_an_unanswered_evaluate_in_authorization_mode_did_not_go_through(
     assert "The payment did not go through. You are not charged" in page
     assert "Try another card" in page
     assert ">Capture</button>" not in page
-    # Flagged for settlement by external-cancel: reconcile = 1 and the kept /evaluate body
+    # Flagged for settlement by external-cancel: recovering = 1 and the kept /evaluate body
     # says transactionType AUTHORIZATION.
-    (reconcile, payload), = db_rows(database_url,
-                                    "SELECT reconcile, evaluate_payload FROM orders")
-    assert reconcile == 1
+    (recovering, payload), = db_rows(database_url,
+                                     "SELECT recovering, evaluate_payload FROM orders")
+    assert recovering == 1
     assert json.loads(payload)["transactionType"] == "AUTHORIZATION"

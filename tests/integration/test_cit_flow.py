@@ -60,7 +60,8 @@ def test_a_backed_up_vault_neither_queues_approved_sales_nor_stalls_a_decline(fr
         client.close()
 
     assert first.outcome == queued.outcome == PAID  # an approved sale never waits on the vault
-    assert declined.outcome == DECLINED and not declined.reconcile  # /evaluate was never sent
+    # /evaluate was never sent
+    assert declined.outcome == DECLINED and not declined.awaiting_confirmation
     assert declined.flex_error == "tokenize: no answer within the Flex deadline"
     assert waited < 1.5  # one deadline, not one per vault call queued ahead of it
     vaulted = {r.request["payment_method"]["sense_key"] for r in sent if r.endpoint == "tokenize"}
@@ -78,6 +79,6 @@ def test_a_vault_call_with_too_little_of_its_deadline_left_is_not_sent(fresh_san
     finally:
         flow.close()
         client.close()
-    assert declined.outcome == DECLINED and not declined.reconcile
+    assert declined.outcome == DECLINED and not declined.awaiting_confirmation
     assert declined.flex_error == "tokenize: no answer within the Flex deadline"
     assert sent == []  # neither a token nor a card number left for a call that could not finish

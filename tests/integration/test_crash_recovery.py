@@ -93,7 +93,7 @@ def test_kill_9_during_checkout_is_recovered(shop, fresh_sandbox, database_url, 
 
     output = shop.recover()
     outcome, charges = CHECKOUT_CRASHES[point, card]
-    assert db_rows(database_url, "SELECT outcome, reconcile FROM orders") == [(outcome, 0)]
+    assert db_rows(database_url, "SELECT outcome, recovering FROM orders") == [(outcome, 0)]
     assert db_rows(database_url, "SELECT COUNT(*) FROM processor_ledger") == [(charges,)]
     assert len(sandbox_orders(fresh_sandbox, order_id)) == (outcome == "rescued")
     assert order_id in output
@@ -146,7 +146,7 @@ def test_lost_answer_is_rescued_by_lookup(shop, fresh_sandbox, database_url):
     order_id = shopper.pay("4000000000000119")
     page = shopper.http.get(f"{server.url}/orders/{order_id}", timeout=10).text
     assert ">Awaiting confirmation<" in page
-    [(due_in,)] = db_rows(database_url, "SELECT reconcile_at - created_at FROM orders")
+    [(due_in,)] = db_rows(database_url, "SELECT recover_at - created_at FROM orders")
     assert 5 < due_in < 20  # the first lookup comes soon (10 s), then backs off
 
     output = shop.recover()

@@ -65,9 +65,9 @@ def make_due(app, order_id: str | None = None) -> None:
     """Brings recovery forward: the order (or every order) is due for a check now."""
     url = db.database_url(app.config)
     if order_id is None:
-        db_rows(url, "UPDATE orders SET reconcile_at = 0")
+        db_rows(url, "UPDATE orders SET recover_at = 0")
     else:
-        db_rows(url, "UPDATE orders SET reconcile_at = 0 WHERE id = ?", order_id)
+        db_rows(url, "UPDATE orders SET recover_at = 0 WHERE id = ?", order_id)
 
 
 @pytest.mark.parametrize("endpoint", EXPECTED)

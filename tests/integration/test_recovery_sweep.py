@@ -25,7 +25,7 @@ def test_the_relay_loop_settles_a_lost_answer_by_lookup(make_app, fresh_sandbox)
         order_id, page = pay(client, "4000000000000119")
         assert status_label(page) == "Awaiting confirmation"
         # The first lookup is due 10 s after the checkout: bring it forward.
-        db_rows(db.database_url(app.config), "UPDATE orders SET reconcile_at = 0")
+        db_rows(db.database_url(app.config), "UPDATE orders SET recover_at = 0")
         assert wait_for(lambda: status_label(client.get(f"/orders/{order_id}").text)
                         == "Rescued by Flex")
     finally:

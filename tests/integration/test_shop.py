@@ -87,7 +87,7 @@ def test_challenge_and_flex_decline_are_declines(client, card):
 
 
 @pytest.mark.storage
-def test_flex_unavailable_awaits_confirmation_and_flags_reconciliation(client, fresh_sandbox):
+def test_flex_unavailable_awaits_confirmation_and_flags_it_for_recovery(client, fresh_sandbox):
     _, page = pay(client, FLEX_DOWN)
     assert status_label(page) == "Awaiting confirmation"
     assert "We are confirming this payment with Flex" in page

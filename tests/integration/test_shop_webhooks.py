@@ -300,7 +300,8 @@ def test_a_refund_left_unknown_is_settled_by_order_refunded(shop, client, fresh_
                     and refunds_of(database_url, order_id) == [(400, "Flex", "succeeded")])
     assert label_of(client, order_id) == "Partially refunded"
     [refunded] = [e for e in stored_events(database_url, order_id) if e[0] == "order.refunded"]
-    assert refunded[4].startswith("confirmed the $4.00 refund Flex had not answered")
+    assert refunded[4] == ("Rescued by Flex → Partially refunded: "
+                           "confirmed the $4.00 refund Flex had not answered")
 
 
 def test_real_mode_without_a_key_answers_503(make_app, fresh_sandbox, caplog):
@@ -329,22 +330,23 @@ def test_the_signed_host_can_be_set_for_a_proxy_that_rewrites_host(make_app):
 
 
 @pytest.mark.storage
-def test_order_cancelled_declines_an_order_awaiting_confirmation(shop, client, fresh_sandbox,
-                                                                 database_url):
+def test_order_cancelled_while_awaiting_confirmation_asks_flex_first(shop, client,
+                                                                     fresh_sandbox,
+                                                                     database_url):
+    """A destructive event is checked against Flex's record: this order.cancelled names an
+    order Flex in fact charged (its answer was lost), so the order becomes Rescued by Flex."""
     app, live = shop
     requests.put(f"{fresh_sandbox.url}/_sandbox/webhooks", json={"lost_answer_delay": 3600},
                  timeout=5).raise_for_status()  # Flex's own order.completed stays held back
     order_id, page = pay(client, FLEX_DOWN)
     assert status_label(page) == "Awaiting confirmation"
-    assert live.post(event("order.cancelled", order_id, "5e1f0c1e")).status_code == 200
+    assert live.post(event("order.cancelled", order_id, None)).status_code == 200
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
-    assert status_label(page) == "Declined"
-    assert "Try another card" in page  # Flex will not charge it: paying again is safe
-    assert ("order.cancelled", 0, 1, True, "Awaiting confirmation → Declined, not charged") in (
-        stored_events(database_url, order_id))
+    assert status_label(page) == "Rescued by Flex"
+    [(*_, outcome)] = stored_events(database_url, order_id)
+    assert outcome == "Awaiting confirmation → Rescued by Flex: Flex's order is COMPLETED"
 
 
-@pytest.mark.storage
 def test_the_nonce_store_refuses_a_nonce_until_it_expires_then_forgets_it(database_url):
     db.migrate(database_url)
     database, now = db.Database(database_url), [1000.0]
@@ -360,10 +362,11 @@ def test_the_nonce_store_refuses_a_nonce_until_it_expires_then_forgets_it(databa
 
 
 @pytest.mark.storage
-def test_order_expired_ends_an_authorization_awaiting_capture(make_app, fresh_sandbox,
-                                                              database_url):
-    """Authorization mode: Flex lets the uncaptured hold lapse (or cancels it in its portal);
-    the order stops offering Capture and tells the shopper nothing was charged."""
+def test_order_expired_asks_flex_before_ending_an_authorization(make_app, fresh_sandbox,
+                                                                database_url):
+    """Authorization mode: a destructive event is checked against Flex's record first. A
+    signed order.expired that Flex's order contradicts (still CAPTUREREQUIRED) changes
+    nothing; once Flex has voided the hold, the same event ends the order: not charged."""
     app = make_app(FLEX_WEBHOOK_KEY=KEY, FLEX_TRANSACTION_TYPE="AUTHORIZATION")
     live = LiveShop(app)
     try:
@@ -372,12 +375,20 @@ def test_order_expired_ends_an_authorization_awaiting_capture(make_app, fresh_sa
         assert status_label(page) == "Awaiting capture"
         key = session_key(client, order_id)
         assert live.post(event("order.expired", order_id, key)).status_code == 200
+        assert label_of(client, order_id) == "Awaiting capture"
+        assert ("order.expired", 0, 1, True,
+                "no change: Flex's record (CAPTUREREQUIRED) agrees with the order") in (
+            stored_events(database_url, order_id))
+
+        with app.app_context():  # Flex voids the hold (in its portal, or at its deadline)
+            services().client.cancel(key, ref=order_id)
+        assert live.post(event("order.expired", order_id, key)).status_code == 200
         page = client.get(f"/orders/{order_id}").get_data(as_text=True)
         assert status_label(page) == "Declined"
         assert ">Capture</button>" not in page
         assert "not charged" in page
         assert ("order.expired", 0, 1, True,
-                "Awaiting capture → Declined: authorization order.expired, not charged") in (
+                "Awaiting capture → Declined: Flex's order is CANCELLED") in (
             stored_events(database_url, order_id))
     finally:
         live.stop()

@@ -69,7 +69,7 @@ def order(outcome: str, amount: int = 1000, refunded: int = 0) -> orders.Order:
         refund_reserved_cents=refunded, refunded_cents=refunded, currency="USD",
         email="a@b.co", card_brand="VISA", card_first6="424242", card_last4="4242",
         processor_txn=None, processor_code=None, processor_message=None, flex_status=None,
-        order_session_key=None, flex_error=None, reconciling=False, reconcile_attempts=0,
+        order_session_key=None, flex_error=None, recovering=False, recover_attempts=0,
         evaluate_payload=None,
     )
 

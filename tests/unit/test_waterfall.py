@@ -32,7 +32,7 @@ def test_later_calls_and_refunds_get_charts_of_their_own():
         call(2, "tokenize", 100.0, 5),
         call(3, "transmit", 100.3, 20),  # the relay, right after the checkout
         call(4, "refund", 100.5, 10),  # soon, but a refund is its own action
-        call(5, "evaluate", 160.0, 0),  # a reconciliation replay a minute later
+        call(5, "evaluate", 160.0, 0),  # a recovery replay a minute later
     ])
     assert [[bar.call.id for bar in chart.bars] for chart in charts] == [[1, 2, 3], [4], [5]]
     assert charts[2].bars[0].width == 2  # a 0 ms call is still drawn

@@ -1,10 +1,9 @@
-"""How much Flex says it refunded, from GET /orders/{key}: the rule the shop applies to an
-order.refunded webhook."""
+"""How much Flex says it refunded, from GET /orders/{key}: one rule (FlexOrder.refunded_total)
+for the shop's webhooks, its recovery and flex.recovery."""
 
 from __future__ import annotations
 
 from flex.models import FlexOrder, OrderStatus
-from shop.webhook_effects import flex_refunded_cents
 
 
 def flex_order(status: OrderStatus, refunded_cents: int | None) -> FlexOrder:
@@ -13,10 +12,14 @@ def flex_order(status: OrderStatus, refunded_cents: int | None) -> FlexOrder:
 
 
 def test_refunded_amount_is_used_when_flex_gives_it():
-    assert flex_refunded_cents(flex_order(OrderStatus.COMPLETED, 700), 1800) == 700
-    assert flex_refunded_cents(flex_order(OrderStatus.RETURNED, 1800), 1800) == 1800
+    assert flex_order(OrderStatus.COMPLETED, 700).refunded_total(1800) == 700
 
 
-def test_without_it_returned_means_all_of_it_and_anything_else_is_unknown():
-    assert flex_refunded_cents(flex_order(OrderStatus.RETURNED, None), 1800) == 1800
-    assert flex_refunded_cents(flex_order(OrderStatus.COMPLETED, None), 1800) is None
+def test_returned_means_all_of_it_whatever_else_the_answer_says():
+    assert flex_order(OrderStatus.RETURNED, None).refunded_total(1800) == 1800
+    assert flex_order(OrderStatus.RETURNED, 700).refunded_total(1800) == 1800
+    assert flex_order(OrderStatus.RETURNED, None).refunded_total() == 1800  # Flex's amount
+
+
+def test_anything_else_without_an_amount_is_unknown():
+    assert flex_order(OrderStatus.COMPLETED, None).refunded_total(1800) is None
