@@ -211,3 +211,20 @@ def test_a_deliverys_row_in_the_webhook_history_keeps_what_it_did_at_the_time(sh
     assert s.agreement(order_id) == []
     assert (s.shop(order_id).label, s.flex(order_id).refunded_cents) == (
         "Partially refunded", 500)
+
+
+def test_order_expired_while_an_authorization_awaits_confirmation_converges_on_flex(shop):
+    """Found by the lifecycle model on main: in authorization mode, an order whose /evaluate
+    answer was lost took a signed order.expired as final ("Declined, not charged") and was
+    never voided, while Flex went on holding the authorization (CAPTUREREQUIRED)."""
+    s = shop(**AUTHORIZATION)
+    order_id, page = pay(s.client, FLEX_DOWN)  # Flex authorizes; its answer is lost
+    assert status_label(page) == "Declined"  # never "Awaiting confirmation" in this mode
+    [required] = s.courier.collect()
+    assert required.event == "order.capturerequired"  # held back
+    answer = s.courier.post(event_body("order.expired", order_id, required.order_session_key))
+    assert answer.status_code == 200
+    s.settle()
+
+    assert s.flex(order_id).status == "CANCELLED"  # voided: nothing held on the card
+    assert s.agreement(order_id) == []
