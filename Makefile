@@ -30,7 +30,7 @@ test: lint
 # new random examples each run (make fuzz FUZZ_EXAMPLES=2000 for a longer one).
 FUZZ_EXAMPLES ?= 500
 fuzz: $(VENV)/.dev
-	LIFECYCLE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -m model -p no:cacheprovider \
+	LIFECYCLE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -m model -p no:cacheprovider -rP \
 		tests/integration/test_lifecycle_model.py
 
 screenshots: $(VENV)/.dev
