@@ -348,7 +348,7 @@ def unapplied_events(app) -> list[tuple]:
     """Stored webhook events that were never applied."""
     with app.test_request_context():
         rows = get_db().execute(
-            "SELECT event_type, outcome FROM webhook_events WHERE applied_at IS NULL")
+            "SELECT event_type, event_id FROM webhook_events WHERE applied_at IS NULL")
         return [tuple(row) for row in rows]
 
 

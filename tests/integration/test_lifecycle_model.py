@@ -217,7 +217,7 @@ class LifecycleModel(RuleBasedStateMachine):
         if flex is None or flex["status"] not in CHARGED:
             return
         left = flex["amount_cents"] - flex["refunded_cents"]
-        cents = {"all that is left": left, "half": left // 2, "a cent": 1}[share]
+        cents = min(left, {"all that is left": left, "half": left // 2, "a cent": 1}[share])
         if cents > 0:
             requests.post(f"{self.sandbox.url}/_sandbox/orders/{flex['order_session_key']}"
                           "/refund", json={"amount_cents": cents}, timeout=5).raise_for_status()
