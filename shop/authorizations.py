@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 
 from flex import FlexClient
 from flex.backoff import backoff_delay
@@ -29,12 +30,25 @@ from flex.errors import FlexError, FlexNotFoundError, FlexRefused, FlexValidatio
 
 from . import lifecycle
 from .db import Connection
+from .leases import Queue, claim
 from .orders import Order
 
 log = logging.getLogger(__name__)
 
 CAPTURE, CANCEL = "capture", "cancel"
-PENDING, DONE, REFUSED, FAILED = "pending", "done", "refused", "failed"
+
+
+class ActionState(StrEnum):
+    """Where a capture or cancel stands (`flex_authorization_actions.state`)."""
+
+    PENDING = "pending"  # recorded, sent or about to be; no final answer yet
+    DONE = "done"  # Flex confirmed it
+    REFUSED = "refused"  # Flex refused it: final, with the reason
+    FAILED = "failed"  # no answer after MAX_ATTEMPTS: check Flex's portal
+
+
+PENDING, DONE, REFUSED, FAILED = (ActionState.PENDING, ActionState.DONE, ActionState.REFUSED,
+                                  ActionState.FAILED)
 MAX_ATTEMPTS = 8  # calls per action, the first included; then 'failed', shown on the page
 BACKOFF_SECONDS = 10.0  # before the first replay; doubles after each unanswered one
 BACKOFF_CAP_SECONDS = 600.0
@@ -43,6 +57,9 @@ FINAL_ERRORS = (FlexRefused, FlexNotFoundError, FlexValidationError)
 
 _PAST = {CAPTURE: "captured", CANCEL: "cancelled"}
 _DONE = {CAPTURE: lifecycle.captured, CANCEL: lifecycle.cancelled}  # the order's transition
+ACTIONS = Queue("flex_authorization_actions", "order_id",
+                "state = ? AND next_attempt_at <= ? AND leased_until <= ?",
+                "next_attempt_at", "leased_until")
 _SELECT = ("SELECT a.order_id, a.action, a.idempotency_key, a.amount_cents, a.state,"
            " a.attempts, a.last_error, a.next_attempt_at, a.created_at, a.settled_at,"
            " o.order_session_key, o.currency FROM flex_authorization_actions a"
@@ -57,7 +74,7 @@ class Action:
     action: str  # CAPTURE | CANCEL
     idempotency_key: str
     amount_cents: int | None  # capture: the amount captured
-    state: str  # PENDING | DONE | REFUSED | FAILED
+    state: ActionState
     attempts: int
     last_error: str | None
     next_attempt_at: float
@@ -79,7 +96,9 @@ class ActionRefused(Exception):
 def get(conn: Connection, order_id: str) -> Action | None:
     """The capture or cancel recorded for an order, if any."""
     row = conn.execute(f"{_SELECT} WHERE a.order_id = ?", (order_id,)).fetchone()  # noqa: S608
-    return Action(*row) if row else None
+    if row is None:
+        return None
+    return Action(*row[:4], ActionState(row[4]), *row[5:])
 
 
 def request(conn: Connection, client: FlexClient, order: Order, action: str) -> Action:
@@ -128,18 +147,10 @@ def _lease(client: FlexClient) -> float:
 
 
 def _claim(conn: Connection, lease: float) -> Action | None:
-    """Leases the pending action due first that nobody is calling Flex for. The lease check
-    is repeated on the row itself, so two sweeps (PostgreSQL re-reads a row it waited for)
-    never both get it."""
+    """Leases the pending action due first that nobody is calling Flex for (the shop's one
+    lease statement, shop/leases.py)."""
     now = time.time()
-    with conn:
-        row = conn.execute(
-            "UPDATE flex_authorization_actions SET leased_until = ? WHERE order_id = ("
-            " SELECT order_id FROM flex_authorization_actions WHERE state = ?"
-            " AND next_attempt_at <= ? AND leased_until <= ? ORDER BY next_attempt_at LIMIT 1)"
-            " AND state = ? AND leased_until <= ? RETURNING order_id",
-            (now + lease, PENDING, now, now, PENDING, now),
-        ).fetchone()
+    row = claim(conn, ACTIONS, (PENDING, now, now), now + lease, "order_id")
     return get(conn, row[0]) if row else None
 
 
@@ -154,15 +165,15 @@ def _send(conn: Connection, client: FlexClient, action: Action) -> Action:
                           ref=action.order_id)
     except FINAL_ERRORS as exc:
         log.warning("%s of order %s refused: %s", action.action, action.order_id, exc)
-        _settle(conn, action, REFUSED, str(exc))
+        _record_answer(conn, action, REFUSED, str(exc))
     except FlexError as exc:  # no answer, or none we can act on: the outcome is unknown
         _retry_later(conn, action, str(exc))
     else:
-        _settle(conn, action, DONE, None)
+        _record_answer(conn, action, DONE, None)
     return get(conn, action.order_id)
 
 
-def _settle(conn: Connection, action: Action, state: str, error: str | None) -> None:
+def _record_answer(conn: Connection, action: Action, state: str, error: str | None) -> None:
     """A final answer; with DONE the order takes its new outcome in the same transaction."""
     with conn:
         changed = conn.execute(
@@ -181,7 +192,7 @@ def _retry_later(conn: Connection, action: Action, error: str) -> None:
     if attempts >= MAX_ATTEMPTS:
         log.error("%s of order %s: no answer after %d attempts, giving up: %s",
                   action.action, action.order_id, attempts, error)
-        _settle(conn, action, FAILED, f"no answer from Flex ({error}); check the order in "
+        _record_answer(conn, action, FAILED, f"no answer from Flex ({error}); check the order in "
                                       "Flex's portal before doing anything else")
         return
     delay = backoff_delay(attempts, base=BACKOFF_SECONDS, cap=BACKOFF_CAP_SECONDS)

@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 from flex.errors import FlexError
 from flex.recovery import LATER
 
-from . import db
+from . import db, lifecycle
 from .services import services
 
 flex_cli = AppGroup("flex", help="The Flex integration.")
@@ -72,7 +72,7 @@ def migrate_command() -> None:
 def reset_command() -> None:
     """Remove every order, refund, queued transmit and logged Flex call."""
     with db.database().connection() as conn:
-        db.clear(conn)
+        lifecycle.forget_all(conn)
     click.echo("demo reset: all orders removed")
 
 

@@ -262,10 +262,11 @@ def release_db(_exc: BaseException | None = None) -> None:
 
 
 def clear(conn: Connection) -> None:
-    """Empties every table but schema_migrations (the demo's reset)."""
+    """Empties every table but schema_migrations, orders and refunds (the demo's reset, after
+    shop/lifecycle.py `forget_all`, the one writer of orders and refunds)."""
     with conn:
-        for table in ("flex_authorization_actions", "order_events", "refunds", "order_items",
-                      "webhook_events", "webhook_rejections", "orders", "flex_outbox",
+        for table in ("flex_authorization_actions", "order_events", "order_items",
+                      "webhook_events", "webhook_rejections", "flex_outbox",
                       "flex_calls", "processor_ledger"):
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 

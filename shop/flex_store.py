@@ -14,20 +14,19 @@ import time
 from flex.calllog import STEP_PREFIX, LoggedCall
 from flex.outbox import DELIVERED, FAILED, PENDING, OutboxRow, Transmit
 
-from .db import POSTGRESQL, Connection, Database
+from .db import Connection, Database
+from .leases import Queue, claim
 
 _CALL_COLUMNS = ("id, order_id, endpoint, method, path, status, ms, attempt, error, request,"
                  " response, created_at")
 _OUTBOX_COLUMNS = ("order_id, state, attempts, last_error, next_attempt_at, created_at,"
                    " delivered_at")
 
-# Lease the pending row due first that no relay holds; a lease ends at `leased_until`.
-_CLAIM = (
-    "UPDATE flex_outbox SET leased_until = ? WHERE order_id = ("
-    " SELECT order_id FROM flex_outbox WHERE state = ? AND next_attempt_at <= ?"
-    " AND leased_until <= ? ORDER BY next_attempt_at LIMIT 1{skip_locked})"
-    " RETURNING order_id, payload, attempts"
-)
+# The pending row due first that no relay holds (shop/leases.py); a lease ends at
+# `leased_until`.
+TRANSMITS = Queue("flex_outbox", "order_id",
+                  "state = ? AND next_attempt_at <= ? AND leased_until <= ?",
+                  "next_attempt_at", "leased_until")
 
 
 def enqueue_transmit(conn: Connection, order_id: str, payload: dict) -> None:
@@ -42,21 +41,17 @@ def enqueue_transmit(conn: Connection, order_id: str, payload: dict) -> None:
 
 
 class SqlOutbox:
-    """flex.outbox.OutboxStore on the shop's database. A claim is one UPDATE: PostgreSQL
-    skips rows another relay is claiming right now (FOR UPDATE SKIP LOCKED); SQLite has one
-    writer at a time (BEGIN IMMEDIATE), so the same statement is atomic there as it is."""
+    """flex.outbox.OutboxStore on the shop's database. A claim is the shop's one lease
+    statement (shop/leases.py): FOR UPDATE SKIP LOCKED on PostgreSQL, atomic on SQLite."""
 
     def __init__(self, database: Database):
         self.database = database
-        skip_locked = " FOR UPDATE SKIP LOCKED" if database.engine == POSTGRESQL else ""
-        self._claim_sql = _CLAIM.format(skip_locked=skip_locked)
 
     def claim(self, lease_seconds: float) -> Transmit | None:
         now = time.time()
-        with self.database.connection(durable=False) as conn, conn:
-            row = conn.execute(
-                self._claim_sql, (now + lease_seconds, PENDING, now, now)
-            ).fetchone()
+        with self.database.connection(durable=False) as conn:
+            row = claim(conn, TRANSMITS, (PENDING, now, now), now + lease_seconds,
+                        "order_id, payload, attempts")
         return Transmit(row[0], json.loads(row[1]), row[2]) if row else None
 
     def mark_delivered(self, order_id: str) -> None:

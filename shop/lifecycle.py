@@ -20,6 +20,7 @@ Transitions (stable names; `conn` first, money in integer cents):
     chargeback(order_id, at) -> bool               rescued -> chargeback
     converge(order, flex_order) -> list[str]       the order -> what Flex's record says (status
                                                    and refunded total); what changed, in words
+    forget_all() -> None                           the demo's reset: every order deleted
     reserve_refund(order_id, amount, channel) -> int | None   a refund's amount reserved
     refund_succeeded(refund_id, from_status, note) -> bool    pending|unknown -> succeeded
     refund_unknown(refund_id, check_at, from_status, note) -> bool   pending -> unknown
@@ -27,10 +28,21 @@ Transitions (stable names; `conn` first, money in integer cents):
     hold_refund(refund_id, from_status, note) -> bool         unknown -> held (stays reserved)
     retry_refund(refund_id, retry_at, note) -> str | None     unknown: checked again (order id)
 
+Reading and the table:
+    state(order) -> State                          where the order stands (State below)
+    rule(order, event_type) -> Rule                its cell in TABLE
+    lock(conn, order_id) -> Order | None           the order, row-locked in the transaction
+    apply_event(conn, order, event_type, flex_key, happened_at, flex_order) -> str
+                                                   carries out the cell; what it did, in
+                                                   words ("" when the status change says it);
+                                                   raises Wait when the event must wait
+    wake_events(conn, order_id)                    the order's kept events are due now
+
 The table: what each of Flex's money events does in each state of an order (`TABLE`, a
 `Rule` per cell; docs/LIFECYCLE.md prints it and its diagram, drawn by
-`python -m shop.lifecycle_diagram` from this same table). `rule(order, event)` reads it and
-`apply_event(conn, order, event, ...)` carries it out. No cell drops an event:
+`python -m shop.lifecycle_diagram` from this same table, with `FLOW`). An /evaluate answered
+SUBMITTED (the decision comes later) is "awaiting confirmation", like one never answered.
+No cell drops an event:
     APPLY  the event says it all: applied now
     WAIT   the order is not settled yet (checkout running, Flex's answer unknown, a capture or
            cancel or refund in flight): kept, and applied once it settles (raises `Wait`)
@@ -54,7 +66,7 @@ from flex.models import CardSummary, FlexOrder, OrderStatus, ProcessorResult, Pu
 from flex.recovery import Decision
 from flex.webhooks import EventType
 
-from . import orders
+from . import db, orders
 from .db import POSTGRESQL, SQLITE, Connection
 from .flex_store import enqueue_transmit
 from .money import format_dollars
@@ -91,17 +103,41 @@ EVENTS = (EventType.ORDER_COMPLETED, EventType.ORDER_CAPTURE_REQUIRED,
           EventType.CHARGEBACK_RECEIVED)
 
 _A, _W, _Q, _S, _K = Rule.APPLY, Rule.WAIT, Rule.ASK, Rule.SAME, Rule.KEEP
-#                        completed capturereq cancelled expired refunded chargeback
-TABLE: dict[State, dict[EventType, Rule]] = {state: dict(zip(EVENTS, rules, strict=True)) for
-                                             state, rules in {
-    State.PENDING:               (_W, _W, _W, _W, _W, _W),
-    State.AWAITING_CONFIRMATION: (_A, _W, _Q, _Q, _Q, _Q),
-    State.PAID:                  (_K, _K, _K, _K, _K, _K),
-    State.RESCUED:               (_S, _S, _Q, _Q, _Q, _A),
-    State.AUTHORIZED:            (_Q, _S, _Q, _Q, _Q, _Q),
-    State.CAPTURING:             (_W, _W, _W, _W, _W, _W),
-    State.DECLINED:              (_Q, _Q, _S, _S, _Q, _Q),
-}.items()}
+_ROWS = {  #                   completed capture- cancelled expired refunded chargeback
+    #                                    required
+    State.PENDING:               (_W,    _W,      _W,       _W,     _W,      _W),
+    State.AWAITING_CONFIRMATION: (_A,    _W,      _Q,       _Q,     _Q,      _Q),
+    State.PAID:                  (_K,    _K,      _K,       _K,     _K,      _K),
+    State.RESCUED:               (_S,    _S,      _Q,       _Q,     _Q,      _A),
+    State.AUTHORIZED:            (_Q,    _S,      _Q,       _Q,     _Q,      _Q),
+    State.CAPTURING:             (_W,    _W,      _W,       _W,     _W,      _W),
+    State.DECLINED:              (_Q,    _Q,      _S,       _S,     _Q,      _Q),
+}
+# The table: TABLE[state][event] is the rule the webhook effects follow.
+TABLE: dict[State, dict[EventType, Rule]] = {
+    state: dict(zip(EVENTS, rules, strict=True)) for state, rules in _ROWS.items()}
+
+# How an order moves between states, for the docs' diagram (shop/lifecycle_diagram.py):
+# (from, to, what moves it). Webhook events move it only through these, by their cells.
+FLOW = (
+    (State.PENDING, State.PAID, "checkout: processor approved"),
+    (State.PENDING, State.RESCUED, "checkout: APPROVED"),
+    (State.PENDING, State.AUTHORIZED, "checkout: CAPTUREREQUIRED"),
+    (State.PENDING, State.AWAITING_CONFIRMATION, "no answer, SUBMITTED"),
+    (State.PENDING, State.DECLINED, "declined; crashed, not charged"),
+    (State.AWAITING_CONFIRMATION, State.RESCUED, "APPROVED: lookup, replay, webhook"),
+    (State.AWAITING_CONFIRMATION, State.AUTHORIZED, "CAPTUREREQUIRED: lookup"),
+    (State.AWAITING_CONFIRMATION, State.DECLINED, "declined, cancelled, gave up"),
+    (State.AUTHORIZED, State.CAPTURING, "capture or cancel sent"),
+    (State.CAPTURING, State.RESCUED, "captured"),
+    (State.CAPTURING, State.DECLINED, "cancelled"),
+    (State.CAPTURING, State.AUTHORIZED, "refused, gave up"),
+    (State.AUTHORIZED, State.RESCUED, "Flex: COMPLETED"),
+    (State.AUTHORIZED, State.DECLINED, "Flex: CANCELLED"),
+    (State.DECLINED, State.RESCUED, "Flex: COMPLETED"),
+    (State.DECLINED, State.AUTHORIZED, "Flex: CAPTUREREQUIRED"),
+    (State.RESCUED, State.DECLINED, "Flex: CANCELLED"),
+)
 
 # Why a WAIT cell waits, shown in the order's webhook history.
 WAITING_BECAUSE = {
@@ -168,6 +204,15 @@ def wake_events(conn: Connection, order_id: str) -> None:
     conn.execute("UPDATE webhook_events SET next_attempt_at = ? WHERE order_id = ?"
                  " AND applied_at IS NULL AND next_attempt_at > ?",
                  (time.time(), order_id, time.time()))
+
+
+def forget_all(conn: Connection) -> None:
+    """The demo's reset: every order and refund deleted, then the rest of the shop's tables
+    (db.clear): the Reset button of the demo and `flask shop reset`."""
+    with _transaction(conn):
+        conn.execute("DELETE FROM refunds")
+        conn.execute("DELETE FROM orders")
+    db.clear(conn)
 
 
 # --- checkout ------------------------------------------------------------------------------
@@ -535,6 +580,9 @@ def apply_event(conn: Connection, order: Order, event_type: EventType | str,
     if event_type == EventType.CHARGEBACK_RECEIVED and rule(after, event_type) is Rule.APPLY:
         changes.append(_apply(conn, after, event_type, flex_key, happened_at))
     changes = [change for change in changes if change]
+    if (event_type == EventType.ORDER_REFUNDED and flex_order.status == OrderStatus.COMPLETED
+            and flex_order.refunded_total() is None):
+        changes.append("Flex's answer has no refunded amount: check the refund in Flex's portal")
     if not changes:
         return f"no change: Flex's record ({flex_order.status_name}) agrees with the order"
     return "; ".join(changes)

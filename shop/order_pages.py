@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 
 from flex.calllog import LoggedCall
 
-from . import authorizations, checkout, db, orders, sandbox_demo, webhook_events, wording
+from . import authorizations, checkout, lifecycle, orders, sandbox_demo, webhook_events, wording
 from .db import get_db
 from .flex_store import calls_for_order
 from .forms import RefundForm
@@ -122,7 +122,7 @@ def refund(order_id: str):
 @bp.post("/reset")
 @demo_only
 def reset():
-    db.clear(get_db())
+    lifecycle.forget_all(get_db())
     flash("Demo reset: every order was removed.", "info")
     return redirect(url_for("orders.history"), 303)
 

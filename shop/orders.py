@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from flex import outbox
-from flex.cit import AUTHORIZED, DECLINED, PAID, RESCUED
+from flex.cit import AUTHORIZED, DECLINED, PAID, RESCUED, CitOutcome
 from flex.models import Address, CardSummary, LineItem, Outcome, Purchase
 from flex.payloads import is_authorization
 
@@ -61,7 +61,7 @@ _STATUS = {PENDING: Status.AWAITING, PAID: Status.PAID, RESCUED: Status.RESCUED,
 class Order:
     id: str
     created_at: datetime
-    outcome: str
+    outcome: CitOutcome | str  # a CitOutcome, or PENDING while the checkout runs
     amount_cents: int
     refund_reserved_cents: int  # succeeded, pending or unknown refunds
     refunded_cents: int  # succeeded refunds only
@@ -150,7 +150,7 @@ class Order:
         if self.flex_error:
             return "UNAVAILABLE"
         if self.transmit:
-            return {"pending": "transmit queued", "delivered": "transmitted"}.get(
+            return {outbox.PENDING: "transmit queued", outbox.DELIVERED: "transmitted"}.get(
                 self.transmit.state, "transmit failed"
             )
         return None
@@ -200,8 +200,10 @@ def _order(row) -> Order:
             row["id"], row["t_state"], row["t_attempts"], row["t_last_error"],
             row["t_next_attempt_at"], row["t_created_at"], row["t_delivered_at"],
         )
+    outcome = row["outcome"]
     return Order(
-        **{name: row[name] for name in _PLAIN_COLUMNS},
+        **{name: row[name] for name in _PLAIN_COLUMNS if name != "outcome"},
+        outcome=outcome if outcome == PENDING else CitOutcome(outcome),
         created_at=_when(row["created_at"]),
         recovering=bool(row["recovering"]),
         authorization_in_flight=bool(row["authorization_in_flight"]),

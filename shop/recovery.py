@@ -30,7 +30,7 @@ from .authorizations import settle_authorizations
 from .db import Database
 from .orders import RefundStatus
 from .processor import SimulatedProcessor
-from .recovery_store import settle, write_steps
+from .recovery_store import record_refund_verdict, write_steps
 from .webhook_effects import apply_due
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ class Sweep:
                       f"refunded ({found.transaction_id})" if found else "no such refund")]
         reason = "the processor refunded it" if found else "the processor never refunded it"
         with self.database.connection() as conn, conn:
-            settle(conn, refund.id, verdict, steps, reason, from_status=RefundStatus.PENDING)
+            record_refund_verdict(conn, refund.id, verdict, steps, reason,
+                                  from_status=RefundStatus.PENDING)
         return Settled("refund", refund.order_id, verdict, f"refund {refund.id}: {reason}")
 
 

@@ -20,11 +20,12 @@ from .orders import RefundStatus
 ACTOR = "recovery"
 
 
-def write_steps(conn: Connection, order_id: str, steps: list[Step], outcome: str) -> None:
-    """The steps taken and the outcome, on the order's timeline (in the caller's transaction)."""
+def write_steps(conn: Connection, order_id: str, steps: list[Step], resolution: str) -> None:
+    """The steps taken and how it resolved, on the order's timeline (in the caller's
+    transaction)."""
     for step in steps:
         orders.add_event(conn, order_id, ACTOR, step.asked, step.answered)
-    orders.add_event(conn, order_id, ACTOR, "resolution", outcome)
+    orders.add_event(conn, order_id, ACTOR, "resolution", resolution)
 
 
 class SqlRecoveryStore:
@@ -74,7 +75,8 @@ class SqlRecoveryStore:
     def settle_refund(self, refund_id: int, verdict: RefundVerdict, steps: list[Step],
                       reason: str) -> None:
         with self.database.connection() as conn, conn:
-            settle(conn, refund_id, verdict, steps, reason, from_status=RefundStatus.UNKNOWN)
+            record_refund_verdict(conn, refund_id, verdict, steps, reason,
+                                  from_status=RefundStatus.UNKNOWN)
 
     def retry_refund(self, refund_id: int, retry_at: float, steps: list[Step],
                      reason: str) -> None:
@@ -90,8 +92,9 @@ _SETTLE = {RefundVerdict.CONFIRMED: lifecycle.refund_succeeded,
            RefundVerdict.HELD: lifecycle.hold_refund}
 
 
-def settle(conn: Connection, refund_id: int, verdict: RefundVerdict, steps: list[Step],
-           reason: str, *, from_status: RefundStatus) -> bool:
+def record_refund_verdict(conn: Connection, refund_id: int, verdict: RefundVerdict,
+                          steps: list[Step], reason: str, *,
+                          from_status: RefundStatus) -> bool:
     """Settles a refund that is still `from_status`, in the caller's transaction: CONFIRMED
     -> succeeded; RELEASED -> released and its reservation given back; HELD -> stays
     reserved, no longer checked. Returns False if someone settled it first."""

@@ -81,7 +81,7 @@ def _simulate(order: orders.Order, event_type: str, action: str, body: dict,
                   "info")
             return
         time.sleep(0.05)
-    flash(f"{done} Flex's {event_type} webhook arrived: {found[-1].outcome}.", "success")
+    flash(f"{done} Flex's {event_type} webhook arrived: {found[-1].effect}.", "success")
 
 
 def _applied(conn, order_id: str, event_type: str) -> list[events.StoredEvent]:

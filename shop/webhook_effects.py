@@ -87,18 +87,18 @@ def _apply(conn: Connection, client, event: WebhookEvent, order_id: str | None) 
         note = lifecycle.apply_event(conn, order, event.event_type, event.order_id,
                                      event.timestamp, flex_order)
         after = status_label(orders.get(conn, order_id))
-        outcome = note if before == after else f"{before} → {after}" + (
+        effect = note if before == after else f"{before} → {after}" + (
             f": {note}" if note else "")
-        if not events.mark_applied(conn, event.event_id, outcome):
+        if not events.mark_applied(conn, event.event_id, effect):
             raise _AlreadyApplied
-    return outcome
+    return effect
 
 
-def _record(conn: Connection, event: WebhookEvent, outcome: str) -> str:
+def _record(conn: Connection, event: WebhookEvent, effect: str) -> str:
     with conn:
-        if not events.mark_applied(conn, event.event_id, outcome):
+        if not events.mark_applied(conn, event.event_id, effect):
             raise _AlreadyApplied
-    return outcome
+    return effect
 
 
 def _flex_record(client, order: orders.Order, event: WebhookEvent):

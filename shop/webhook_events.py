@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from flex.webhooks import WebhookEvent
 
 from .db import Connection, Database
+from .leases import Queue, claim
 
 EVENTS_PER_PAGE = 50
 # Delivery headers kept for audit: enough to show what was signed, never the signature.
@@ -48,13 +49,13 @@ class StoredEvent:
     is_resent: bool
     deliveries: int
     applied_at: datetime | None
-    outcome: str | None  # what applying it did, written once; None until it is applied
+    effect: str | None  # what applying it did, written once; None until it is applied
     attempts: int
     history: tuple[tuple[datetime, str], ...] = ()  # (when, what), oldest first, append-only
 
 
 _COLUMNS = ("event_id, event_type, order_id, order_session_key, external_order_id, happened_at,"
-            " received_at, is_resent, deliveries, applied_at, outcome, attempts")
+            " received_at, is_resent, deliveries, applied_at, effect, attempts")
 
 
 def _stored(row, history=()) -> StoredEvent:
@@ -134,22 +135,21 @@ def count_rejection(conn: Connection, reason: str) -> None:
         )
 
 
+# Stored events not applied yet whose time has come; the lease pushes `next_attempt_at`.
+DUE = Queue("webhook_events", "event_id", "applied_at IS NULL AND next_attempt_at <= ?",
+            "next_attempt_at", "next_attempt_at")
+
+
 def claim_due(conn: Connection, lease_seconds: float, limit: int = 20) -> list[str]:
-    """Event ids not applied yet and due, each leased for `lease_seconds` to this caller (a
-    conditional UPDATE: two sweeps never apply one event at the same time)."""
-    now = time.time()
-    due = [row[0] for row in conn.execute(
-        "SELECT event_id FROM webhook_events WHERE applied_at IS NULL AND next_attempt_at <= ?"
-        " ORDER BY next_attempt_at LIMIT ?", (now, limit))]
+    """Up to `limit` event ids not applied yet and due, each leased for `lease_seconds` to
+    this caller (shop/leases.py: two sweeps never apply one event at the same time)."""
     claimed = []
-    for event_id in due:
-        with conn:
-            if conn.execute(
-                "UPDATE webhook_events SET next_attempt_at = ? WHERE event_id = ?"
-                " AND applied_at IS NULL AND next_attempt_at <= ?",
-                (now + lease_seconds, event_id, now),
-            ).rowcount == 1:
-                claimed.append(event_id)
+    for _ in range(limit):
+        now = time.time()
+        row = claim(conn, DUE, (now,), now + lease_seconds, "event_id")
+        if row is None:
+            break
+        claimed.append(row[0])
     return claimed
 
 
@@ -160,16 +160,16 @@ def body_of(conn: Connection, event_id: str) -> tuple[bytes, str | None, int]:
     return row[0].encode(), row[1], row[2]
 
 
-def mark_applied(conn: Connection, event_id: str, outcome: str) -> bool:
+def mark_applied(conn: Connection, event_id: str, effect: str) -> bool:
     """Records the event's effect, once, inside the caller's transaction (the one that made
     the change); False if it was applied already, and then the caller must roll back."""
     applied = conn.execute(
-        "UPDATE webhook_events SET applied_at = ?, outcome = ?, attempts = attempts + 1"
+        "UPDATE webhook_events SET applied_at = ?, effect = ?, attempts = attempts + 1"
         " WHERE event_id = ? AND applied_at IS NULL",
-        (time.time(), outcome[:500], event_id),
+        (time.time(), effect[:500], event_id),
     ).rowcount == 1
     if applied:
-        _note(conn, event_id, outcome)
+        _note(conn, event_id, effect)
     return applied
 
 

@@ -79,12 +79,12 @@ def receive():
         return jsonify(status="duplicate"), 200
     # Stored: from here on a failure is the sweep's to retry, not Flex's to redeliver.
     try:
-        outcome = webhook_effects.apply(conn, services().client, event, order_id)
+        effect = webhook_effects.apply(conn, services().client, event, order_id)
     except Exception:
         log.exception("applying Flex webhook %s failed; the sweep retries it", event.event_id)
-        outcome = None
+        effect = None
     log.info("Flex webhook %s for order %s: %s", event.event_type, order_id,
-             outcome or "stored, applied later")
+             effect or "stored, applied later")
     return jsonify(status="received"), 200
 
 

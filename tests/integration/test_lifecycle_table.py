@@ -131,7 +131,7 @@ def stored(app, order_id: str) -> tuple[bool, str | None, list[str]]:
     conn = _conn(app)
     try:
         [(event_id, applied, outcome)] = conn.execute(
-            "SELECT event_id, applied_at IS NOT NULL, outcome FROM webhook_events"
+            "SELECT event_id, applied_at IS NOT NULL, effect FROM webhook_events"
             " WHERE order_id = ?", (order_id,)).fetchall()
         history = [row[0] for row in conn.execute(
             "SELECT what FROM webhook_event_history WHERE event_id = ? ORDER BY at",

@@ -97,7 +97,7 @@ def settles_to(app, client, order_id: str, label: str, timeout: float = 15) -> b
 
 
 def stored_events(url: str, order_id: str | None = None) -> list[tuple]:
-    columns = "event_type, is_resent, deliveries, applied_at IS NOT NULL, outcome"
+    columns = "event_type, is_resent, deliveries, applied_at IS NOT NULL, effect"
     if order_id is None:
         return db_rows(url, f"SELECT {columns} FROM webhook_events ORDER BY received_at")  # noqa: S608
     return db_rows(url, f"SELECT {columns} FROM webhook_events WHERE order_id = ?"  # noqa: S608

@@ -34,8 +34,39 @@ def test_migrations_apply_once_when_processes_start_together(database_url):
 
     assert applied == [[], [], [], MIGRATIONS]  # one did the work; three found it done
     assert db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY version") == [
-        (1,), (2,), (3,), (4,), (5,)]
+        (version,) for version in range(1, len(MIGRATIONS) + 1)]
     assert db.migrate(database_url) == []
+
+
+def test_a_database_from_before_the_rename_keeps_its_orders_and_webhook_outcomes(
+        database_url, engine):
+    """Migrations 006-007 on a database at version 5: the recovery columns keep their values
+    under their new names, and each event's last word becomes its first history line."""
+    conn = db.connect(database_url)
+    try:
+        with conn:
+            conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                         " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+            for version, name, sql in db.migrations(engine)[:5]:
+                db._run_script(conn, sql)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
+            # The columns' names before migration 006.
+            conn.execute("INSERT INTO orders (id, created_at, outcome, amount_cents, currency,"
+                         " email, reconcile, reconcile_at, reconcile_attempts) VALUES"
+                         " ('o-1', 0, 'declined', 1800, 'USD', 'a@b.c', 1, 42, 3)")
+            conn.execute("INSERT INTO webhook_events (event_id, event_type, order_id,"
+                         " happened_at, received_at, is_resent, body, headers, outcome,"
+                         " next_attempt_at) VALUES ('e-1', 'order.refunded', 'o-1', 0, 5, 0,"
+                         " '{}', '{}', 'waiting: the checkout is still running', 0)")
+    finally:
+        conn.close()
+
+    assert db.migrate(database_url) == MIGRATIONS[5:]
+    assert db_rows(database_url, "SELECT recovering, recover_at, recover_attempts"
+                                 " FROM orders") == [(1, 42, 3)]
+    assert db_rows(database_url, "SELECT at, what FROM webhook_event_history") == [
+        (5, "waiting: the checkout is still running")]
+    assert db_rows(database_url, "SELECT effect FROM webhook_events") == [(None,)]
 
 
 def test_flask_shop_migrate_reports_the_schema_version(app, engine):
@@ -152,3 +183,55 @@ def test_healthz_answers_503_when_the_database_cannot_serve(client, database_url
     db_rows(database_url, "DROP TABLE schema_migrations")  # e.g. a database restored empty
     broken = client.get("/healthz")
     assert (broken.status_code, broken.text) == (503, "database unavailable\n")
+
+
+@pytest.mark.parametrize("queue", ["transmits", "actions", "webhooks"])
+def test_every_lease_skips_a_row_another_process_is_claiming(database_url, engine, queue):
+    """The outbox, the capture/cancel replays and the webhook sweep share one claim
+    (shop/leases.py). On PostgreSQL a row locked by another claimer is skipped at once, not
+    waited for, and the next due row is taken; on SQLite the statement is atomic as it is."""
+    from shop import authorizations, flex_store, leases
+    from shop import webhook_events as events
+
+    db.migrate(database_url)
+    rows = {"transmits": (flex_store.TRANSMITS, ("pending", 9e9, 9e9), "flex_outbox"),
+            "actions": (authorizations.ACTIONS, ("pending", 9e9, 9e9),
+                        "flex_authorization_actions"),
+            "webhooks": (events.DUE, (9e9,), "webhook_events")}
+    target, due, table = rows[queue]
+    for n in (1, 2):
+        db_rows(database_url, "INSERT INTO orders (id, created_at, amount_cents, currency,"
+                " email) VALUES (?, 0, 1800, 'USD', 'a@b.c')", f"o-{n}")
+        db_rows(database_url, {
+            "flex_outbox": "INSERT INTO flex_outbox (order_id, payload, next_attempt_at,"
+                           " created_at) VALUES (?, '{}', ?, 0)",
+            "flex_authorization_actions": "INSERT INTO flex_authorization_actions (order_id,"
+                " action, idempotency_key, amount_cents, next_attempt_at, created_at)"
+                " VALUES (?, 'capture', ?, 1800, ?, 0)",
+            "webhook_events": "INSERT INTO webhook_events (event_id, event_type, order_id,"
+                " happened_at, received_at, is_resent, body, headers, next_attempt_at)"
+                " VALUES (?, 'order.refunded', ?, 0, 0, 0, '{}', '{}', ?)",
+        }[table], *{"flex_outbox": (f"o-{n}", n), "flex_authorization_actions":
+                    (f"o-{n}", f"key-{n}", n), "webhook_events": (f"e-{n}", f"o-{n}", n)}[table])
+    holder, claimer = db.connect(database_url), db.connect(database_url)
+    try:
+        if engine == db.POSTGRESQL:  # another claimer holds the first due row right now
+            claimer.execute("SET lock_timeout = '5s'")  # without SKIP LOCKED: fail, not hang
+            holder.raw.execute("BEGIN")
+            holder.execute(f"SELECT 1 FROM {table} WHERE {target.key} = ?"  # noqa: S608
+                           " FOR UPDATE", ("e-1" if queue == "webhooks" else "o-1",))
+            expected = "e-2" if queue == "webhooks" else "o-2"
+        else:
+            expected = "e-1" if queue == "webhooks" else "o-1"
+        row = leases.claim(claimer, target, due, 9e9 + 60, target.key)
+        assert row[0] == expected
+        again = leases.claim(claimer, target, due, 9e9 + 60, target.key)
+        if engine == db.POSTGRESQL:
+            assert again is None  # the held row is skipped, the other one is leased
+        else:
+            assert again[0] != expected  # leased rows are not due: the other one
+    finally:
+        if engine == db.POSTGRESQL:
+            holder.raw.execute("ROLLBACK")
+        holder.close()
+        claimer.close()

@@ -28,3 +28,22 @@ def test_the_word_reconcile_is_gone_from_code_templates_and_docs():
              if "reconcil" in path.read_text().lower()
              and str(path.relative_to(ROOT)) not in HISTORY]
     assert found == []
+
+
+def test_one_backoff_rule():
+    """Doubling delays are computed in flex/backoff.py only (the HTTP client's pause between
+    retries inside one call is its own, bounded by the call's deadline; the sandbox is Flex's
+    stand-in, not the shop)."""
+    doubling = re.compile(r"\*\s*2\s*\*\*\s*[(\w]")
+    found = {str(path.relative_to(ROOT)) for path in _sources(".py")
+             if doubling.search(path.read_text())
+             and "sandbox" not in path.relative_to(ROOT).parts}
+    assert found <= {"flex/backoff.py", "flex/client.py"}
+
+
+def test_backoff_doubles_from_base_to_cap_with_jitter_in_the_upper_half():
+    from flex.backoff import backoff_delay
+
+    assert [backoff_delay(n, base=10, cap=600, jitter=False) for n in (0, 1, 2, 3, 7, 50)] == [
+        10, 10, 20, 40, 600, 600]
+    assert all(20 <= backoff_delay(3, base=10, cap=600) <= 40 for _ in range(50))

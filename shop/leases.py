@@ -1,0 +1,52 @@
+"""The one way the shop's background work takes a row to work on: a lease.
+
+The outbox relay (flex_outbox), the capture/cancel replays (flex_authorization_actions) and
+the webhook sweep (webhook_events) each claim the row due first with the same statement:
+
+    UPDATE <table> SET <lease column> = <until> WHERE <key> = (
+        SELECT <key> FROM <table> WHERE <due> ORDER BY <order> LIMIT 1 [FOR UPDATE SKIP LOCKED])
+    AND <due> RETURNING ...
+
+On PostgreSQL the subquery skips rows another process is claiming right now (several relays
+on several machines each get a different row, without waiting); on SQLite the writer lock
+(BEGIN IMMEDIATE) makes the statement atomic as it is. The condition is checked again on the
+row itself, so a row is never leased twice. A lease, not a lock held across the Flex call: a
+crashed worker's row comes back when its lease ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .db import POSTGRESQL, Connection
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Rows of `table` that are due when `due` (SQL with `?` parameters) holds, first by
+    `order_by`; a claim sets `lease_column` to the lease's end (epoch seconds)."""
+
+    table: str
+    key: str
+    due: str
+    order_by: str
+    lease_column: str
+
+    def claim_sql(self, engine: str, returning: str) -> str:
+        """The claim statement for `engine`, returning the columns named in `returning`."""
+        skip_locked = " FOR UPDATE SKIP LOCKED" if engine == POSTGRESQL else ""
+        # Names come from the shop's own constants, never from input.
+        return (f"UPDATE {self.table} SET {self.lease_column} = ? WHERE {self.key} = ("  # noqa: S608
+                f" SELECT {self.key} FROM {self.table} WHERE {self.due}"
+                f" ORDER BY {self.order_by} LIMIT 1{skip_locked})"
+                f" AND {self.due} RETURNING {returning}")
+
+
+def claim(conn: Connection, queue: Queue, due_params: Sequence, lease_until: float,
+          returning: str):
+    """Leases the row of `queue` due first to the caller until `lease_until`, in one
+    transaction; returns its `returning` columns, or None when nothing is due."""
+    with conn:
+        return conn.execute(queue.claim_sql(conn.engine, returning),
+                            (lease_until, *due_params, *due_params)).fetchone()
