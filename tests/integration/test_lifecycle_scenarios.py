@@ -34,7 +34,7 @@ from .lifecycle_support import (
 )
 from .test_shop import pay
 
-pytestmark = pytest.mark.lifecycle
+pytestmark = [pytest.mark.lifecycle, pytest.mark.storage]  # SQLite and PostgreSQL
 
 AUTHORIZATION = {"FLEX_TRANSACTION_TYPE": "AUTHORIZATION"}
 
