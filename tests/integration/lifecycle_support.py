@@ -203,12 +203,12 @@ class CallHooks:
     and before the shop sees the answer (a webhook delivered during the call that caused it);
     `lose[name]` makes Flex act and the answer never arrive (the shop sees a timeout)."""
 
-    def __init__(self, app, monkeypatch, names=("evaluate", "refund", "capture", "cancel")):
+    def __init__(self, app, names=("evaluate", "refund", "capture", "cancel")):
         self.during: dict[str, object] = {}
         self.lose: set[str] = set()
         client = app.extensions["services"].client
-        for name in names:
-            monkeypatch.setattr(client, name, self._wrap(name, getattr(client, name)))
+        for name in names:  # on this app's client only: it goes with the app
+            setattr(client, name, self._wrap(name, getattr(client, name)))
 
     def _wrap(self, name, call):
         def wrapped(*args, **kwargs):

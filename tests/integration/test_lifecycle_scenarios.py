@@ -50,7 +50,7 @@ def shop(make_app, fresh_sandbox, database_url, monkeypatch):
         courier = Courier(fresh_sandbox, app, clock)
         return SimpleNamespace(
             app=app, client=app.test_client(), courier=courier, clock=clock,
-            hooks=CallHooks(app, monkeypatch), database_url=database_url,
+            hooks=CallHooks(app), database_url=database_url,
             settle=lambda: settle(app, courier, clock),
             agreement=lambda order_id: agreement(fresh_sandbox, app, order_id),
             flex=lambda order_id: flex_record(fresh_sandbox, app, order_id),
