@@ -4,7 +4,7 @@ PORT ?= 5000
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench screenshots clean
+.PHONY: demo test lint fuzz bench screenshots clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ lint: $(VENV)/.dev
 
 test: lint
 	$(BIN)/pytest
+
+# The order lifecycle's model-based test, searching longer than `make test` does and with
+# new random examples each run (make fuzz FUZZ_EXAMPLES=2000 for a longer one).
+FUZZ_EXAMPLES ?= 500
+fuzz: $(VENV)/.dev
+	LIFECYCLE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -m model -p no:cacheprovider -rP \
+		tests/integration/test_lifecycle_model.py
 
 screenshots: $(VENV)/.dev
 	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/test_screenshots.py
