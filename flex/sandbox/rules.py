@@ -25,13 +25,11 @@ STATUS_CODES = {"DRAFT": 0, "ONHOLD": 1, "CANCELLED": 2, "PROBLEM": 3, "PROCESSI
                 "CAPTUREREQUIRED": 5, "RETURNED": 6, "COMPLETED": 7}
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 
+# Exactly the fields real Flex's validation answer named for an incomplete /evaluate; a body
+# missing anything else is evaluated (and declined when it lacks the amount or the card).
 EVALUATE_REQUIRED = (
-    "isDeclined", "orderId", "idempotencyKey", "transaction.id", "transaction.amount",
-    "transaction.currency", "transaction.responseCode", "transaction.responseCodeSource",
-    "transaction.avsResultCode", "transaction.cvvResultCode", "transaction.cavvResultCode",
-    "payer.email", "billingInformation.firstName", "billingInformation.lastName",
-    "billingInformation.country", "billingInformation.addressLine1", "billingInformation.city",
-    "billingInformation.zipCode", "paymentMethod.cardNumber",
+    "orderId", "isDeclined", "idempotencyKey", "transaction.id", "transaction.responseCode",
+    "transaction.avsResultCode", "transaction.cvvResultCode",
 )
 TRANSMIT_REQUIRED = (
     "orderId", "transaction.id", "transaction.amount", "transaction.currency", "payer.email",
@@ -104,6 +102,8 @@ def outcome_status(order: Order) -> str:
         return "APPROVED"
     if order.status == "CAPTUREREQUIRED":
         return "CAPTUREREQUIRED"
+    if order.status == "PROCESSING":
+        return "SUBMITTED"
     if order.decision in ("DECLINED", "CHALLENGE"):
         return "DECLINED"
     return "CANCELLED"
@@ -129,7 +129,8 @@ def order_json(order: Order) -> dict:
         "statusName": order.status, "orderPlacedDate": order.placed_at,
         "currencyCode": order.currency, "currencySymbol": "$" if order.currency == "USD" else "",
         "amount": order.amount_cents, "referenceNumber": order.merchant_order_id,
-        "email": order.email, "firstName": order.first_name, "lastName": order.last_name,
+        "email": order.email, "secondaryEmail": order.secondary_email, "phone": order.phone,
+        "firstName": order.first_name, "lastName": order.last_name,
         "billingAddress": order.billing, "shippingAddress": order.shipping,
         "expiryDate": order.expiry, "correlationId": order.correlation_id,
         "refundedAmount": order.refunded_cents,  # sandbox only: Flex does not document it

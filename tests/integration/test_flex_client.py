@@ -202,11 +202,11 @@ def test_bad_credentials_raise_auth_error(fresh_sandbox):
 
 def test_validation_error_keeps_field_errors_and_is_not_retried(flex_client, fresh_sandbox):
     payload = evaluate_payload(flex_client, amount=10)  # sandbox: must be > 10 cents
-    del payload["payer"]
+    del payload["transaction"]["responseCode"]  # one of the fields real Flex requires
     with pytest.raises(FlexValidationError) as error:
         flex_client.evaluate(payload)
     assert "Transaction.Amount" in error.value.fields
-    assert "Payer.Email" in error.value.fields
+    assert "Transaction.ResponseCode" in error.value.fields
     assert error.value.trace_id and "TraceId" not in error.value.fields
     assert len(calls(fresh_sandbox, "evaluate")) == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 import requests
@@ -188,15 +189,30 @@ def test_plus_json_content_type_is_accepted(api, fresh_sandbox):
     assert_flat_validation(answer, "Body")
 
 
-def test_missing_fields_are_flat_with_the_real_messages(api, fresh_sandbox):
-    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json={"isDeclined": True}, timeout=5)
-    body = assert_flat_validation(
-        answer, "OrderId", "IdempotencyKey", "Transaction.Amount", "Payer.Email",
-        "Transaction.CavvResultCode", "BillingInformation.ZipCode", "PaymentMethod.CardNumber")
+def test_missing_fields_are_exactly_the_ones_real_flex_names(api, fresh_sandbox):
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json={"transaction": {}}, timeout=5)
+    body = assert_flat_validation(answer)
+    assert set(body) - {"TraceId"} == {
+        "OrderId", "IsDeclined", "IdempotencyKey", "Transaction.Id", "Transaction.ResponseCode",
+        "Transaction.AvsResultCode", "Transaction.CvvResultCode"}
     assert body["OrderId"] == ["Merchant's orderId is required"]
     assert body["IdempotencyKey"] == ["The IdempotencyKey field is required."]
     assert body["Transaction.Id"] == ["The Id field is required."]
-    assert "Mid" not in body  # the bearer carries the MID
+
+
+def test_a_body_with_only_the_required_fields_is_evaluated(api, fresh_sandbox):
+    minimal = {"orderId": "o-min", "isDeclined": True, "idempotencyKey": str(uuid.uuid4()),
+               "transaction": {"id": "t-1", "responseCode": "05", "avsResultCode": "NA",
+                               "cvvResultCode": "NA"}}
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=minimal, timeout=5)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "DECLINED"  # no card, no amount: nothing to rescue
+    # No responseCodeSource, cavvResultCode, payer or billing: a real card is still rescued.
+    body = evaluation("4000000000000002")
+    del body["transaction"]["responseCodeSource"], body["transaction"]["cavvResultCode"]
+    del body["payer"], body["billingInformation"]
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=body, timeout=5)
+    assert answer.json()["status"] == "APPROVED", answer.text
 
 
 @pytest.mark.parametrize(("amount", "status"), [(10, 400), (11, 200), (19999, 200), (20000, 400)])

@@ -4,6 +4,7 @@ authorization flow's capture and cancels. Every status change sends its webhook.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -39,6 +40,7 @@ from ..state import Kept, Order, State
 orders = Blueprint("orders", __name__, url_prefix="/v1")
 
 MAX_PAGE_SIZE = 100
+REFUND_APPROVED_CODE = "00"  # our choice: Flex's code for a refund it made is not published
 NOT_FOUND = "No order with this id."
 
 
@@ -98,7 +100,10 @@ def refund(key: str) -> Response:
         return problem(404, "Not Found", NOT_FOUND)
     if left is not None:
         return refused("2001", refund_message(cents, left))
-    return ok(envelope(status="SUCCESS"))
+    # The refusal's fields, with success: the documented status SUCCESS and the message
+    # APPROVED that a published client read from Flex's real sandbox.
+    return ok(envelope(responseCode=REFUND_APPROVED_CODE, responseMessage="APPROVED",
+                       transactionId=str(uuid.uuid4()), status="SUCCESS"))
 
 
 def refund_order(key: str, cents: int) -> tuple[Order | None, int | None]:
