@@ -36,6 +36,7 @@ from .models import (
     ProcessorResult,
     Purchase,
     RefundResult,
+    ThreeDSecure,
     TransactionType,
     TransmitResult,
     VaultedCard,
@@ -69,7 +70,7 @@ __all__ = [
     "FlexUnavailableError", "FlexValidationError", "LineItem", "LoggedCall", "MemoryNonceStore",
     "NonceStore", "NotSettledYet", "OrderPage", "OrderStatus", "OutboxRow", "OutboxStore",
     "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "Recovery", "RecoveryStore",
-    "RefundResult", "RefundVerdict", "Relay", "Settled", "Step", "TransactionType", "Transmit",
-    "TransmitResult", "UnansweredEvaluate", "UnknownRefund", "VaultedCard", "WebhookEvent",
-    "WebhookRejected", "verify_webhook",
+    "RefundResult", "RefundVerdict", "Relay", "Settled", "Step", "ThreeDSecure",
+    "TransactionType", "Transmit", "TransmitResult", "UnansweredEvaluate", "UnknownRefund",
+    "VaultedCard", "WebhookEvent", "WebhookRejected", "verify_webhook",
 ]

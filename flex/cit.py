@@ -8,6 +8,8 @@
                  (FlexClient.capture) or voids it (FlexClient.cancel)
     Flex silent (timeout, 5xx) -> `reconcile`: the evaluate payload is kept, and
                                   flex/recovery.py settles it later (lookup, then replay)
+    SUBMITTED (e.g. 3-D Secure ran) -> Flex decides later: the same `reconcile` path, settled
+                                  by the webhook or by lookup once the order is decided
 
 Nothing here touches a database or the web framework: the caller owns persistence.
 """
@@ -63,8 +65,9 @@ class CitResult:
     evaluation: Evaluation | None = None
     transmit_payload: dict | None = None  # approved: queue it in the same transaction as the order
     evaluate_payload: dict | None = None  # declined: kept for recovery (flex/recovery.py)
-    flex_error: str | None = None  # why Flex gave no answer, if it did not
-    reconcile: bool = False  # Flex's answer is unknown: settle it later (flex/recovery.py)
+    flex_error: str | None = None  # why Flex gave no answer (or answered SUBMITTED), if so
+    reconcile: bool = False  # Flex's decision is not known yet: settle it later
+    #                          (flex/recovery.py, or the webhook)
     refused_fields: tuple[str, ...] = ()  # Flex refused the request: the fields it named
 
 
@@ -148,6 +151,13 @@ class CitFlow:
             return CitResult(DECLINED, processor, card, evaluate_payload=payload,
                              flex_error=str(exc),
                              refused_fields=tuple(getattr(exc, "fields", None) or ()))
+        if evaluation.submitted:
+            # Flex decides later: nothing is charged yet, and the shopper must not be told
+            # "declined". Exactly the path of an unanswered /evaluate ("Awaiting
+            # confirmation"): its webhook or a lookup brings the decision.
+            return CitResult(DECLINED, processor, card, evaluate_payload=payload,
+                             flex_error=f"Flex decides later: SUBMITTED (Flex order "
+                                        f"{evaluation.order_session_key})", reconcile=True)
         # CHALLENGE is a decline in CIT; CAPTUREREQUIRED answers transactionType AUTHORIZATION.
         outcome = (RESCUED if evaluation.approved else
                    AUTHORIZED if evaluation.authorized else DECLINED)

@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -272,8 +273,12 @@ class FlexClient:
 
     def outcome(self, order_session_key: str, *, ref: str | None = None,
                 deadline: float | None = None) -> OutcomeResult:
-        """A Flex order's decision (POST /outcome, deprecated, API reference "Outcome");
-        status NOTFOUND for an unknown key (`.found` is False)."""
+        """Deprecated by Flex: use get_order (GET /orders/{id}). A Flex order's decision
+        (POST /outcome, API reference "Outcome"); status NOTFOUND for an unknown key
+        (`.found` is False). Kept for integrations that still call it; warns when called."""
+        warnings.warn("Flex deprecated POST /outcome: look the order up with "
+                      "FlexClient.get_order (GET /orders/{id})", DeprecationWarning,
+                      stacklevel=2)
         answer = self._call(_Request("outcome", "POST", "/outcome", self._expires(deadline),
                                      body={"orderSessionKey": order_session_key}, ref=ref))
         status = str(answer.get("status") or "").upper()

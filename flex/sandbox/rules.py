@@ -16,6 +16,7 @@ OUTCOMES = {
     "4000000000000127": "CHALLENGE",
     "4000000000009995": "DECLINED",
     "4000000000000119": "APPROVED",  # decided and recorded, but the answer is lost (503)
+    "4000008400001629": "APPROVED",  # the shop's 3-D Secure card: SUBMITTED first (later.py)
 }
 LOST_ANSWER_CARDS = {"4000000000000119"}
 OTHER_CARDS = "DECLINED"
