@@ -59,6 +59,11 @@ from .redact import redact
 
 log = logging.getLogger("flex")
 
+# Flex's current hosts (docs.flexfactor.io). Older docs and Flex's Node sample use
+# api-sandbox.flex-charge.com / api.flex-charge.com, which serve the same API.
+SANDBOX_API_URL = "https://api-sandbox.flexfactor.io/v1"
+PRODUCTION_API_URL = "https://api.flexfactor.io/v1"
+
 DONE_WORDS = {"SUCCESS", "APPROVED"}  # refund/capture status words that mean "done"
 REFUSED_WORDS = {"FAILED", "FAIL"}  # ... and "refused" (compared upper-cased)
 
@@ -67,7 +72,7 @@ REFUSED_WORDS = {"FAILED", "FAIL"}  # ... and "refused" (compared upper-cased)
 class FlexConfig:
     """One Flex environment's credentials and this client's timeouts (seconds)."""
 
-    api_url: str  # e.g. "https://api-sandbox.flexfactor.io/v1" (paths are appended)
+    api_url: str  # SANDBOX_API_URL or PRODUCTION_API_URL (paths are appended; a final / is ok)
     app_key: str
     app_secret: str = field(repr=False)
     mid: str
