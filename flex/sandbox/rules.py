@@ -17,7 +17,10 @@ OUTCOMES = {
     "4000000000009995": "DECLINED",
     "4000000000000119": "APPROVED",  # decided and recorded, but the answer is lost (503)
     "4000008400001629": "APPROVED",  # the shop's 3-D Secure card: SUBMITTED first (later.py)
+    # Seen on one real sandbox account, so clients' remote tests written there pass here:
+    "4000002760003184": "APPROVED",  # MIT approved; CAPTUREREQUIRED when authorizing
 }
+CHALLENGED_WITH_PHONE = {"4111111111111111"}  # seen: CIT with payer.phone -> CHALLENGE
 LOST_ANSWER_CARDS = {"4000000000000119"}
 OTHER_CARDS = "DECLINED"
 

@@ -365,7 +365,7 @@ def test_transmit_missing_fields(api, fresh_sandbox):
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/v1/no-such-thing", 404), ("GET", "/", 404), ("GET", "/v1/evaluate", 405),
-    ("DELETE", "/v1/orders/abc/refund", 405), ("PUT", "/v1/oauth2/token", 405),
+    ("DELETE", "/v1/orders/7d8e2f4a-1b3c-4d5e-8f9a-0b1c2d3e4f5a/refund", 405), ("PUT", "/v1/oauth2/token", 405),
 ])
 def test_unknown_paths_and_wrong_methods_are_problem_details(api, fresh_sandbox, method, path,
                                                              status):
@@ -402,7 +402,7 @@ def test_retry_after_and_delay(api, fresh_sandbox):
 def test_malformed_and_reset_faults(api, fresh_sandbox):
     set_fault(fresh_sandbox, "order", malformed=True, times=1)
     with pytest.raises(ValueError):
-        api.get(f"{fresh_sandbox.api_url}/orders/x", timeout=5).json()
+        api.get(f"{fresh_sandbox.api_url}/orders/{uuid.uuid4()}", timeout=5).json()
     set_fault(fresh_sandbox, "orders", reset=True, times=1)
     with pytest.raises(requests.ConnectionError):
         api.get(f"{fresh_sandbox.api_url}/orders", timeout=5)

@@ -154,3 +154,62 @@ def test_an_empty_three_d_secure_object_is_decided_at_once(flex):
         APPROVE, "o-no3ds", str(uuid.uuid4()), threeDSecure={})).json()
     assert answer["status"] == "APPROVED"
 
+
+
+# --- Flex's Node sample, as published (only its base URL changed) ------------------------------
+
+
+def _node_sample_order(**overrides) -> dict:
+    """The order body Flex's Node sample builds for /evaluate and /transmit (its shape and
+    values, condensed): `mid: null`, a raw test PAN, a 5-digit BIN, `zipcode` in lower case."""
+    address = {"firstName": "Test", "lastName": "User", "phone": "1234567890", "country": "US",
+               "countryCode": "US", "addressLine1": "123 Main St", "addressLine2": None,
+               "state": "CA", "city": "Los Angeles", "zipcode": "90001"}
+    return {
+        "mid": None, "orderSource": "Site1",
+        "transaction": {"id": "TRX-12345", "timestampUtc": "2026-12-06T12:00:00.000Z",
+                        "timezoneUtcOffset": 0, "transactionType": "Credit", "amount": 100,
+                        "currency": "USD", "responseCode": "100",
+                        "responseDescription": "Approved", "responseStatus": "Approved",
+                        "responseSubStatus": None, "responseCodeSource": "Gateway",
+                        "processorName": "ProcessorName", "avsResultCode": "M",
+                        "cvvResultCode": "M", "cavvResultCode": "Y", "cardNotPresent": True},
+        "payer": {"id": "PAYER-12345", "birthdate": None, "email": "test@email.com",
+                  "phone": "1234567890"},
+        "orderItems": [{"sku": "SKU-12345", "name": "Test Item", "amount": 100,
+                        "discountAmount": 0, "tax": 0, "discountType": None, "quantity": 1}],
+        "billingInformation": address, "shippingInformation": address,
+        "paymentMethod": {"holderName": "Test User", "cardType": "Credit", "cardBrand": "Visa",
+                          "cardCountry": "US", "expirationMonth": 9, "expirationYear": 2025,
+                          "cardNumber": "4111111111111111", "cardBinNumber": "41111",
+                          "cardLast4Digits": "1111"},
+        **overrides,
+    }
+
+
+def test_flex_node_sample_flows_all_answer(fresh_sandbox):
+    base = f"{fresh_sandbox.api_url}/"  # the sample's base URL ends in "/"
+    token = requests.post(base + "oauth2/token", timeout=5, json={
+        "appKey": "sandbox-app-key", "appSecret": "sandbox-app-secret"}).json()["accessToken"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    body = _node_sample_order(idempotencyKey=str(uuid.uuid4()), isDeclined=True,
+                              orderId=f"order-{uuid.uuid4()}")
+    evaluated = requests.post(base + "evaluate", headers=headers, timeout=5, json=body)
+    assert evaluated.status_code == 200, evaluated.text
+    key = evaluated.json()["orderSessionKey"]
+
+    transmitted = requests.post(base + "transmit", headers=headers, timeout=5,
+                                json=_node_sample_order(isDeclined=False, orderId="ORD-12345",
+                                                        isMIT=False, merchant=None))
+    assert transmitted.status_code == 200 and transmitted.json()["transmitId"]
+
+    outcome = requests.post(f"{base}/outcome", headers=headers, timeout=5,
+                            json={"orderSessionKey": key})
+    assert (outcome.status_code, outcome.json()["status"]) == (200, "DECLINED")
+
+    # Its refund asks for 0 dollars of a declined order: answered (a 400 naming the amount),
+    # not a 404 for the path.
+    refund = requests.post(f"{base}/orders/{key}/refund", headers=headers, timeout=5,
+                           json={"amountToRefund": 0, "isPartialRefund": True})
+    assert refund.status_code == 400 and "AmountToRefund" in refund.json()

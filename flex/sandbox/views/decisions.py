@@ -12,6 +12,7 @@ from ..later import EVENT_FOR, PENDING, expiry_for, status_for
 from ..lenient import as_int, pick, present
 from ..rules import (
     AMOUNT_RULE,
+    CHALLENGED_WITH_PHONE,
     EVALUATE_REQUIRED,
     LOST_ANSWER_CARDS,
     OTHER_CARDS,
@@ -123,6 +124,8 @@ def _decision(body: dict, number: str | None) -> str:
             pick(body, "transaction.currency")):
         return "DECLINED"
     decision = OUTCOMES.get(number, OTHER_CARDS)
+    if number in CHALLENGED_WITH_PHONE and present(pick(body, "payer.phone")):
+        decision = "CHALLENGE"
     kind = str(pick(body, "transactionType") or "").upper()
     return "CAPTUREREQUIRED" if decision == "APPROVED" and kind == "AUTHORIZATION" else decision
 

@@ -44,11 +44,13 @@ REFUND_APPROVED_CODE = "00"  # our choice: Flex's code for a refund it made is n
 NOT_FOUND = "No order with this id."
 
 
-@orders.get("/orders/<key>")
+# An orderSessionKey is a GUID (any case): `/v1/orders/refund` (a refund sent with an empty
+# key, `orders//refund`) is then no route at all, 404 as on Flex, not a 405 for GET.
+@orders.get("/orders/<uuid:key>")
 @flex_call("order")
-def order(key: str) -> Response:
+def order(key: uuid.UUID) -> Response:
     with sandbox().state.lock:
-        found = sandbox().state.orders.get(key)
+        found = sandbox().state.orders.get(str(key))
         body = order_json(found) if found else None
     if body is None:
         return problem(404, "Not Found", NOT_FOUND)
@@ -84,9 +86,9 @@ def outcome() -> Response:
     return ok(envelope(status=status, confirmationId=found.confirmation_id if found else None))
 
 
-@orders.post("/orders/<key>/refund")
+@orders.post("/orders/<uuid:key>/refund")
 @flex_call("refund")
-def refund(key: str) -> Response:
+def refund(key: uuid.UUID) -> Response:
     body = json_body() or {}
     refusal = mid_mismatch(body)
     if refusal is not None:
@@ -95,7 +97,7 @@ def refund(key: str) -> Response:
     if cents is None:
         return invalid({"AmountToRefund": [
             "A positive amount in dollars with at most 2 decimals is required."]})
-    found, left = refund_order(key, cents)
+    found, left = refund_order(str(key), cents)
     if found is None:
         return problem(404, "Not Found", NOT_FOUND)
     if left is not None:
@@ -144,10 +146,10 @@ def capture() -> Response:
                  lambda state: _capture(state, key, amount))
 
 
-@orders.post("/orders/<key>/cancel")
+@orders.post("/orders/<uuid:key>/cancel")
 @flex_call("cancel")
-def cancel(key: str) -> Response:
-    return _cancel(lambda state: state.orders.get(key))
+def cancel(key: uuid.UUID) -> Response:
+    return _cancel(lambda state: state.orders.get(str(key)))
 
 
 @orders.post("/orders/<merchant_order_id>/external-cancel")
