@@ -29,7 +29,6 @@ from ..state import Order
 decisions = Blueprint("decisions", __name__, url_prefix="/v1")
 
 
-
 @decisions.post("/transmit")
 @flex_call("transmit")
 def transmit() -> Response:
