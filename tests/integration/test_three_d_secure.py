@@ -5,12 +5,19 @@ awaits confirmation, and Flex's later decision (its webhook) settles it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import requests
 
+from flex.cit import DECLINED, CitFlow
+from flex.recovery import LATER, Decision, Recovery, UnansweredEvaluate
+from shop.processor import three_d_secure_result
 from tests.support import wait_for
 
 from .conftest import calls, db_rows
+from .test_flex_client import DECLINE, card, purchase
+from .test_recovery_decisions import MemoryStore
 from .test_shop import pay, status_label
 from .test_shop_webhooks import sandbox, settles_to, shop  # noqa: F401 - fixtures
 
@@ -66,3 +73,28 @@ def test_3ds_card_declined_later_is_declined_not_charged(shop, client, held):
     assert settles_to(app, client, order_id, "Declined")
     assert wait_for(lambda: "Try another card" in client.get(f"/orders/{order_id}").get_data(
         as_text=True))
+
+
+def test_without_webhooks_recovery_waits_for_the_decision_then_takes_it(flex_client, held):
+    """SUBMITTED resolves like any pending decision: the lookup shows the order still
+    processing (check again later, never a replay), then its decision once Flex took it."""
+    order_id = "3ds-recovery-1"
+    processor = dataclasses.replace(DECLINE, cavv_result="2",
+                                    three_d_secure=three_d_secure_result(order_id))
+    flow = CitFlow(flex_client)
+    try:
+        result = flow.pay(purchase(order_id), card(THREE_D_SECURE), lambda *_: processor)
+    finally:
+        flow.close()
+    assert (result.outcome, result.reconcile, result.evaluation) == (DECLINED, True, None)
+    payload = result.evaluate_payload
+    assert payload["threeDSecure"]["EcommerceIndicator"] == "05"
+
+    store = MemoryStore([UnansweredEvaluate(order_id, payload, 0)])
+    [later] = Recovery(store, flex_client).run_once()
+    assert later.result == LATER and "PROCESSING" in later.reason
+    assert len(calls(held, "evaluate")) == 1  # looked up, not replayed
+
+    decide(held, flex_order_key(held, order_id))
+    [done] = Recovery(store, flex_client).run_once()
+    assert done.result == Decision.APPROVED
