@@ -9,7 +9,7 @@ Copy this folder into your project; it needs only `requests`. See flex/README.md
 
 from .calllog import CallLog, CallLogStore, LoggedCall
 from .cit import CitFlow, CitOutcome, CitResult
-from .client import CallReport, FlexClient, FlexConfig
+from .client import PRODUCTION_API_URL, SANDBOX_API_URL, CallReport, FlexClient, FlexConfig
 from .errors import (
     FlexAuthError,
     FlexConflictError,
@@ -36,6 +36,7 @@ from .models import (
     ProcessorResult,
     Purchase,
     RefundResult,
+    ThreeDSecure,
     TransactionType,
     TransmitResult,
     VaultedCard,
@@ -69,8 +70,9 @@ __all__ = [
     "FlexNotFoundError", "FlexOrder", "FlexRefundRefused", "FlexRefused",
     "FlexUnavailableError", "FlexValidationError", "LineItem", "LoggedCall", "MemoryNonceStore",
     "NonceStore", "NotSettledYet", "OrderPage", "OrderStatus", "OutboxRow", "OutboxStore",
-    "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "Recovery", "RecoveryStore",
-    "RefundResult", "RefundVerdict", "Relay", "Settled", "Step", "TransactionType", "Transmit",
-    "TransmitResult", "UnansweredEvaluate", "UnknownRefund", "VaultedCard", "WebhookEvent",
-    "WebhookRejected", "WebhookUnreadable", "verify_webhook",
+    "Outcome", "OutcomeResult", "PRODUCTION_API_URL", "ProcessorResult", "Purchase", "Recovery",
+    "RecoveryStore", "RefundResult", "RefundVerdict", "Relay", "SANDBOX_API_URL", "Settled",
+    "Step", "ThreeDSecure", "TransactionType", "Transmit", "TransmitResult",
+    "UnansweredEvaluate", "UnknownRefund", "VaultedCard", "WebhookEvent", "WebhookRejected",
+    "WebhookUnreadable", "verify_webhook",
 ]

@@ -8,6 +8,8 @@
                  (FlexClient.capture) or voids it (FlexClient.cancel)
     Flex silent (timeout, 5xx) -> `awaiting_confirmation`: the evaluate payload is kept,
                                   and flex/recovery.py settles it later (lookup, then replay)
+    SUBMITTED (e.g. 3-D Secure ran) -> Flex decides later: the same `awaiting_confirmation`
+                                  path, settled by the webhook or by lookup once decided
 
 Nothing here touches a database or the web framework: the caller owns persistence.
 """
@@ -73,8 +75,9 @@ class CitResult:
     evaluation: Evaluation | None = None
     transmit_payload: dict | None = None  # approved: queue it in the same transaction as the order
     evaluate_payload: dict | None = None  # declined: kept for recovery (flex/recovery.py)
-    flex_error: str | None = None  # why Flex gave no answer, if it did not
-    # Flex's answer is unknown: the order awaits confirmation; settle it later (flex/recovery.py)
+    flex_error: str | None = None  # why Flex gave no answer (or answered SUBMITTED), if so
+    # Flex's decision is not known yet: the order awaits confirmation; settle it later
+    # (flex/recovery.py, or the webhook)
     awaiting_confirmation: bool = False
     refused_fields: tuple[str, ...] = ()  # Flex refused the request: the fields it named
 
@@ -160,6 +163,14 @@ class CitFlow:
             return CitResult(DECLINED, processor, card, evaluate_payload=payload,
                              flex_error=str(exc),
                              refused_fields=tuple(getattr(exc, "fields", None) or ()))
+        if evaluation.submitted:
+            # Flex decides later: nothing is charged yet, and the shopper must not be told
+            # "declined". Exactly the path of an unanswered /evaluate ("Awaiting
+            # confirmation"): its webhook or a lookup brings the decision.
+            return CitResult(DECLINED, processor, card, evaluate_payload=payload,
+                             flex_error=f"Flex decides later: SUBMITTED (Flex order "
+                                        f"{evaluation.order_session_key})",
+                             awaiting_confirmation=True)
         # CHALLENGE is a decline in CIT; CAPTUREREQUIRED answers transactionType AUTHORIZATION.
         outcome = (RESCUED if evaluation.approved else
                    AUTHORIZED if evaluation.authorized else DECLINED)

@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -58,6 +59,11 @@ from .redact import redact
 
 log = logging.getLogger("flex")
 
+# Flex's current hosts (docs.flexfactor.io). Older docs and Flex's Node sample use
+# api-sandbox.flex-charge.com / api.flex-charge.com, which serve the same API.
+SANDBOX_API_URL = "https://api-sandbox.flexfactor.io/v1"
+PRODUCTION_API_URL = "https://api.flexfactor.io/v1"
+
 DONE_WORDS = {"SUCCESS", "APPROVED"}  # refund/capture status words that mean "done"
 REFUSED_WORDS = {"FAILED", "FAIL"}  # ... and "refused" (compared upper-cased)
 
@@ -66,7 +72,7 @@ REFUSED_WORDS = {"FAILED", "FAIL"}  # ... and "refused" (compared upper-cased)
 class FlexConfig:
     """One Flex environment's credentials and this client's timeouts (seconds)."""
 
-    api_url: str  # e.g. "https://api-sandbox.flexfactor.io/v1" (paths are appended)
+    api_url: str  # SANDBOX_API_URL or PRODUCTION_API_URL (paths are appended; a final / is ok)
     app_key: str
     app_secret: str = field(repr=False)
     mid: str
@@ -272,8 +278,12 @@ class FlexClient:
 
     def outcome(self, order_session_key: str, *, ref: str | None = None,
                 deadline: float | None = None) -> OutcomeResult:
-        """A Flex order's decision (POST /outcome, deprecated, API reference "Outcome");
-        status NOTFOUND for an unknown key (`.found` is False)."""
+        """Deprecated by Flex: use get_order (GET /orders/{id}). A Flex order's decision
+        (POST /outcome, API reference "Outcome"); status NOTFOUND for an unknown key
+        (`.found` is False). Kept for integrations that still call it; warns when called."""
+        warnings.warn("Flex deprecated POST /outcome: look the order up with "
+                      "FlexClient.get_order (GET /orders/{id})", DeprecationWarning,
+                      stacklevel=2)
         answer = self._call(_Request("outcome", "POST", "/outcome", self._expires(deadline),
                                      body={"orderSessionKey": order_session_key}, ref=ref))
         status = str(answer.get("status") or "").upper()

@@ -90,6 +90,22 @@ class Purchase:
 
 
 @dataclass(frozen=True)
+class ThreeDSecure:
+    """What the processor returned after authenticating the shopper with 3-D Secure; Flex's
+    /evaluate takes it as `threeDSecure`. "" = not given (left out of the body)."""
+
+    version: str  # e.g. "2.2.0"
+    eci: str  # e-commerce indicator, e.g. "05" (Visa: fully authenticated)
+    authentication_value: str  # CAVV / AAV, base64
+    ds_transaction_id: str = ""  # directory server transaction id (3DS 2)
+    xid: str = ""  # 3DS 1 transaction id
+    authentication_value_algorithm: str = ""  # CAVV algorithm, e.g. "2"
+    directory_response_status: str = ""  # ARes transStatus: Y, N, U, A, C, R
+    authentication_response_status: str = ""  # RReq / PARes transStatus
+    enrolled: str = ""  # Y, N, U
+
+
+@dataclass(frozen=True)
 class ProcessorResult:
     """The merchant's processor's answer to an authorization."""
 
@@ -101,6 +117,8 @@ class ProcessorResult:
     avs_result: str = "NA"
     cvv_result: str = "NA"
     timestamp_utc: str = ""  # ISO-8601; "" = not known (the field is left out)
+    cavv_result: str = "NA"  # the issuer's check of the 3DS authentication value, if any
+    three_d_secure: ThreeDSecure | None = None  # when the processor ran 3-D Secure
 
 
 @dataclass(frozen=True)
@@ -127,7 +145,7 @@ class Outcome(StrEnum):
     DECLINED = "DECLINED"
     CHALLENGE = "CHALLENGE"
     CAPTUREREQUIRED = "CAPTUREREQUIRED"  # transactionType AUTHORIZATION: capture or cancel it
-    SUBMITTED = "SUBMITTED"  # other configurations: the decision comes later (webhook)
+    SUBMITTED = "SUBMITTED"  # e.g. 3-D Secure ran: the decision comes later (webhook, lookup)
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,12 @@ class Evaluation:
     def approved(self) -> bool:
         """True when Flex charged the card (APPROVED)."""
         return self.status == Outcome.APPROVED
+
+    @property
+    def submitted(self) -> bool:
+        """True when Flex will decide later (SUBMITTED): nothing is charged yet; settle it
+        like an unanswered /evaluate, by webhook or lookup."""
+        return self.status == Outcome.SUBMITTED
 
     @property
     def authorized(self) -> bool:

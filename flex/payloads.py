@@ -8,7 +8,15 @@ sent as "". No I/O here, so every field can be unit-tested. `FlexClient.transmit
 
 from __future__ import annotations
 
-from .models import Card, CardSummary, LineItem, ProcessorResult, Purchase, TransactionType
+from .models import (
+    Card,
+    CardSummary,
+    LineItem,
+    ProcessorResult,
+    Purchase,
+    ThreeDSecure,
+    TransactionType,
+)
 
 NOT_AVAILABLE = "NA"  # Flex's sandbox rejects missing result codes; "NA" means "not given"
 
@@ -125,7 +133,7 @@ def _order_body(purchase: Purchase, card: CardSummary, processor: ProcessorResul
             "responseCodeSource": processor.processor_name or NOT_AVAILABLE,
             "avsResultCode": processor.avs_result or NOT_AVAILABLE,
             "cvvResultCode": processor.cvv_result or NOT_AVAILABLE,
-            "cavvResultCode": NOT_AVAILABLE,
+            "cavvResultCode": processor.cavv_result or NOT_AVAILABLE,
             "cardNotPresent": True,
             **_given(timestampUtc=processor.timestamp_utc,
                      responseDescription=processor.response_description,
@@ -154,9 +162,23 @@ def _order_body(purchase: Purchase, card: CardSummary, processor: ProcessorResul
         },
         "orderItems": [_item(item) for item in purchase.items],
     }
+    if processor.three_d_secure is not None:
+        body["threeDSecure"] = three_d_secure_body(processor.three_d_secure)
     if site_id:
         body["siteId"] = site_id
     return body
+
+
+def three_d_secure_body(result: ThreeDSecure) -> dict:
+    """The `threeDSecure` object: the processor's 3-D Secure result, in the field names a
+    published Flex client sends (`EcommerceIndicator` capitalised as Flex spells it)."""
+    return _given(threeDsVersion=result.version, EcommerceIndicator=result.eci,
+                  authenticationValue=result.authentication_value,
+                  directoryServerTransactionId=result.ds_transaction_id, xid=result.xid,
+                  authenticationValueAlgorithm=result.authentication_value_algorithm,
+                  directoryResponseStatus=result.directory_response_status,
+                  authenticationResponseStatus=result.authentication_response_status,
+                  enrolled=result.enrolled)
 
 
 def _given(**fields: str) -> dict:

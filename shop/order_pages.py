@@ -9,7 +9,16 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 
 from flex.calllog import LoggedCall
 
-from . import authorizations, checkout, lifecycle, orders, sandbox_demo, webhook_events, wording
+from . import (
+    authorizations,
+    checkout,
+    funnel,
+    lifecycle,
+    orders,
+    sandbox_demo,
+    webhook_events,
+    wording,
+)
 from .db import get_db
 from .flex_store import calls_for_order
 from .forms import RefundForm
@@ -60,6 +69,7 @@ def detail(order_id: str):
         authorization_error=refused["message"] if refused else None,
         webhooks=webhook_events.for_order(conn, order_id),
         demo_sandbox=sandbox_demo.available(),
+        sensejs=services().sensejs, sense_key=funnel.confirmation_sense_key(order_id),
     ), status
 
 

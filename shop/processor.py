@@ -10,12 +10,15 @@ that reference, so a checkout interrupted by a crash can learn whether the card 
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
 import logging
 import time
 import uuid
 from datetime import UTC, datetime
 
-from flex.models import Card, ProcessorResult
+from flex.models import Card, ProcessorResult, ThreeDSecure
 
 from .db import Database
 
@@ -30,7 +33,10 @@ DECLINES = {
     "4000000000000127": ("N7", "CVV mismatch", "N"),
     "4000000000009995": ("51", "Insufficient funds", "M"),
     "4000000000000119": ("96", "System error", "NA"),
+    "4000008400001629": ("05", "Do not honor", "M"),  # after a successful 3-D Secure
 }
+# Cards the processor authenticates with 3-D Secure (frictionless, "Y") before authorizing.
+THREE_D_SECURE_CARDS = {"4000008400001629"}
 
 _COLUMNS = "approved, transaction_id, response_code, response_text, cvv_result, created_at"
 
@@ -51,7 +57,13 @@ class SimulatedProcessor:
         if self._record(reference, AUTHORIZATION, code, description, cvv, amount_cents):
             log.info("authorization %s for %d cents on %r: %s %s", reference, amount_cents,
                      card, code, description)
-        return self.lookup(reference)  # the first answer for this reference, ours or not
+        result = self.lookup(reference)  # the first answer for this reference, ours or not
+        if card.number in THREE_D_SECURE_CARDS:
+            # Real PSPs return the 3-D Secure result with the authorization: the merchant
+            # passes it on to Flex's /evaluate as `threeDSecure`.
+            result = dataclasses.replace(result, cavv_result="2",
+                                         three_d_secure=three_d_secure_result(reference))
+        return result
 
     def refund(self, transaction_id: str, amount_cents: int, *, reference: str) -> str:
         """Refunds `amount_cents` (integer cents) of a captured payment once per `reference`;
@@ -89,3 +101,16 @@ class SimulatedProcessor:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference) DO NOTHING",
                 (reference, kind, txn, int(code == "00"), code, description, cvv, amount_cents,
                  time.time())).rowcount == 1
+
+
+def three_d_secure_result(reference: str) -> ThreeDSecure:
+    """A frictionless 3-D Secure 2 authentication, derived from the reference so a replayed
+    authorization returns the same values. (The ledger keeps no 3DS data: a checkout that
+    crash recovery finishes from `lookup` is evaluated without it.)"""
+    digest = hashlib.sha256(reference.encode()).digest()
+    return ThreeDSecure(
+        version="2.2.0", eci="05",  # Visa: fully authenticated
+        authentication_value=base64.b64encode(digest[:20]).decode(),  # a 20-byte CAVV
+        ds_transaction_id=str(uuid.UUID(bytes=digest[:16], version=4)),
+        authentication_value_algorithm="2", directory_response_status="Y",
+        authentication_response_status="Y", enrolled="Y")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 
-from . import cart, catalog, checkout, orders
+from . import cart, catalog, checkout, funnel, orders
 from .db import get_db
 from .forms import CheckoutForm, QuantityForm
 from .services import services
@@ -22,6 +20,8 @@ TEST_CARDS = (
     ("4000 0000 0000 9995", "declined 51 insufficient funds", "DECLINED", "Declined"),
     ("4000 0000 0000 0119", "declined 96 system error", "APPROVED, answer lost (5xx)",
      "Awaiting confirmation, then Rescued by Flex (lookup)"),
+    ("4000 0084 0000 1629", "3-D Secure, then declined 05 do not honor",
+     "SUBMITTED, then APPROVED (webhook)", "Awaiting confirmation, then Rescued by Flex"),
 )
 
 ISSUED_CHECKOUTS = 5  # checkout ids remembered per session (a few open tabs)
@@ -45,7 +45,8 @@ def add_to_cart():
 @bp.get("/cart")
 def cart_page():
     lines = cart.lines()
-    return render_template("cart.html", lines=lines, total_cents=cart.total_cents(lines))
+    return render_template("cart.html", lines=lines, total_cents=cart.total_cents(lines),
+                           sensejs=services().sensejs, sense_key=funnel.cart_sense_key())
 
 
 @bp.post("/cart/update")
@@ -91,6 +92,7 @@ def checkout_page():
     if order.refundable_cents:  # paid or rescued: the cart is bought
         cart.clear()
     session["checkouts"] = [c for c in _issued() if c != checkout_id]
+    funnel.placed(order.id)
     return redirect(url_for("orders.detail", order_id=order.id))
 
 
@@ -100,8 +102,9 @@ def _issued() -> list[str]:
 
 def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | None = None,
                      status: int = 200):
-    # Every render mints a new checkout id: a reload is a new attempt.
-    checkout_id = str(uuid.uuid4())
+    # Every render gets a new checkout id (a reload is a new attempt); the first one after
+    # the cart page takes the id the cart page's SenseJS already used as senseKey.
+    checkout_id = funnel.new_checkout_id()
     session["checkouts"] = [*_issued(), checkout_id][-ISSUED_CHECKOUTS:]
     form.checkout_id.data = checkout_id
     form.expected_total_cents.data = str(total)
@@ -110,7 +113,8 @@ def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | No
         form.country.data = "US"
     return render_template(
         "checkout.html", form=form, lines=lines, total_cents=total, checkout_id=checkout_id,
-        sensejs=services().sensejs, test_cards=_test_cards(), form_error=form_error,
+        sensejs=services().sensejs, sense_key=checkout_id, test_cards=_test_cards(),
+        form_error=form_error,
     ), status
 
 

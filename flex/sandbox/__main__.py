@@ -35,4 +35,4 @@ print(f"Flex sandbox simulator at http://{args.host}:{args.port}/v1\n"
 try:
     run_simple(args.host, args.port, app, threaded=True)
 finally:
-    app.extensions["flex_sandbox"].webhooks.stop()
+    app.extensions["flex_sandbox"].stop()

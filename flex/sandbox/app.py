@@ -9,12 +9,14 @@ client: it is a separate WSGI app.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from .http import problem
+from .later import LaterDecisions
 from .settings import config_from_env
 from .state import State
 from .tokens import Tokens
@@ -33,11 +35,17 @@ class Sandbox:
     state: State
     tokens: Tokens
     webhooks: WebhookSender
+    later: LaterDecisions
+
+    def stop(self) -> None:
+        """Stops the threads it runs: pending decisions' timers, then the webhook sender."""
+        self.later.stop()
+        self.webhooks.stop()
 
 
 def create_sandbox_app(config: dict | None = None) -> Flask:
     """The sandbox WSGI app; `config` overrides the FLEX_SANDBOX_* environment settings.
-    Call `app.extensions["flex_sandbox"].webhooks.stop()` when done (serve() does)."""
+    Call `app.extensions["flex_sandbox"].stop()` when done (serve() does)."""
     settings = {**config_from_env(), **(config or {})}
     state = State()
     for endpoint, spec in settings["faults"].items():
@@ -49,15 +57,34 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions["flex_sandbox"] = Sandbox(
         settings, state, Tokens(settings["app_key"], settings["mid"], settings["token_ttl"]),
-        webhooks)
-    # ASP.NET neither redirects "/v1/evaluate/" nor merges "//": no Werkzeug redirects here.
+        webhooks, LaterDecisions(state, webhooks))
+    # ASP.NET redirects neither "/v1/evaluate/" nor "/v1//outcome": no Werkzeug redirects.
+    # Empty path segments are dropped before routing instead (below).
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
+    app.wsgi_app = _EmptySegmentsIgnored(app.wsgi_app)
     for blueprint in (auth, decisions, orders, sense, control):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)
     return app
+
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+class _EmptySegmentsIgnored:
+    """WSGI middleware: `/v1//outcome` is `/v1/outcome`, on every route. Flex's own Node
+    sample joins a base URL ending in "/" with "/outcome", and Flex answers it."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            environ["PATH_INFO"] = _SLASHES.sub("/", path)
+        return self.wsgi_app(environ, start_response)
 
 
 def _http_error(error: HTTPException) -> Response:

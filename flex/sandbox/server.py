@@ -44,7 +44,7 @@ class SandboxServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
-        self._sandbox.webhooks.stop()
+        self._sandbox.stop()
 
     def __enter__(self) -> SandboxServer:
         return self

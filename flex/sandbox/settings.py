@@ -34,6 +34,8 @@ def config_from_env() -> dict:
         "faults": json.loads(env("FLEX_SANDBOX_FAULTS") or "{}"),
         "webhook_url": env("FLEX_SANDBOX_WEBHOOK_URL") or None,
         "webhook_key": env("FLEX_SANDBOX_WEBHOOK_KEY") or None,  # base64, as the portal shows
+        # seconds before a SUBMITTED (3-D Secure) evaluation is decided
+        "submitted_delay": float(env("FLEX_SANDBOX_SUBMITTED_DELAY", "5")),
         "lost_answer_webhook_delay": float(env("FLEX_SANDBOX_LOST_ANSWER_WEBHOOK_DELAY", "5")),
         "webhook_attempts": int(env("FLEX_SANDBOX_WEBHOOK_ATTEMPTS", "6")),
         "webhook_backoff": float(env("FLEX_SANDBOX_WEBHOOK_BACKOFF", "1")),  # s, doubles

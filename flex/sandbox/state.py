@@ -20,11 +20,14 @@ class Order:
     order_session_key: str
     merchant_order_id: str
     decision: str  # what /evaluate answered: APPROVED | CAPTUREREQUIRED | DECLINED | CHALLENGE
+    #                | SUBMITTED (until decided: then the decision taken)
     status: str
     amount_cents: int  # authorized, then what was captured
     currency: str
     placed_at: str  # ISO-8601 Z
     email: str | None = None
+    secondary_email: str | None = None
+    phone: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     billing: dict | None = None
@@ -33,6 +36,7 @@ class Order:
     expiry: str | None = None  # when an authorization lapses
     refunded_cents: int = 0
     chargeback: bool = False
+    later: str | None = None  # SUBMITTED: the decision it will take (later.py)
     answer_lost: bool = False  # card 4000000000000119: decided, but /evaluate answers 503
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     confirmation_id: str = field(default_factory=lambda: secrets.token_hex(4).upper())

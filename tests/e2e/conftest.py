@@ -72,6 +72,8 @@ def running_shop(tmp_path_factory, name: str, **settings: str) -> Iterator[Shop]
         # A lost /evaluate answer stays "Awaiting confirmation" for the whole session: its
         # webhook (which would settle it) is held back, so tests see that state steadily.
         "FLEX_SANDBOX_LOST_ANSWER_WEBHOOK_DELAY": "3600",
+        # Likewise a SUBMITTED (3-D Secure) evaluation waits until a test decides it.
+        "FLEX_SANDBOX_SUBMITTED_DELAY": "3600",
         "FLEX_SANDBOX_PORT": str(sandbox_port),
         "PROCESSOR_LATENCY_MS": "50",
         "FLEX_RELAY_POLL_SECONDS": "0.2",

@@ -275,19 +275,32 @@ def sense_post(response) -> bool:
     return response.url.endswith("/v1/sense") and response.request.method == "POST"
 
 
-def test_sensejs_fingerprint_reaches_evaluate_under_the_same_sense_key(page: Page, shop):
-    with page.expect_response(sense_post) as sense:  # the widget's POST, not a polled flag
-        checkout_id = open_checkout(page)
-    assert sense.value.ok
-    widget = page.evaluate("({...window.fcWidget})")
-    assert widget["initCount"] == 1
-    assert widget["senseKey"] == checkout_id
+def test_sensejs_runs_once_per_funnel_page_under_one_sense_key(page: Page, shop):
+    """Cart, checkout and confirmation each load SenseJS and init it once, all filing under
+    one senseKey: the checkout id, which /evaluate then carries."""
+    page.goto("/")
+    mug = page.get_by_role("article").filter(has_text="Flex Mug")
+    with page.expect_response(sense_post) as on_cart:  # the widget's POST, not a polled flag
+        mug.get_by_role("button", name="Add to cart").click()
+    assert on_cart.value.ok
+    cart = page.evaluate("({...window.fcWidget})")
+    with page.expect_response(sense_post) as on_checkout:
+        page.get_by_role("link", name="Checkout").click()
+    assert on_checkout.value.ok
+    checkout = page.evaluate("({...window.fcWidget})")
+    checkout_id = page.locator("input[name=checkout_id]").input_value()
+    assert cart["senseKey"] == checkout["senseKey"] == checkout_id
+    assert cart["initCount"] == checkout["initCount"] == 1
     fingerprint = requests.get(f"{shop.sandbox_url}/_sandbox/sense/{checkout_id}", timeout=5)
-    assert fingerprint.status_code == 200
+    assert fingerprint.status_code == 200 and len(fingerprint.json()) == 2
 
     fill_checkout(page, RESCUED)
-    page.get_by_role("button", name="Pay", exact=True).click()
+    with page.expect_response(sense_post) as on_confirmation:
+        page.get_by_role("button", name="Pay", exact=True).click()
+    assert on_confirmation.value.ok
     expect_status(page, "Rescued by Flex")
+    confirmation = page.evaluate("({...window.fcWidget})")
+    assert (confirmation["senseKey"], confirmation["initCount"]) == (checkout_id, 1)
     evaluate = [c for c in shop.sandbox_calls("evaluate")
                 if c["request"]["orderId"] == checkout_id]
     assert evaluate[0]["request"]["senseKey"] == checkout_id

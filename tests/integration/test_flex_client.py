@@ -114,12 +114,14 @@ def test_orders_are_found_by_the_merchants_order_id(flex_client):
     assert flex_client.find_order_by_reference("order-8") is None
 
 
-def test_outcome_of_a_decided_and_an_unknown_order(flex_client):
+def test_outcome_of_a_decided_and_an_unknown_order_is_deprecated(flex_client):
     key = flex_client.evaluate(evaluate_payload(flex_client)).order_session_key
-    decided = flex_client.outcome(key)
+    with pytest.warns(DeprecationWarning, match="get_order"):
+        decided = flex_client.outcome(key)
     assert (decided.status, decided.found) == ("APPROVED", True)
     assert len(decided.confirmation_id) == 8
-    unknown = flex_client.outcome("00000000-0000-4000-8000-000000000000")
+    with pytest.warns(DeprecationWarning):
+        unknown = flex_client.outcome("00000000-0000-4000-8000-000000000000")
     assert (unknown.status, unknown.found) == ("NOTFOUND", False)
 
 
@@ -202,11 +204,11 @@ def test_bad_credentials_raise_auth_error(fresh_sandbox):
 
 def test_validation_error_keeps_field_errors_and_is_not_retried(flex_client, fresh_sandbox):
     payload = evaluate_payload(flex_client, amount=10)  # sandbox: must be > 10 cents
-    del payload["payer"]
+    del payload["transaction"]["responseCode"]  # one of the fields real Flex requires
     with pytest.raises(FlexValidationError) as error:
         flex_client.evaluate(payload)
     assert "Transaction.Amount" in error.value.fields
-    assert "Payer.Email" in error.value.fields
+    assert "Transaction.ResponseCode" in error.value.fields
     assert error.value.trace_id and "TraceId" not in error.value.fields
     assert len(calls(fresh_sandbox, "evaluate")) == 1
 

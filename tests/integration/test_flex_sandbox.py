@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 import requests
@@ -188,15 +189,30 @@ def test_plus_json_content_type_is_accepted(api, fresh_sandbox):
     assert_flat_validation(answer, "Body")
 
 
-def test_missing_fields_are_flat_with_the_real_messages(api, fresh_sandbox):
-    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json={"isDeclined": True}, timeout=5)
-    body = assert_flat_validation(
-        answer, "OrderId", "IdempotencyKey", "Transaction.Amount", "Payer.Email",
-        "Transaction.CavvResultCode", "BillingInformation.ZipCode", "PaymentMethod.CardNumber")
+def test_missing_fields_are_exactly_the_ones_real_flex_names(api, fresh_sandbox):
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json={"transaction": {}}, timeout=5)
+    body = assert_flat_validation(answer)
+    assert set(body) - {"TraceId"} == {
+        "OrderId", "IsDeclined", "IdempotencyKey", "Transaction.Id", "Transaction.ResponseCode",
+        "Transaction.AvsResultCode", "Transaction.CvvResultCode"}
     assert body["OrderId"] == ["Merchant's orderId is required"]
     assert body["IdempotencyKey"] == ["The IdempotencyKey field is required."]
     assert body["Transaction.Id"] == ["The Id field is required."]
-    assert "Mid" not in body  # the bearer carries the MID
+
+
+def test_a_body_with_only_the_required_fields_is_evaluated(api, fresh_sandbox):
+    minimal = {"orderId": "o-min", "isDeclined": True, "idempotencyKey": str(uuid.uuid4()),
+               "transaction": {"id": "t-1", "responseCode": "05", "avsResultCode": "NA",
+                               "cvvResultCode": "NA"}}
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=minimal, timeout=5)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "DECLINED"  # no card, no amount: nothing to rescue
+    # No responseCodeSource, cavvResultCode, payer or billing: a real card is still rescued.
+    body = evaluation("4000000000000002")
+    del body["transaction"]["responseCodeSource"], body["transaction"]["cavvResultCode"]
+    del body["payer"], body["billingInformation"]
+    answer = api.post(f"{fresh_sandbox.api_url}/evaluate", json=body, timeout=5)
+    assert answer.json()["status"] == "APPROVED", answer.text
 
 
 @pytest.mark.parametrize(("amount", "status"), [(10, 400), (11, 200), (19999, 200), (20000, 400)])
@@ -349,7 +365,8 @@ def test_transmit_missing_fields(api, fresh_sandbox):
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/v1/no-such-thing", 404), ("GET", "/", 404), ("GET", "/v1/evaluate", 405),
-    ("DELETE", "/v1/orders/abc/refund", 405), ("PUT", "/v1/oauth2/token", 405),
+    ("DELETE", "/v1/orders/7d8e2f4a-1b3c-4d5e-8f9a-0b1c2d3e4f5a/refund", 405),
+    ("PUT", "/v1/oauth2/token", 405),
 ])
 def test_unknown_paths_and_wrong_methods_are_problem_details(api, fresh_sandbox, method, path,
                                                              status):
@@ -386,7 +403,7 @@ def test_retry_after_and_delay(api, fresh_sandbox):
 def test_malformed_and_reset_faults(api, fresh_sandbox):
     set_fault(fresh_sandbox, "order", malformed=True, times=1)
     with pytest.raises(ValueError):
-        api.get(f"{fresh_sandbox.api_url}/orders/x", timeout=5).json()
+        api.get(f"{fresh_sandbox.api_url}/orders/{uuid.uuid4()}", timeout=5).json()
     set_fault(fresh_sandbox, "orders", reset=True, times=1)
     with pytest.raises(requests.ConnectionError):
         api.get(f"{fresh_sandbox.api_url}/orders", timeout=5)

@@ -262,6 +262,7 @@ def test_find_order_by_reference_matches_the_merchant_order_id_exactly(flex, ser
     assert flex.find_order_by_reference("order-2") is None
 
 
+@pytest.mark.filterwarnings("ignore:Flex deprecated POST /outcome:DeprecationWarning")
 def test_outcome(flex, server):
     server.answer("POST", "/outcome", 200,
                        {**ENVELOPE, "status": "APPROVED", "confirmationId": "22ACD1D9"})
@@ -325,9 +326,10 @@ def test_a_mid_mismatch_is_an_auth_error(flex, server):
 
 
 def test_the_bearer_is_sent_and_fetched_once(flex, server):
-    server.answer("POST", "/outcome", 200, {**ENVELOPE, "status": "APPROVED"})
-    flex.outcome("a")
-    flex.outcome("b")
+    server.answer("GET", "/orders/a", 200, {**ENVELOPE, "id": "a", "status": 7})
+    server.answer("GET", "/orders/b", 200, {**ENVELOPE, "id": "b", "status": 7})
+    flex.get_order("a")
+    flex.get_order("b")
     assert len(server.sent("/oauth2/token")) == 1
-    assert {r["authorization"] for r in server.sent("/outcome")} == {
+    assert {r["authorization"] for r in server.sent("/orders/a") + server.sent("/orders/b")} == {
         "Bearer header.payload.signature"}

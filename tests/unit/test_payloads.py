@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from flex import Address, Card, LineItem, ProcessorResult, Purchase, payloads
+from flex import Address, Card, LineItem, ProcessorResult, Purchase, ThreeDSecure, payloads
 
 CARD = Card("4000000000000002", "123", 3, 2031, "Ada King Lovelace")
 PURCHASE = Purchase(
@@ -44,6 +45,25 @@ def test_evaluate_body_carries_the_vault_token_and_processor_answer():
     assert body["customerIp"] == "203.0.113.9" and body["senseKey"] == "order-1"
     assert body["orderItems"] == [{"sku": "mug", "name": "Flex Mug", "quantity": 2,
                                    "amount": 1800, "totalAmount": 3600}]
+
+
+def test_evaluate_body_passes_the_processors_three_d_secure_result_through():
+    authenticated = dataclasses.replace(DECLINE, cavv_result="2", three_d_secure=ThreeDSecure(
+        "2.2.0", "05", "AAABBEg0VhI0VniQEjRWAAAAAAA=", ds_transaction_id="ds-1",
+        authentication_value_algorithm="2", directory_response_status="Y",
+        authentication_response_status="Y", enrolled="Y"))
+    body = payloads.evaluate_body(PURCHASE, CARD.summary, "vault-token", authenticated,
+                                  mid="mid-1", idempotency_key="order-1")
+    assert body["threeDSecure"] == {
+        "threeDsVersion": "2.2.0", "EcommerceIndicator": "05",
+        "authenticationValue": "AAABBEg0VhI0VniQEjRWAAAAAAA=",
+        "directoryServerTransactionId": "ds-1", "authenticationValueAlgorithm": "2",
+        "directoryResponseStatus": "Y", "authenticationResponseStatus": "Y", "enrolled": "Y",
+    }  # xid (3-D Secure 1 only) is left out when empty
+    assert body["transaction"]["cavvResultCode"] == "2"
+    plain = payloads.evaluate_body(PURCHASE, CARD.summary, "vault-token", DECLINE,
+                                   mid="mid-1", idempotency_key="order-1")
+    assert "threeDSecure" not in plain
 
 
 def test_transmit_body_has_no_card_number():

@@ -17,7 +17,7 @@ from shop.storefront import TEST_CARDS
 
 @pytest.mark.parametrize("number", [
     "4242424242424242", "5555555555554444", "4000000000000002", "4000000000000127",
-    "4000000000009995", "4000000000000119", "378282246310005",
+    "4000000000009995", "4000000000000119", "4000008400001629", "378282246310005",
 ])
 def test_test_cards_are_luhn_valid(number):
     assert luhn_valid(number)

@@ -7,7 +7,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from ..http import notify, ok, sandbox
+from ..later import DECISIONS
 from ..lenient import as_decimal, as_int, fold, pick
+from ..rules import order_json
 from .orders import refund_order
 
 control = Blueprint("control", __name__, url_prefix="/_sandbox")
@@ -69,7 +71,8 @@ def reset() -> Response:
 
 @control.put("/webhooks")
 def subscribe() -> Response:
-    """{"url", "key"} (base64 subscriber key) and/or {"lost_answer_delay": seconds}."""
+    """{"url", "key"} (base64 subscriber key) and/or {"lost_answer_delay": seconds} and/or
+    {"submitted_delay": seconds} (when a SUBMITTED evaluation is decided)."""
     body = fold(request.get_json(silent=True, force=True))
     if not isinstance(body, dict):
         return _error(400, "a JSON object is required")
@@ -80,11 +83,13 @@ def subscribe() -> Response:
             sandbox().webhooks.subscribe(body["url"], body["key"])
         except ValueError as error:
             return _error(400, str(error))
-    if "lost_answer_delay" in body:
-        delay = as_decimal(body["lost_answer_delay"])
-        if delay is None or delay < 0:
-            return _error(400, "lost_answer_delay must be a number of seconds >= 0")
-        sandbox().settings["lost_answer_webhook_delay"] = float(delay)
+    for name, setting in (("lost_answer_delay", "lost_answer_webhook_delay"),
+                          ("submitted_delay", "submitted_delay")):
+        if name in body:
+            delay = as_decimal(body[name])
+            if delay is None or delay < 0:
+                return _error(400, f"{name} must be a number of seconds >= 0")
+            sandbox().settings[setting] = float(delay)
     return ok(_subscription())
 
 
@@ -115,6 +120,23 @@ def portal_refund(key: str) -> Response:
     return ok({"refunded_cents": found.refunded_cents, "status": found.status})
 
 
+@control.post("/orders/<key>/decide")
+def decide(key: str) -> Response:
+    """Decides a SUBMITTED (3-D Secure) order now, instead of after `submitted_delay`:
+    {"decision": "APPROVED" | "DECLINED" | …} overrides the test card's; sends its webhook."""
+    body = fold(request.get_json(silent=True, force=True)) or {}
+    decision = str(pick(body, "decision") or "").upper() or None
+    if decision is not None and decision not in DECISIONS:
+        return _error(400, f"decision must be one of {', '.join(DECISIONS)}")
+    decided = sandbox().later.decide(key, decision)
+    if decided is None:
+        return _error(404, "unknown orderSessionKey")
+    if not decided:
+        return _error(409, "this order is not waiting for a decision")
+    with sandbox().state.lock:
+        return ok(order_json(sandbox().state.orders[key]))
+
+
 @control.post("/orders/<key>/chargeback")
 def chargeback(key: str) -> Response:
     """The cardholder disputed the charge: payment.chargeback.received."""
@@ -131,7 +153,8 @@ def chargeback(key: str) -> Response:
 def _subscription() -> dict:
     sender = sandbox().webhooks
     return {"url": sender.url, "key_set": sender.key is not None,
-            "lost_answer_delay": sandbox().settings["lost_answer_webhook_delay"]}
+            "lost_answer_delay": sandbox().settings["lost_answer_webhook_delay"],
+            "submitted_delay": sandbox().settings["submitted_delay"]}
 
 
 @control.get("/webhooks/subscription")

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response
 
 from ..http import envelope, flex_call, invalid, notify, ok, problem, request_body, sandbox
+from ..later import EVENT_FOR, PENDING, expiry_for, status_for
 from ..lenient import as_int, pick, present
 from ..rules import (
     AMOUNT_RULE,
+    CHALLENGED_WITH_PHONE,
     EVALUATE_REQUIRED,
     LOST_ANSWER_CARDS,
     OTHER_CARDS,
@@ -26,10 +27,6 @@ from ..rules import (
 from ..state import Order
 
 decisions = Blueprint("decisions", __name__, url_prefix="/v1")
-
-AUTHORIZATION_LIFETIME = timedelta(days=7)  # our choice: when an uncaptured auth lapses
-_EVENT_FOR = {"APPROVED": "order.completed", "CAPTUREREQUIRED": "order.capturerequired"}
-_STATUS_FOR = {"APPROVED": "COMPLETED", "CAPTUREREQUIRED": "CAPTUREREQUIRED"}
 
 
 @decisions.post("/transmit")
@@ -91,9 +88,10 @@ def _card_number(body: dict) -> tuple[str | None, dict[str, list[str]]]:
     return card["number"], {}
 
 
-def _decide(body: dict, number: str) -> Response:
+def _decide(body: dict, number: str | None) -> Response:
     """One Flex order per idempotencyKey: a replay gets the first answer, another orderId
-    with the same key a 409. Card 4000000000000119 is decided, but answered with a 503."""
+    with the same key a 409. Card 4000000000000119 is decided, but answered with a 503; an
+    evaluate carrying threeDSecure is answered SUBMITTED and decided later."""
     key, order_id = str(pick(body, "idempotencyKey")), str(pick(body, "orderId"))
     state = sandbox().state
     created = False
@@ -107,9 +105,11 @@ def _decide(body: dict, number: str) -> Response:
             state.evaluations[key] = (order_id, order.order_session_key)
         else:
             order = state.orders[seen[1]]
-    if created and order.decision in _EVENT_FOR:
+    if created and order.decision == "SUBMITTED":
+        sandbox().later.schedule(order.order_session_key, sandbox().settings["submitted_delay"])
+    elif created and order.decision in EVENT_FOR:
         delay = sandbox().settings["lost_answer_webhook_delay"] if order.answer_lost else 0.0
-        notify(order, _EVENT_FOR[order.decision], delay)
+        notify(order, EVENT_FOR[order.decision], delay)
     if order.answer_lost:
         return problem(503, "Service Unavailable", "The answer was lost on the way back.")
     return ok(envelope(orderSessionKey=order.order_session_key, senseKey=None,
@@ -117,21 +117,36 @@ def _decide(body: dict, number: str) -> Response:
                        status=order.decision))
 
 
-def _new_order(body: dict, number: str) -> Order:
+def _decision(body: dict, number: str | None) -> str:
+    """What Flex decides: by test card; DECLINED without an amount, currency or card."""
+    if number is None or as_int(pick(body, "transaction.amount")) is None or not present(
+            pick(body, "transaction.currency")):
+        return "DECLINED"
     decision = OUTCOMES.get(number, OTHER_CARDS)
-    if decision == "APPROVED" and str(pick(body, "transactionType") or "").upper() == (
-            "AUTHORIZATION"):
-        decision = "CAPTUREREQUIRED"
-    now = datetime.now(UTC)
+    if number in CHALLENGED_WITH_PHONE and present(pick(body, "payer.phone")):
+        decision = "CHALLENGE"
+    kind = str(pick(body, "transactionType") or "").upper()
+    return "CAPTUREREQUIRED" if decision == "APPROVED" and kind == "AUTHORIZATION" else decision
+
+
+def _new_order(body: dict, number: str | None) -> Order:
+    decision = _decision(body, number)
+    answer_lost = number in LOST_ANSWER_CARDS
+    three_d_secure = pick(body, "threeDSecure")
+    later = None
+    if isinstance(three_d_secure, dict) and three_d_secure and not answer_lost:
+        decision, later = "SUBMITTED", decision  # 3-D Secure ran: Flex decides later
     billing = pick(body, "billingInformation")
+    currency = pick(body, "transaction.currency")
     return Order(
         order_session_key=str(uuid.uuid4()), merchant_order_id=str(pick(body, "orderId")),
-        decision=decision, status=_STATUS_FOR.get(decision, "CANCELLED"),
-        amount_cents=as_int(pick(body, "transaction.amount")),
-        currency=str(pick(body, "transaction.currency")).upper(), placed_at=wire_time(now),
-        email=pick(body, "payer.email"), first_name=pick(billing, "firstName"),
-        last_name=pick(billing, "lastName"), billing=address(billing),
-        shipping=address(pick(body, "shippingInformation")),
+        decision=decision, later=later,
+        status=PENDING if later else status_for(decision),
+        amount_cents=as_int(pick(body, "transaction.amount")) or 0,
+        currency=str(currency).upper() if present(currency) else None, placed_at=wire_time(),
+        email=pick(body, "payer.email"), secondary_email=pick(body, "payer.secondaryEmail"),
+        phone=pick(body, "payer.phone") or pick(billing, "phone"),
+        first_name=pick(billing, "firstName"), last_name=pick(billing, "lastName"),
+        billing=address(billing), shipping=address(pick(body, "shippingInformation")),
         sense_key=pick(body, "senseKey"),
-        expiry=wire_time(now + AUTHORIZATION_LIFETIME) if decision == "CAPTUREREQUIRED" else None,
-        answer_lost=number in LOST_ANSWER_CARDS)
+        expiry=None if later else expiry_for(decision), answer_lost=answer_lost)

@@ -4,6 +4,7 @@ authorization flow's capture and cancels. Every status change sends its webhook.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -39,14 +40,17 @@ from ..state import Kept, Order, State
 orders = Blueprint("orders", __name__, url_prefix="/v1")
 
 MAX_PAGE_SIZE = 100
+REFUND_APPROVED_CODE = "00"  # our choice: Flex's code for a refund it made is not published
 NOT_FOUND = "No order with this id."
 
 
-@orders.get("/orders/<key>")
+# An orderSessionKey is a GUID (any case): `/v1/orders/refund` (a refund sent with an empty
+# key, `orders//refund`) is then no route at all, 404 as on Flex, not a 405 for GET.
+@orders.get("/orders/<uuid:key>")
 @flex_call("order")
-def order(key: str) -> Response:
+def order(key: uuid.UUID) -> Response:
     with sandbox().state.lock:
-        found = sandbox().state.orders.get(key)
+        found = sandbox().state.orders.get(str(key))
         body = order_json(found) if found else None
     if body is None:
         return problem(404, "Not Found", NOT_FOUND)
@@ -82,9 +86,9 @@ def outcome() -> Response:
     return ok(envelope(status=status, confirmationId=found.confirmation_id if found else None))
 
 
-@orders.post("/orders/<key>/refund")
+@orders.post("/orders/<uuid:key>/refund")
 @flex_call("refund")
-def refund(key: str) -> Response:
+def refund(key: uuid.UUID) -> Response:
     body = json_body() or {}
     refusal = mid_mismatch(body)
     if refusal is not None:
@@ -93,12 +97,15 @@ def refund(key: str) -> Response:
     if cents is None:
         return invalid({"AmountToRefund": [
             "A positive amount in dollars with at most 2 decimals is required."]})
-    found, left = refund_order(key, cents)
+    found, left = refund_order(str(key), cents)
     if found is None:
         return problem(404, "Not Found", NOT_FOUND)
     if left is not None:
         return refused("2001", refund_message(cents, left))
-    return ok(envelope(status="SUCCESS"))
+    # The refusal's fields, with success: the documented status SUCCESS and the message
+    # APPROVED that a published client read from Flex's real sandbox.
+    return ok(envelope(responseCode=REFUND_APPROVED_CODE, responseMessage="APPROVED",
+                       transactionId=str(uuid.uuid4()), status="SUCCESS"))
 
 
 def refund_order(key: str, cents: int) -> tuple[Order | None, int | None]:
@@ -139,10 +146,10 @@ def capture() -> Response:
                  lambda state: _capture(state, key, amount))
 
 
-@orders.post("/orders/<key>/cancel")
+@orders.post("/orders/<uuid:key>/cancel")
 @flex_call("cancel")
-def cancel(key: str) -> Response:
-    return _cancel(lambda state: state.orders.get(key))
+def cancel(key: uuid.UUID) -> Response:
+    return _cancel(lambda state: state.orders.get(str(key)))
 
 
 @orders.post("/orders/<merchant_order_id>/external-cancel")
