@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shop import (
+    access,
     cart,
     cli,
     db,
@@ -66,6 +67,10 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",
     "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
+    # The back office's login (required with SHOP_ENV=production): a username, and the hash
+    # of the password made by `flask --app app shop hash-password`, never the password itself.
+    "MERCHANT_USERNAME": "",
+    "MERCHANT_PASSWORD_HASH": "",
 }
 
 
@@ -98,6 +103,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(name)s %(message)s")
     csrf = CSRFProtect(app)
     csrf.exempt(webhooks.bp)  # Flex signs its webhooks; every other POST carries a CSRF token
+    access.init_app(app)  # first: production refuses to start without the merchant login
     db.init_app(app)
     services.init_app(app)
     webhooks.init_app(app)

@@ -1,4 +1,5 @@
-"""Command-line tools: `flask flex relay|recover|check` and `flask shop migrate|reset`."""
+"""Command-line tools: `flask flex relay|recover|check` and
+`flask shop migrate|reset|hash-password`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from flask.cli import AppGroup
 from flex.errors import FlexError
 from flex.recovery import LATER
 
-from . import db
+from . import access, db
 from .services import services
 
 flex_cli = AppGroup("flex", help="The Flex integration.")
@@ -78,6 +79,13 @@ def reset_command() -> None:
     with db.database().connection() as conn:
         db.clear(conn)
     click.echo("demo reset: all orders removed")
+
+
+@shop_cli.command("hash-password")
+@click.password_option(help="The merchant's back-office password (prompted for if omitted).")
+def hash_password_command(password: str) -> None:
+    """Print a MERCHANT_PASSWORD_HASH line for .env: the hash, never the password."""
+    click.echo(f"MERCHANT_PASSWORD_HASH='{access.hash_password(password)}'")
 
 
 def init_app(app: Flask) -> None:

@@ -1,6 +1,6 @@
 """Security headers: a nonce-based Content-Security-Policy that allows only this site and
 the SenseJS origin, plus the usual hardening headers (HSTS in production); and the demo's
-back-office tools switched off in production."""
+own tools switched off in production."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def demo_tools() -> bool:
-    """The Flex call inspector and the demo reset are for development. A real shop puts
-    such pages behind its admin login; with SHOP_ENV=production they do not exist."""
+    """The demo reset and the sandbox's "simulate" buttons are for development: with
+    SHOP_ENV=production they do not exist. (The back office is behind a login there:
+    shop/access.py.)"""
     return current_app.config["SHOP_ENV"] != "production"
 
 

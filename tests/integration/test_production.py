@@ -3,9 +3,16 @@ who may see an order, the start-up Flex check, database restarts, plain-HTTP war
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from tests.support import checkout_form, fill_cart
+import pytest
+from werkzeug.security import check_password_hash
+
+from shop.services import ConfigError
+from tests.support import checkout_form, fill_cart, hidden
+
+from .conftest import MERCHANT_PASSWORD, PRODUCTION, calls, sign_in
+from .test_shop import APPROVED, RESCUED, pay, status_label
 
 TAMPERED_CARTS = {
     "a billion mugs": {"mug": 10**9},
@@ -35,3 +42,119 @@ def test_a_cart_cookie_with_too_many_lines_keeps_one_per_product(client):
     with client.session_transaction() as session:
         session["cart"] = {**{f"x{i}": 1 for i in range(200)}, "mug": 10, "tee": 10}
     assert "Cart (20)" in client.get("/cart").text
+
+
+# --- the merchant login and who may see an order --------------------------------------------
+
+@pytest.fixture
+def production(make_app, tmp_path):
+    """A production node's test client (over HTTPS: the session cookie is Secure)."""
+    def client():
+        browser = node.test_client()
+        browser.environ_base["wsgi.url_scheme"] = "https"
+        return browser
+
+    node = make_app(DATABASE=str(tmp_path / "live.sqlite"), **PRODUCTION)
+    return client
+
+
+def test_a_stranger_gets_no_back_office_and_no_one_elses_order(production, fresh_sandbox):
+    shopper, stranger = production(), production()
+    order_id, _ = pay(shopper, RESCUED)
+    stranger_page = stranger.get("/").text
+    csrf = hidden(stranger_page, "csrf_token")  # a valid token of the stranger's own session
+
+    assert stranger.get(f"/orders/{order_id}").status_code == 404
+    for path in ("/orders", "/flex", "/flex/webhooks"):
+        response = stranger.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/login?next="), path
+    for action in ("refund", "capture", "cancel"):
+        response = stranger.post(f"/orders/{order_id}/{action}",
+                                 data={"csrf_token": csrf, "amount": "18.00"})
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert calls(fresh_sandbox, "refund") == []
+    assert "Orders" not in stranger_page and "Merchant sign-in" in stranger_page
+
+
+def test_the_shopper_sees_their_own_order_without_the_back_office(production, fresh_sandbox):
+    shopper = production()
+    order_id, page = pay(shopper, RESCUED)
+    assert status_label(page) == "Rescued by Flex"
+    assert "Refund amount" not in page and "Flex timeline" not in page
+    assert "orderSessionKey" not in page and "Webhooks from Flex" not in page
+    assert shopper.get("/orders").status_code == 302  # the list is the merchant's
+
+
+def test_the_signed_link_opens_that_order_for_whoever_holds_it(production, fresh_sandbox):
+    first_id, first_page = pay(production(), APPROVED)
+    second_id, _ = pay(production(), APPROVED)
+    link = re.search(r'href="([^"]+)">private link<', first_page)[1].replace("&amp;", "&")
+    assert f"/orders/{first_id}?key=" in link
+
+    other_device = production()
+    assert status_label(other_device.get(link).text) == "Paid"
+    assert other_device.get(f"/orders/{first_id}").status_code == 200  # remembered
+    key = link.split("key=", 1)[1]
+    assert other_device.get(f"/orders/{second_id}?key={key}").status_code == 404
+    assert production().get(f"/orders/{first_id}?key={key[:-2]}xx").status_code == 404
+
+
+def test_the_merchant_signs_in_to_the_back_office(production, fresh_sandbox):
+    shopper, merchant = production(), production()
+    order_id, _ = pay(shopper, RESCUED)
+    assert sign_in(merchant, "not the password").status_code == 401
+    assert merchant.get("/orders").status_code == 302
+    signed_in = sign_in(merchant)
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/orders"
+
+    assert order_id[:8] in merchant.get("/orders").text
+    assert merchant.get("/flex").status_code == 200
+    assert merchant.get("/flex/webhooks").status_code == 200
+    page = merchant.get(f"/orders/{order_id}").text
+    assert "Flex timeline" in page and "Refund amount" in page
+    refunded = merchant.post(f"/orders/{order_id}/refund", follow_redirects=True,
+                             data={"csrf_token": hidden(page, "csrf_token"), "amount": "9.00"})
+    assert "Refunded $9.00." in refunded.text
+    assert len(calls(fresh_sandbox, "refund")) == 1
+
+    merchant.post("/logout", data={"csrf_token": hidden(refunded.text, "csrf_token")})
+    assert merchant.get("/orders").status_code == 302
+
+
+def test_login_redirects_only_to_this_site(production, fresh_sandbox):
+    merchant = production()
+    page = merchant.get("/login?next=//evil.example/x").text
+    response = merchant.post("/login?next=//evil.example/x", data={
+        "csrf_token": hidden(page, "csrf_token"), "username": "merchant",
+        "password": MERCHANT_PASSWORD})
+    assert response.headers["Location"] == "/orders"
+
+
+@pytest.mark.parametrize("missing", ["MERCHANT_USERNAME", "MERCHANT_PASSWORD_HASH"])
+def test_production_refuses_to_start_without_the_merchant_login(make_app, missing):
+    with pytest.raises(ConfigError, match=f"^{missing} is missing"):
+        make_app(**{**PRODUCTION, missing: ""})
+
+
+def test_production_refuses_a_plain_password(make_app):
+    with pytest.raises(ConfigError, match="MERCHANT_PASSWORD_HASH must be a password hash"):
+        make_app(**{**PRODUCTION, "MERCHANT_PASSWORD_HASH": MERCHANT_PASSWORD})
+
+
+def test_demo_mode_is_open_and_says_so(client, fresh_sandbox):
+    order_id, _ = pay(client, RESCUED)
+    assert client.get("/orders").status_code == 200
+    assert "Flex timeline" in client.get(f"/orders/{order_id}").text
+    home = client.get("/").text
+    assert "Demo mode: the back office (orders, refunds, Flex calls) is open to everyone" in home
+    assert "Merchant sign-in" not in home
+
+
+def test_hash_password_command_prints_a_hash_the_login_accepts(app):
+    result = app.test_cli_runner().invoke(
+        args=["shop", "hash-password"], input="s3cret pass\ns3cret pass\n")
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("MERCHANT_PASSWORD_HASH='scrypt:") and "s3cret" not in line
+    assert check_password_hash(line.split("'")[1], "s3cret pass")
