@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from flex import FlexClient, FlexConfig
 from flex.calllog import CallLog
 from flex.cit import DECLINED, MIN_EVALUATE_SECONDS, PAID, Authorize, CitFlow, CitResult
+from flex.errors import FlexAuthError, FlexError
 from flex.models import Card, Purchase
 from flex.outbox import Relay
 from flex.recovery import Recovery
@@ -27,6 +28,7 @@ from .recovery_store import SqlRecoveryStore
 log = logging.getLogger(__name__)
 
 PROCESSOR_POOL_SIZE = 4  # PostgreSQL connections per process for the processor's ledger
+STARTUP_CHECK_SECONDS = 5.0  # the production start-up's token call, at most
 
 # Settings that must all be present to talk to Flex's real sandbox (or production).
 REAL_FLEX_SETTINGS = (
@@ -108,6 +110,8 @@ def init_app(app: Flask) -> None:
     database = app.extensions["database"]
     call_log = CallLog(SqlCallLog(database))
     client = FlexClient(flex_config, on_call=_on_call(call_log.record))
+    if config["SHOP_ENV"] == "production":
+        check_credentials(client)
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
     # The processor's ledger is the PSP's own system: connections of its own, so a request
     # holding one of the shop's never waits on the shop's pool to charge a card.
@@ -135,6 +139,26 @@ def init_app(app: Flask) -> None:
     if config["FLEX_RELAY"]:
         relay.start()
         atexit.register(relay.stop)
+
+
+def check_credentials(client: FlexClient) -> None:
+    """Production start-up authenticates to Flex once: credentials Flex refuses stop it,
+    naming the settings; Flex unreachable only warns (a deploy must not depend on Flex being
+    up: checkouts degrade by themselves and recovery replays what went unanswered)."""
+    try:
+        client.authenticate(force=True, deadline=STARTUP_CHECK_SECONDS)
+    except FlexAuthError as exc:
+        client.close()
+        raise ConfigError(
+            f"Flex at {client.config.api_url} refused FLEX_APP_KEY/FLEX_APP_SECRET ({exc}): "
+            "check both in .env against Flex's portal for this environment."
+        ) from None
+    except FlexError as exc:
+        log.warning("could not reach Flex at %s to check FLEX_APP_KEY/FLEX_APP_SECRET at "
+                    "start-up (%s); starting anyway: checkouts degrade until it answers",
+                    client.config.api_url, exc)
+    else:
+        log.info("Flex at %s accepted FLEX_APP_KEY/FLEX_APP_SECRET", client.config.api_url)
 
 
 def _pending_after(config: dict) -> float:

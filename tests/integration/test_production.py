@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 from werkzeug.security import check_password_hash
 
 from shop.services import ConfigError
-from tests.support import checkout_form, fill_cart, hidden
+from tests.support import checkout_form, fill_cart, free_port, hidden
 
-from .conftest import MERCHANT_PASSWORD, PRODUCTION, calls, sign_in
+from .conftest import MERCHANT_PASSWORD, PRODUCTION, calls, clear_faults, set_fault, sign_in
 from .test_shop import APPROVED, RESCUED, pay, status_label
 
 TAMPERED_CARTS = {
@@ -158,3 +159,35 @@ def test_hash_password_command_prints_a_hash_the_login_accepts(app):
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("MERCHANT_PASSWORD_HASH='scrypt:") and "s3cret" not in line
     assert check_password_hash(line.split("'")[1], "s3cret pass")
+
+
+# --- start-up checks the Flex credentials; the shopper never sees the reason ---------------
+
+def test_production_refuses_to_start_when_flex_refuses_the_credentials(make_app, caplog):
+    with pytest.raises(ConfigError, match="refused FLEX_APP_KEY/FLEX_APP_SECRET"):
+        make_app(**PRODUCTION, FLEX_APP_SECRET="changeme")
+
+
+def test_production_starts_with_a_warning_when_flex_is_unreachable(make_app, fresh_sandbox,
+                                                                    caplog):
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    app = make_app(**PRODUCTION, FLEX_API_URL=closed, FLEX_CONNECT_TIMEOUT=0.5)
+    assert app.test_client().get("/healthz").status_code == 200
+    assert "could not reach Flex" in caplog.text and "starting anyway" in caplog.text
+
+
+def test_the_shopper_never_sees_why_flex_failed_the_merchant_does(make_app, fresh_sandbox):
+    """Credentials revoked after start-up: the declined checkout's page tells the shopper
+    only what they must know; the back office shows the reason."""
+    node = make_app(**PRODUCTION)
+    shopper, merchant = node.test_client(), node.test_client()
+    for browser in (shopper, merchant):
+        browser.environ_base["wsgi.url_scheme"] = "https"
+    requests.post(f"{fresh_sandbox.url}/_sandbox/tokens/expire", timeout=5).raise_for_status()
+    set_fault(fresh_sandbox, "token", status=400)  # Flex now refuses the AppKey/AppSecret
+    order_id, page = pay(shopper, "4000000000009995")
+    assert status_label(page) == "Declined"
+    assert "AppKey" not in page and "AppSecret" not in page and "Flex gave no answer" not in page
+    clear_faults(fresh_sandbox)
+    sign_in(merchant)
+    assert "Flex refused the AppKey/AppSecret" in merchant.get(f"/orders/{order_id}").text
