@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 BOOKKEEPING_POOL_SIZE = 4  # PostgreSQL connections per process for the relay and call log
+PRIVATE_FILE, PRIVATE_DIRECTORY = 0o600, 0o700  # the service user's only: emails, addresses
 MIGRATION_LOCK = 7_413_020  # the advisory-lock key that serializes migrations on PostgreSQL
 _MIGRATION_NAME = re.compile(r"(\d{3})_(\w+?)(?:\.(sqlite|postgresql))?\.sql")
 
@@ -270,8 +272,25 @@ def clear(conn: Connection) -> None:
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 
+def make_private(url: str, instance_path: str) -> None:
+    """Only the service user may read the shop's files (orders hold emails and addresses):
+    the instance folder 0700 (it also holds the webhook key and the sandbox's files), the
+    SQLite file 0600, and so its WAL and shared memory, which SQLite creates with the
+    database file's mode. A folder named by DATABASE is the operator's: left as it is."""
+    if os.path.isdir(instance_path):
+        os.chmod(instance_path, PRIVATE_DIRECTORY)
+    if engine_of(url) != SQLITE:
+        return
+    path = url.split(":///", 1)[1]
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))  # before SQLite makes it
+    for file in (path, f"{path}-wal", f"{path}-shm", f"{path}.migrate-lock"):
+        if os.path.exists(file):
+            os.chmod(file, PRIVATE_FILE)
+
+
 def init_app(app: Flask) -> None:
     url = database_url(app.config)
+    make_private(url, app.instance_path)
     migrate(url)
     app.extensions["database"] = Database(url, int(app.config.get("DATABASE_POOL_SIZE", 10)))
     app.teardown_appcontext(release_db)

@@ -4,11 +4,13 @@ who may see an order, the start-up Flex check, database restarts, plain-HTTP war
 from __future__ import annotations
 
 import re
+import stat
 
 import pytest
 import requests
 from werkzeug.security import check_password_hash
 
+from shop import db
 from shop.services import ConfigError
 from tests.support import checkout_form, fill_cart, free_port, hidden
 
@@ -191,3 +193,32 @@ def test_the_shopper_never_sees_why_flex_failed_the_merchant_does(make_app, fres
     clear_faults(fresh_sandbox)
     sign_in(merchant)
     assert "Flex refused the AppKey/AppSecret" in merchant.get(f"/orders/{order_id}").text
+
+
+# --- files ----------------------------------------------------------------------------------
+
+def test_the_database_and_its_folder_are_private_to_the_service_user(make_app, tmp_path,
+                                                                      fresh_sandbox):
+    database = tmp_path / "shop.sqlite"
+    database.touch(mode=0o644)  # an existing database from before keeps no wider mode
+    app = make_app(DATABASE_URL="", DATABASE=str(database))
+    client = app.test_client()
+    pay(client, APPROVED)  # the WAL and shared memory exist once something was written
+    files = [database, *(tmp_path / f"shop.sqlite-{end}" for end in ("wal", "shm"))]
+    assert all(file.exists() for file in files)
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+def test_the_instance_folder_is_private(tmp_path):
+    """The default database lives in the instance folder, beside the webhook key and the
+    sandbox's files: 0700. A folder the operator named (DATABASE=/srv/x/shop.sqlite) is
+    theirs, left as it is."""
+    instance, elsewhere = tmp_path / "instance", tmp_path / "srv"
+    for folder in (instance, elsewhere):
+        folder.mkdir(mode=0o755)
+    db.make_private(f"sqlite:///{instance / 'shop.sqlite'}", str(instance))
+    db.make_private(f"sqlite:///{elsewhere / 'shop.sqlite'}", str(tmp_path / "missing"))
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755
+    assert stat.S_IMODE((elsewhere / "shop.sqlite").stat().st_mode) == 0o600
