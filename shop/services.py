@@ -166,11 +166,13 @@ def _pending_after(config: dict) -> float:
     recovery would settle an order its own request is about to settle."""
     seconds = float(config["RECOVER_PENDING_AFTER_SECONDS"])
     worst_case = (float(config["FLEX_DEADLINE"]) + MIN_EVALUATE_SECONDS
-                  + config["PROCESSOR_LATENCY_MS"] / 1000)
+                  + config["PROCESSOR_LATENCY_MS"] / 1000
+                  + float(config.get("DATABASE_RETRY_SECONDS", 0)))
     if seconds <= worst_case:
         raise ConfigError(
             f"RECOVER_PENDING_AFTER_SECONDS ({seconds:g}) must exceed a checkout's worst case "
-            f"({worst_case:g} s: FLEX_DEADLINE + {MIN_EVALUATE_SECONDS:g} s + the processor)."
+            f"({worst_case:g} s: FLEX_DEADLINE + {MIN_EVALUATE_SECONDS:g} s + the processor "
+            "+ DATABASE_RETRY_SECONDS)."
         )
     return seconds
 

@@ -4,6 +4,7 @@ who may see an order, the start-up Flex check, database restarts, plain-HTTP war
 from __future__ import annotations
 
 import re
+import sqlite3
 import stat
 
 import pytest
@@ -14,7 +15,15 @@ from shop import db
 from shop.services import ConfigError
 from tests.support import checkout_form, fill_cart, free_port, hidden
 
-from .conftest import MERCHANT_PASSWORD, PRODUCTION, calls, clear_faults, set_fault, sign_in
+from .conftest import (
+    MERCHANT_PASSWORD,
+    PRODUCTION,
+    calls,
+    clear_faults,
+    db_rows,
+    set_fault,
+    sign_in,
+)
 from .test_shop import APPROVED, RESCUED, pay, status_label
 
 TAMPERED_CARTS = {
@@ -222,3 +231,105 @@ def test_the_instance_folder_is_private(tmp_path):
     assert stat.S_IMODE(instance.stat().st_mode) == 0o700
     assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755
     assert stat.S_IMODE((elsewhere / "shop.sqlite").stat().st_mode) == 0o600
+
+
+# --- database restarts: retries, never a 500 on a charged checkout --------------------------
+
+def _after_the_processor_answers(app, monkeypatch, action) -> None:
+    """Runs `action` once the processor has answered a checkout, before the shop writes the
+    result: the moment the issue's 500s happened."""
+    processor = app.extensions["services"].processor
+    authorize = processor.authorize
+
+    def authorize_then_act(*args, **kwargs):
+        result = authorize(*args, **kwargs)
+        action()
+        return result
+
+    monkeypatch.setattr(processor, "authorize", authorize_then_act)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    url = postgres_cluster.create_schema()
+    yield url
+    postgres_cluster.drop_schema(url)
+
+
+@pytest.mark.parametrize("card", [APPROVED, RESCUED])
+def test_a_postgresql_restart_mid_checkout_costs_a_retry_not_a_500(
+        make_app, postgres_cluster, postgres_url, fresh_sandbox, monkeypatch, caplog, card):
+    app = make_app(DATABASE_URL=postgres_url)
+    client = app.test_client()
+    pay(client, APPROVED)  # every pool has live connections, now killed by the restart
+    _after_the_processor_answers(app, monkeypatch, postgres_cluster.restart)
+    order_id, page = pay(client, card)  # asserts the 302 to the order page
+    assert status_label(page) == ("Paid" if card == APPROVED else "Rescued by Flex")
+    assert "database unavailable" in caplog.text  # it was retried, not lucky
+    assert db_rows(postgres_url, "SELECT outcome FROM orders WHERE id = ?", order_id) == [
+        ("paid" if card == APPROVED else "rescued",)]
+
+
+def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_settles_it(
+        make_app, postgres_cluster, postgres_url, fresh_sandbox, monkeypatch):
+    app = make_app(DATABASE_URL=postgres_url, DATABASE_RETRY_SECONDS=0.5)
+    client = app.test_client()
+    _after_the_processor_answers(app, monkeypatch, postgres_cluster.pause)
+    fill_cart(client)
+    form = checkout_form(client)
+    try:
+        answer = client.post("/checkout", data=form)
+    finally:
+        postgres_cluster.resume()
+    assert answer.status_code == 202, answer.text[:300]
+    assert "We are confirming your payment" in answer.text
+    assert "do not pay again" in answer.text
+    assert "Traceback" not in answer.text and "psycopg" not in answer.text
+
+    order_id = form["checkout_id"]
+    assert status_label(client.get(f"/orders/{order_id}").text) == "Awaiting confirmation"
+    report = app.extensions["services"].sweep.run(ahead=3600)  # recovery, brought forward
+    assert order_id in [item.order_id for item in report.settled]
+    assert status_label(client.get(f"/orders/{order_id}").text) == "Paid"
+
+
+def test_sqlite_locked_is_retried_in_the_storage_layer(tmp_path, monkeypatch):
+    """Another process holds SQLite's write lock past the busy timeout: the transaction
+    begins again after a pause (here the other writer commits during the first pause),
+    instead of failing with "database is locked"."""
+    url = f"sqlite:///{tmp_path / 'busy.sqlite'}"
+    db.migrate(url)
+    database = db.Database(url)
+    other = sqlite3.connect(tmp_path / "busy.sqlite", isolation_level=None)
+    pauses = []
+
+    def pause_while_the_other_commits(seconds):
+        pauses.append(seconds)
+        other.execute("COMMIT")
+
+    monkeypatch.setattr(db, "_pause", pause_while_the_other_commits)
+    with database.connection() as conn:
+        conn.raw.execute("PRAGMA busy_timeout = 0")  # "locked" at once, not after 10 s
+        other.execute("BEGIN IMMEDIATE")
+        with conn:
+            conn.execute("INSERT INTO webhook_rejections (reason, count, last_at)"
+                         " VALUES (?, ?, ?)", ("test", 1, 0.0))
+    other.close()
+    assert pauses == [db.FIRST_PAUSE]
+    assert db_rows(url, "SELECT reason FROM webhook_rejections") == [("test",)]
+
+
+def test_a_database_that_stays_locked_raises_database_unavailable(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'busy.sqlite'}"
+    db.migrate(url)
+    database = db.Database(url, retry_seconds=0.2)
+    other = sqlite3.connect(tmp_path / "busy.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    pauses = []
+    monkeypatch.setattr(db, "_pause", pauses.append)
+    with database.connection() as conn, pytest.raises(db.DatabaseUnavailable):
+        conn.raw.execute("PRAGMA busy_timeout = 0")
+        with conn:
+            pass
+    other.close()
+    assert pauses and sum(pauses) <= 0.2
