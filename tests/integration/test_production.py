@@ -333,3 +333,22 @@ def test_a_database_that_stays_locked_raises_database_unavailable(tmp_path, monk
             pass
     other.close()
     assert pauses and sum(pauses) <= 0.2
+
+
+# --- production over plain HTTP says why forms fail -------------------------------------------
+
+def test_a_production_request_over_plain_http_is_logged_once(make_app, fresh_sandbox, caplog):
+    node = make_app(**PRODUCTION)
+    plain, proxied, secure = node.test_client(), node.test_client(), node.test_client()
+    secure.get("/", base_url="https://localhost")
+    proxied.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert "plain HTTP" not in caplog.text
+    plain.get("/")
+    plain.get("/cart")
+    warnings = [r.message for r in caplog.records if "plain HTTP" in r.message]
+    assert len(warnings) == 1 and "Form expired" in warnings[0]
+
+
+def test_no_plain_http_warning_in_the_demo(client, fresh_sandbox, caplog):
+    client.get("/")
+    assert "plain HTTP" not in caplog.text
