@@ -75,6 +75,7 @@ class Services:
     sensejs: SenseJS
     mode: str  # shown in the page footer
     sandbox_url: str | None = None  # the embedded sandbox's root URL; None with a real Flex
+    sandbox: object | None = None  # the embedded sandbox (flex.sandbox.shared.SharedSandbox)
 
     def close(self) -> None:
         """Stops the relay, waits for vault calls in flight, and closes the connections."""
@@ -95,7 +96,7 @@ def init_app(app: Flask) -> None:
     config = app.config
     pending_after = _pending_after(config)  # checked before the sandbox is started
     _transaction_type(config)  # a bad value stops start-up in every mode, sandbox included
-    sandbox_url = None
+    sandbox_url = sandbox = None
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
@@ -104,8 +105,8 @@ def init_app(app: Flask) -> None:
             "Flex API; the embedded sandbox simulator is for the demo only."
         )
     else:
-        flex_config, sensejs, mode, sandbox_url = _embedded_sandbox(config,
-                                                                    sandbox_directory(app))
+        sandbox = _embedded_sandbox(config, sandbox_directory(app))
+        flex_config, sensejs, mode, sandbox_url = _sandbox_settings(config, sandbox)
 
     database = app.extensions["database"]
     call_log = CallLog(SqlCallLog(database))
@@ -135,6 +136,7 @@ def init_app(app: Flask) -> None:
         sensejs=sensejs,
         mode=mode,
         sandbox_url=sandbox_url,
+        sandbox=sandbox,
     )
     if config["FLEX_RELAY"]:
         relay.start()
@@ -237,15 +239,22 @@ def sandbox_directory(app: Flask) -> str:
     return app.instance_path
 
 
-def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS, str, str]:
+def _embedded_sandbox(config: dict, directory: str):
     # Imported here: a shop talking to the real Flex never loads the simulator.
-    from flex import sandbox
     from flex.sandbox import shared
 
     # One sandbox process beside the database, shared by every worker and CLI process that
-    # uses it: a card vaulted through one worker is refunded through another.
+    # uses it: a card vaulted through one worker is refunded through another. If it dies
+    # (kill -9, a crash), the supervisor starts it again on the same port.
     server = shared.join(directory, port=int(config.get("FLEX_SANDBOX_PORT") or 0))
+    shared.supervise(server)
     log.info("embedded Flex sandbox at %s", server.url)
+    return server
+
+
+def _sandbox_settings(config: dict, server) -> tuple[FlexConfig, SenseJS, str, str]:
+    from flex import sandbox
+
     flex_config = FlexConfig(
         api_url=server.api_url,
         app_key=sandbox.DEFAULT_APP_KEY,

@@ -6,20 +6,24 @@ from __future__ import annotations
 import re
 import sqlite3
 import stat
+import time
 
 import pytest
 import requests
 from werkzeug.security import check_password_hash
 
+from app import create_app
+from flex.sandbox import shared
 from shop import db
 from shop.services import ConfigError
-from tests.support import checkout_form, fill_cart, free_port, hidden
+from tests.support import checkout_form, fill_cart, free_port, hidden, wait_for
 
 from .conftest import (
     MERCHANT_PASSWORD,
     PRODUCTION,
     calls,
     clear_faults,
+    close_app,
     db_rows,
     set_fault,
     sign_in,
@@ -352,3 +356,32 @@ def test_a_production_request_over_plain_http_is_logged_once(make_app, fresh_san
 def test_no_plain_http_warning_in_the_demo(client, fresh_sandbox, caplog):
     client.get("/")
     assert "plain HTTP" not in caplog.text
+
+
+# --- demo: the embedded sandbox is restarted when it dies -------------------------------------
+
+def test_the_demo_restarts_a_killed_sandbox_and_checkout_works_again(tmp_path):
+    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "shop.sqlite"),
+                      "FLEX_RELAY": False, "PROCESSOR_LATENCY_MS": 0})
+    sandbox = app.extensions["services"].sandbox
+    try:
+        client = app.test_client()
+        assert status_label(pay(client, RESCUED)[1]) == "Rescued by Flex"
+        url, first = sandbox.url, sandbox.process
+
+        killed_at = time.monotonic()
+        first.kill()  # kill -9: no goodbye, its locks go with it
+        first.wait(10)
+        assert wait_for(lambda: sandbox.restarts == 1 and shared.running_url(tmp_path) == url)
+        order_id, page = pay(client, RESCUED)
+        recovered_in = time.monotonic() - killed_at
+        assert status_label(page) == "Rescued by Flex", page
+        assert sandbox.process.pid != first.pid
+        print(f"checkout rescued again {recovered_in:.2f} s after the kill")
+        assert (tmp_path / shared.URL_FILE).read_text().strip() == url  # the same URL
+    finally:
+        close_app(app)
+        sandbox.leave()
+        if sandbox.process:
+            sandbox.process.terminate()
+            sandbox.process.wait(10)
