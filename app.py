@@ -175,7 +175,7 @@ def _database_unavailable(app: Flask, exc: Exception):
     been charged: the shopper is told we are confirming it (the order is pending, and the
     recovery sweep settles it with the processor and Flex), never shown an error page."""
     app.logger.warning("database unavailable during %s %s: %s", request.method, request.path,
-                       exc)
+                       exc, exc_info=exc)
     checkout_id = request.form.get("checkout_id", "") if request.method == "POST" else ""
     if request.endpoint == "shop.checkout_page" and checkout_id in session.get("orders", []):
         return render_template("confirming.html", order_id=checkout_id), 202
