@@ -72,7 +72,7 @@ DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
     # The back office's login (required with SHOP_ENV=production): a username, and the hash
-    # of the password made by `flask --app app shop hash-password`, never the password itself.
+    # of the password printed by `python -m shop.access`, never the password itself.
     "MERCHANT_USERNAME": "",
     "MERCHANT_PASSWORD_HASH": "",
 }

@@ -2,8 +2,8 @@
 
 - The back office (the order list, any order's page, refunds, capture/cancel, the Flex
   inspector, the webhooks page) needs the merchant's login: Flask-Login, with one merchant
-  account from the environment (MERCHANT_USERNAME, and MERCHANT_PASSWORD_HASH as made by
-  `flask --app app shop hash-password`; never a plain password).
+  account from the environment (MERCHANT_USERNAME, and MERCHANT_PASSWORD_HASH as printed by
+  `python -m shop.access`; never a plain password).
 - A shopper sees the orders their own session placed, and an order whose signed link
   (on the order page, signed with SECRET_KEY) they hold; anyone else gets 404.
 In development (the demo) the back office is open to everyone, and the page footer says so.
@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import click
 from flask import (
     Blueprint,
     Flask,
@@ -153,9 +154,15 @@ class MerchantLogin:
     password_hash: str
 
 
-def hash_password(password: str) -> str:
-    """A MERCHANT_PASSWORD_HASH for `password` (werkzeug's scrypt)."""
-    return generate_password_hash(password)
+HASH_COMMAND = "python -m shop.access"  # runs without the app: production needs no settings
+
+
+@click.command()
+@click.password_option(help="The merchant's back-office password (prompted for if omitted).")
+def hash_password(password: str) -> None:
+    """Print a MERCHANT_PASSWORD_HASH line for .env: werkzeug's scrypt hash of the password,
+    never the password itself."""
+    click.echo(f"MERCHANT_PASSWORD_HASH='{generate_password_hash(password)}'")
 
 
 def _merchant_login(config) -> MerchantLogin | None:
@@ -170,12 +177,12 @@ def _merchant_login(config) -> MerchantLogin | None:
         raise ConfigError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: "
             "SHOP_ENV=production puts the back office behind a merchant login. Make the "
-            "hash with `flask --app app shop hash-password`."
+            f"hash with `{HASH_COMMAND}`."
         )
     if not password_hash.startswith(HASH_METHODS):
         raise ConfigError(
             "MERCHANT_PASSWORD_HASH must be a password hash (scrypt:… or pbkdf2:…), never the "
-            "password itself. Make it with `flask --app app shop hash-password`."
+            f"password itself. Make it with `{HASH_COMMAND}`."
         )
     return MerchantLogin(username, password_hash)
 
@@ -200,3 +207,7 @@ def init_app(app: Flask) -> None:
                 "login_enabled": account is not None}
 
     app.register_blueprint(bp)
+
+
+if __name__ == "__main__":
+    hash_password()

@@ -1,5 +1,4 @@
-"""Command-line tools: `flask flex relay|recover|check` and
-`flask shop migrate|reset|hash-password`."""
+"""Command-line tools: `flask flex relay|recover|check` and `flask shop migrate|reset`."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from flask.cli import AppGroup
 from flex.errors import FlexError
 from flex.recovery import LATER
 
-from . import access, db
+from . import db
 from .services import services
 
 flex_cli = AppGroup("flex", help="The Flex integration.")
@@ -79,13 +78,6 @@ def reset_command() -> None:
     with db.database().connection() as conn:
         db.clear(conn)
     click.echo("demo reset: all orders removed")
-
-
-@shop_cli.command("hash-password")
-@click.password_option(help="The merchant's back-office password (prompted for if omitted).")
-def hash_password_command(password: str) -> None:
-    """Print a MERCHANT_PASSWORD_HASH line for .env: the hash, never the password."""
-    click.echo(f"MERCHANT_PASSWORD_HASH='{access.hash_password(password)}'")
 
 
 def init_app(app: Flask) -> None:
