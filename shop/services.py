@@ -8,6 +8,7 @@ import atexit
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
@@ -24,6 +25,9 @@ from .flex_store import SqlCallLog, SqlOutbox
 from .processor import SimulatedProcessor
 from .recovery import Sweep
 from .recovery_store import SqlRecoveryStore
+
+if TYPE_CHECKING:  # a shop talking to the real Flex never imports the simulator
+    from flex.sandbox.shared import SharedSandbox
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ class Services:
     sensejs: SenseJS
     mode: str  # shown in the page footer
     sandbox_url: str | None = None  # the embedded sandbox's root URL; None with a real Flex
-    sandbox: object | None = None  # the embedded sandbox (flex.sandbox.shared.SharedSandbox)
+    sandbox: SharedSandbox | None = None  # the embedded sandbox's process, supervised
 
     def close(self) -> None:
         """Stops the relay, waits for vault calls in flight, and closes the connections."""
@@ -239,7 +243,7 @@ def sandbox_directory(app: Flask) -> str:
     return app.instance_path
 
 
-def _embedded_sandbox(config: dict, directory: str):
+def _embedded_sandbox(config: dict, directory: str) -> SharedSandbox:
     # Imported here: a shop talking to the real Flex never loads the simulator.
     from flex.sandbox import shared
 
@@ -252,7 +256,8 @@ def _embedded_sandbox(config: dict, directory: str):
     return server
 
 
-def _sandbox_settings(config: dict, server) -> tuple[FlexConfig, SenseJS, str, str]:
+def _sandbox_settings(config: dict, server: SharedSandbox
+                      ) -> tuple[FlexConfig, SenseJS, str, str]:
     from flex import sandbox
 
     flex_config = FlexConfig(

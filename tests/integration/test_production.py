@@ -65,11 +65,9 @@ def test_a_cart_cookie_with_too_many_lines_keeps_one_per_product(client):
 
 @pytest.fixture
 def production(make_app, tmp_path):
-    """A production node's test client (over HTTPS: the session cookie is Secure)."""
+    """Makes test clients of one production node: each is a browser of its own."""
     def client():
-        browser = node.test_client()
-        browser.environ_base["wsgi.url_scheme"] = "https"
-        return browser
+        return node.test_client()
 
     node = make_app(DATABASE=str(tmp_path / "live.sqlite"), **PRODUCTION)
     return client
@@ -100,6 +98,7 @@ def test_the_shopper_sees_their_own_order_without_the_back_office(production, fr
     assert status_label(page) == "Rescued by Flex"
     assert "Refund amount" not in page and "Flex timeline" not in page
     assert "orderSessionKey" not in page and "Webhooks from Flex" not in page
+    assert "Talking to the" not in page and fresh_sandbox.url not in page  # configuration
     assert shopper.get("/orders").status_code == 302  # the list is the merchant's
 
 
