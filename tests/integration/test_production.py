@@ -187,7 +187,7 @@ def test_production_refuses_to_start_when_flex_refuses_the_credentials(make_app,
 def test_production_starts_with_a_warning_when_flex_is_unreachable(make_app, fresh_sandbox,
                                                                     caplog):
     closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    app = make_app(**PRODUCTION, FLEX_API_URL=closed, FLEX_CONNECT_TIMEOUT=0.5)
+    app = make_app(**PRODUCTION, FLEX_API_URL=closed, FLEX_DEADLINE=0.5)
     assert app.test_client().get("/healthz").status_code == 200
     assert "could not reach Flex" in caplog.text and "starting anyway" in caplog.text
 
