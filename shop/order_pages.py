@@ -36,6 +36,11 @@ def history():
 def detail(order_id: str):
     if not may_see_order(order_id):  # the same answer as for an order that does not exist
         abort(404, "There is no order with this id.")
+    if order_id in session.get("orders", []) and orders.get(get_db(), order_id) is None:
+        # This session's checkout never got its order row, and the row comes before the
+        # charge (e.g. the database was down): nothing was charged.
+        abort(404, "This checkout stopped before your card was charged. Your cart is kept: "
+                   "please pay again.")
     order = _order_or_404(order_id)
     form = RefundForm(formdata=None)
     status = 200

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import stat
 import time
+import uuid
 
 import pytest
 import requests
@@ -296,6 +297,20 @@ def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_se
     report = app.extensions["services"].sweep.run(ahead=3600)  # recovery, brought forward
     assert order_id in [item.order_id for item in report.settled]
     assert status_label(client.get(f"/orders/{order_id}").text) == "Paid"
+
+
+def test_a_checkout_that_never_got_its_order_says_nothing_was_charged(client, fresh_sandbox):
+    """The database was down before the order row (which comes before the charge) was
+    written: the confirming page's link then tells the shopper nothing was charged."""
+    fill_cart(client)
+    checkout_id = checkout_form(client)["checkout_id"]
+    with client.session_transaction() as session:
+        session["orders"] = [checkout_id]  # remembered by the checkout that then failed
+    page = client.get(f"/orders/{checkout_id}")
+    assert page.status_code == 404
+    assert "stopped before your card was charged" in page.text
+    assert "Cart (1)" in page.text
+    assert client.get(f"/orders/{uuid.uuid4()}").status_code == 404
 
 
 def test_sqlite_locked_is_retried_in_the_storage_layer(tmp_path, monkeypatch):
