@@ -4,7 +4,8 @@ gunicorn with one worker of two threads, production settings, the Flex sandbox a
 API. Clients that send headers and a few bytes of a POST body, then nothing more, hold a
 gunicorn thread each when they reach it directly: /healthz gets no answer. Through nginx,
 with the repository's config, 40 such clients change nothing: /healthz and a whole checkout
-answer. (No sleeps: the slow clients simply never finish while the checks run.)
+answer. (No sleeps: the slow clients simply never finish while the checks run.) And the
+merchant login is rate-limited per address.
 """
 
 from __future__ import annotations
@@ -152,3 +153,14 @@ def test_behind_nginx_slow_clients_cannot_starve_the_shop(nginx):
     finally:
         for sock in held:
             sock.close()
+
+
+def test_nginx_slows_down_password_guessing(nginx):
+    """The login page answers one address 10 times a minute, in bursts of 5: then 429."""
+    with warnings.catch_warnings(), requests.Session() as http:
+        warnings.simplefilter("ignore")  # the test's self-signed certificate
+        http.verify, http.trust_env = False, False
+        answers = [http.get(f"https://127.0.0.1:{nginx}/login", timeout=5).status_code
+                   for _ in range(8)]
+    assert answers[:5] == [200] * 5  # the burst (the first may also use the rate's token)
+    assert answers[-1] == 429
