@@ -143,7 +143,9 @@ def _next_page() -> str:
     """Where to go after signing in: `next` if it is a path on this site, else the orders."""
     target = request.args.get("next", "")
     parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
+    # Not "//host" nor "/\\host" (browsers read a backslash as a slash): both leave the site.
+    if (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not parts.scheme and not parts.netloc):
         return target
     return url_for("orders.history")
 

@@ -139,13 +139,15 @@ def test_the_merchant_signs_in_to_the_back_office(production, fresh_sandbox):
     assert merchant.get("/orders").status_code == 302
 
 
-def test_login_redirects_only_to_this_site(production, fresh_sandbox):
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example/x",
+                                    "https://evil.example/x", "/flex"])
+def test_login_redirects_only_to_this_site(production, fresh_sandbox, target):
     merchant = production()
-    page = merchant.get("/login?next=//evil.example/x").text
-    response = merchant.post("/login?next=//evil.example/x", data={
+    page = merchant.get("/login", query_string={"next": target}).text
+    response = merchant.post("/login", query_string={"next": target}, data={
         "csrf_token": hidden(page, "csrf_token"), "username": "merchant",
         "password": MERCHANT_PASSWORD})
-    assert response.headers["Location"] == "/orders"
+    assert response.headers["Location"] == ("/flex" if target == "/flex" else "/orders")
 
 
 @pytest.mark.parametrize("missing", ["MERCHANT_USERNAME", "MERCHANT_PASSWORD_HASH"])
