@@ -8,9 +8,10 @@ makes `with conn:` one transaction. The schema lives in numbered plain-SQL migra
 A database restart, a failover or a busy SQLite file costs retries, not errors: the pools
 check a connection before lending it, and a transaction that cannot begin (the connection was
 lost, or SQLite says "database is locked") is retried on a fresh connection for up to
-`retry_seconds` (DATABASE_RETRY_SECONDS) before DatabaseUnavailable is raised. Beginning is
-always safe to retry: nothing of the transaction was sent yet. This is the one place that
-retries; callers write their transactions as if the database never went away.
+`retry_seconds` (DATABASE_RETRY_SECONDS) before DatabaseUnavailable is raised; so is a
+SELECT on its own. Both are always safe to send again: nothing of a transaction was sent
+yet, and a read changes nothing. This is the one place that retries; callers write their
+transactions as if the database never went away.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ class Connection:
     def execute(self, sql: str, params: Sequence = ()):
         if self._transaction is None and self._lost():
             self._replace(self.retry_seconds)  # known lost: a fresh one, before sending
-        return self.raw.execute(self._sql(sql), params)
+        if self._pool is None or self._transaction is not None or not _is_read(sql):
+            return self.raw.execute(self._sql(sql), params)
+        # A read on its own: safe to send again, on a fresh connection, if this one was lost.
+        return self._retrying(lambda: self.raw.execute(self._sql(sql), params))
 
     def _lost(self) -> bool:
         return self._pool is not None and (self.raw is None or self.raw.closed)
@@ -119,14 +123,19 @@ class Connection:
         return sql.replace("%", "%%").replace("?", "%s")
 
     def __enter__(self) -> Connection:
+        self._retrying(self._begin)
+        return self
+
+    def _retrying(self, attempt):
+        """attempt(), again on a fresh connection after a pause while the database is
+        unavailable, for up to `retry_seconds`; only for what is safe to send twice."""
         deadline = time.monotonic() + self.retry_seconds
         pause = FIRST_PAUSE
         while True:
             try:
                 if self._lost():
                     self._replace(deadline - time.monotonic())
-                self._begin()
-                return self
+                return attempt()
             except Exception as exc:
                 if not unavailable(exc):
                     raise
@@ -240,6 +249,10 @@ def _pool(url: str, size: int, configure=None):
         kwargs={"autocommit": True, "row_factory": _rows},
         check=ConnectionPool.check_connection,  # survive a database restart
     )
+
+
+def _is_read(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "SELECT"
 
 
 def _pause(seconds: float) -> None:

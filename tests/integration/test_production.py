@@ -278,6 +278,20 @@ def test_a_postgresql_restart_mid_checkout_costs_a_retry_not_a_500(
         ("paid" if card == APPROVED else "rescued",)]
 
 
+def test_a_read_on_a_connection_lost_in_a_restart_is_sent_again(postgres_cluster,
+                                                                 postgres_url, caplog):
+    db.migrate(postgres_url)
+    database = db.Database(postgres_url, pool_size=1)
+    try:
+        with database.connection() as conn:
+            conn.execute("SELECT 1").fetchone()
+            postgres_cluster.restart()  # the connection this request holds dies
+            assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+    finally:
+        database.close()
+    assert "database unavailable" in caplog.text
+
+
 def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_settles_it(
         make_app, postgres_cluster, postgres_url, fresh_sandbox, monkeypatch):
     app = make_app(DATABASE_URL=postgres_url, DATABASE_RETRY_SECONDS=0.5)
