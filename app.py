@@ -9,13 +9,14 @@ import logging
 import os
 
 from dotenv import load_dotenv
-from flask import Flask, render_template
+from flask import Flask, render_template, request, session
 from flask.helpers import get_load_dotenv
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shop import (
+    access,
     cart,
     cli,
     db,
@@ -39,6 +40,10 @@ DEFAULTS = {
     "DATABASE_URL": "",  # sqlite:///path or postgresql://…; default: the SQLite DATABASE file
     "DATABASE": "",  # the SQLite file when DATABASE_URL is unset; default: instance/shop.sqlite
     "DATABASE_POOL_SIZE": 10,  # PostgreSQL connections per process, at most
+    # A transaction that cannot begin (database restarting, failing over, SQLite locked) is
+    # retried for this long before the request gives up (a checkout then says "we are
+    # confirming your payment" and recovery finishes it).
+    "DATABASE_RETRY_SECONDS": 5.0,
     "FLEX_API_URL": "",  # empty: the embedded Flex sandbox (demo only, refused in production)
     "FLEX_APP_KEY": "",
     "FLEX_APP_SECRET": "",
@@ -66,6 +71,10 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",
     "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
+    # The back office's login (required with SHOP_ENV=production): a username, and the hash
+    # of the password printed by `python -m shop.access`, never the password itself.
+    "MERCHANT_USERNAME": "",
+    "MERCHANT_PASSWORD_HASH": "",
 }
 
 
@@ -98,6 +107,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(name)s %(message)s")
     csrf = CSRFProtect(app)
     csrf.exempt(webhooks.bp)  # Flex signs its webhooks; every other POST carries a CSRF token
+    access.init_app(app)  # first: production refuses to start without the merchant login
     db.init_app(app)
     services.init_app(app)
     webhooks.init_app(app)
@@ -153,6 +163,22 @@ def _error_pages(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):
+        if db.unavailable(exc):
+            return _database_unavailable(app, exc)
         app.logger.exception("unhandled error")
         message = "Something went wrong on our side. Please check your orders before retrying."
         return render_template("error.html", code=500, title="Server error", message=message), 500
+
+
+def _database_unavailable(app: Flask, exc: Exception):
+    """The database stayed unreachable past its retries. A checkout that had begun may have
+    been charged: the shopper is told we are confirming it (the order is pending, and the
+    recovery sweep settles it with the processor and Flex), never shown an error page."""
+    app.logger.warning("database unavailable during %s %s: %s", request.method, request.path,
+                       exc, exc_info=exc)
+    checkout_id = request.form.get("checkout_id", "") if request.method == "POST" else ""
+    if request.endpoint == "shop.checkout_page" and checkout_id in session.get("orders", []):
+        return render_template("confirming.html", order_id=checkout_id), 202
+    message = "The shop cannot reach its records for a moment. Please try again in a minute."
+    return render_template("error.html", code=503, title="Briefly unavailable",
+                           message=message), 503, {"Retry-After": "30"}

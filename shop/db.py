@@ -4,14 +4,24 @@ The shop's SQL is written once, with `?` placeholders, and runs on both: `Connec
 thin wrapper that translates placeholders for psycopg, reads rows by name or position, and
 makes `with conn:` one transaction. The schema lives in numbered plain-SQL migrations
 (shop/migrations/) applied at start-up and by `flask shop migrate`.
+
+A database restart, a failover or a busy SQLite file costs retries, not errors: the pools
+check a connection before lending it, and a transaction that cannot begin (the connection was
+lost, or SQLite says "database is locked") is retried on a fresh connection for up to
+`retry_seconds` (DATABASE_RETRY_SECONDS) before DatabaseUnavailable is raised; so is a
+SELECT on its own. Both are always safe to send again: nothing of a transaction was sent
+yet, and a read changes nothing. This is the one place that retries; callers write their
+transactions as if the database never went away.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +33,10 @@ from flask import Flask, current_app, g
 log = logging.getLogger(__name__)
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
+RETRY_SECONDS = 5.0  # how long a transaction keeps trying to begin (DATABASE_RETRY_SECONDS)
+FIRST_PAUSE, LONGEST_PAUSE = 0.05, 1.0  # seconds between attempts, doubling
 BOOKKEEPING_POOL_SIZE = 4  # PostgreSQL connections per process for the relay and call log
+PRIVATE_FILE, PRIVATE_DIRECTORY = 0o600, 0o700  # the service user's only: emails, addresses
 MIGRATION_LOCK = 7_413_020  # the advisory-lock key that serializes migrations on PostgreSQL
 _MIGRATION_NAME = re.compile(r"(\d{3})_(\w+?)(?:\.(sqlite|postgresql))?\.sql")
 
@@ -55,18 +68,51 @@ def _rows(cursor):
     return lambda values: Row(values, names)
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached (or stayed locked) for `retry_seconds`."""
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True for an error that means "the database is not there right now" (lost or refused
+    connection, pool exhausted, SQLite locked), not "this SQL is wrong"."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    psycopg = sys.modules.get("psycopg")  # loaded only by a PostgreSQL deployment
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
+
+
 class Connection:
     """One connection, either engine. `execute` takes `?` placeholders; `with conn:` runs the
     block as one transaction (SQLite: BEGIN IMMEDIATE, so concurrent writers queue up instead
-    of failing); outside it every statement commits on its own."""
+    of failing); outside it every statement commits on its own. A pooled connection that
+    was lost is swapped for a fresh one from `pool`."""
 
-    def __init__(self, raw, engine: str):
+    def __init__(self, raw, engine: str, pool=None, retry_seconds: float = RETRY_SECONDS):
         self.raw = raw
         self.engine = engine
         self._transaction = None
+        self._pool = pool
+        self.retry_seconds = retry_seconds
 
     def execute(self, sql: str, params: Sequence = ()):
-        return self.raw.execute(self._sql(sql), params)
+        if self._transaction is None and self._lost():
+            self._replace(self.retry_seconds)  # known lost: a fresh one, before sending
+        if self._pool is None or self._transaction is not None or not _is_read(sql):
+            return self.raw.execute(self._sql(sql), params)
+        # A read on its own: safe to send again, on a fresh connection, if this one was lost.
+        return self._retrying(lambda: self.raw.execute(self._sql(sql), params))
+
+    def _lost(self) -> bool:
+        return self._pool is not None and (self.raw is None or self.raw.closed)
+
+    def _replace(self, timeout: float) -> None:
+        """Gives the lost connection back to the pool (which discards it), takes another."""
+        lost, self.raw = self.raw, None
+        if lost is not None:
+            self._pool.putconn(lost)
+        self.raw = self._pool.getconn(timeout=max(timeout, 0.1))
 
     def executemany(self, sql: str, params: Sequence[Sequence]) -> None:
         self.raw.cursor().executemany(self._sql(sql), params)
@@ -77,12 +123,52 @@ class Connection:
         return sql.replace("%", "%%").replace("?", "%s")
 
     def __enter__(self) -> Connection:
+        self._retrying(self._begin)
+        return self
+
+    def _retrying(self, attempt):
+        """attempt(), again on a fresh connection after a pause while the database is
+        unavailable, for up to `retry_seconds`; only for what is safe to send twice."""
+        deadline = time.monotonic() + self.retry_seconds
+        pause = FIRST_PAUSE
+        while True:
+            try:
+                if self._lost():
+                    self._replace(deadline - time.monotonic())
+                return attempt()
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise DatabaseUnavailable(
+                        f"the database did not answer for {self.retry_seconds:g} s: {exc}"
+                    ) from exc
+                log.warning("database unavailable (%s); retrying in %.2f s",
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                            pause)
+                _pause(pause)
+                pause = min(pause * 2, LONGEST_PAUSE)
+                if self._pool is not None and self.raw is not None:
+                    self._discard()
+
+    def _begin(self) -> None:
         if self.engine == SQLITE:
             self.raw.execute("BEGIN IMMEDIATE")
         else:
             self._transaction = self.raw.transaction()
-            self._transaction.__enter__()
-        return self
+            try:
+                self._transaction.__enter__()
+            except BaseException:
+                self._transaction = None
+                raise
+
+    def _discard(self) -> None:
+        """After a failed BEGIN: close this connection (so its pool replaces it) and take a
+        fresh one at the next attempt."""
+        try:
+            self.raw.close()
+        except Exception:  # noqa: S110 - it is being thrown away
+            pass
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.engine == POSTGRESQL:
@@ -114,9 +200,10 @@ class Database:
     SQLite: one connection kept per thread, because opening one costs more than a small
     write and closing the last one checkpoints the WAL."""
 
-    def __init__(self, url: str, pool_size: int = 10):
+    def __init__(self, url: str, pool_size: int = 10, retry_seconds: float = RETRY_SECONDS):
         self.url = url
         self.engine = engine_of(url)
+        self.retry_seconds = retry_seconds
         self._local = threading.local()
         self._pools = {}
         if self.engine == POSTGRESQL:
@@ -131,13 +218,19 @@ class Database:
         to lose in a power cut (a log row, a relay's lease): its commits do not wait for the
         disk (SQLite: synchronous = NORMAL; PostgreSQL: synchronous_commit = off)."""
         if self._pools:
-            with self._pools[durable].connection() as raw:
-                yield Connection(raw, POSTGRESQL)
+            pool = self._pools[durable]
+            conn = Connection(pool.getconn(), POSTGRESQL, pool, self.retry_seconds)
+            try:
+                yield conn
+            finally:
+                if conn.raw is not None:
+                    pool.putconn(conn.raw)  # the pool replaces a connection that was lost
             return
         key = "durable" if durable else "bookkeeping"
         conn = getattr(self._local, key, None)
         if conn is None:
             conn = connect(self.url)
+            conn.retry_seconds = self.retry_seconds
             if not durable:
                 conn.execute("PRAGMA synchronous = NORMAL")
             setattr(self._local, key, conn)
@@ -156,6 +249,14 @@ def _pool(url: str, size: int, configure=None):
         kwargs={"autocommit": True, "row_factory": _rows},
         check=ConnectionPool.check_connection,  # survive a database restart
     )
+
+
+def _is_read(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)  # between attempts to reach the database (tests replace it)
 
 
 def _no_commit_wait(raw) -> None:
@@ -271,8 +372,27 @@ def clear(conn: Connection) -> None:
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
 
+def make_private(url: str, instance_path: str) -> None:
+    """Only the service user may read the shop's files (orders hold emails and addresses):
+    the instance folder 0700 (it also holds the webhook key and the sandbox's files), the
+    SQLite file 0600, and so its WAL and shared memory, which SQLite creates with the
+    database file's mode. A folder named by DATABASE is the operator's: left as it is."""
+    if os.path.isdir(instance_path):
+        os.chmod(instance_path, PRIVATE_DIRECTORY)
+    if engine_of(url) != SQLITE:
+        return
+    path = url.split(":///", 1)[1]
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))  # before SQLite makes it
+    for file in (path, f"{path}-wal", f"{path}-shm", f"{path}.migrate-lock"):
+        if os.path.exists(file):
+            os.chmod(file, PRIVATE_FILE)
+
+
 def init_app(app: Flask) -> None:
     url = database_url(app.config)
+    make_private(url, app.instance_path)
     migrate(url)
-    app.extensions["database"] = Database(url, int(app.config.get("DATABASE_POOL_SIZE", 10)))
+    app.extensions["database"] = Database(
+        url, int(app.config.get("DATABASE_POOL_SIZE", 10)),
+        float(app.config.get("DATABASE_RETRY_SECONDS", RETRY_SECONDS)))
     app.teardown_appcontext(release_db)

@@ -1,4 +1,4 @@
-"""Checkout, refund and cart forms (Flask-WTF: CSRF on every form).
+"""Checkout, refund, cart and login forms (Flask-WTF: CSRF on every form).
 
 Every field refuses what a person would not mean: only ASCII digits where digits are
 expected (Python's `isdigit`, `int()` and `\\d` also take Arabic-Indic or fullwidth digits),
@@ -13,7 +13,7 @@ import unicodedata
 from datetime import date
 
 from flask_wtf import FlaskForm
-from wtforms import Field, HiddenField, IntegerField, StringField
+from wtforms import Field, HiddenField, IntegerField, PasswordField, StringField
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -181,3 +181,10 @@ class QuantityForm(FlaskForm):
     sku = HiddenField(validators=[InputRequired(), Length(max=50)])
     quantity = AsciiIntegerField("Quantity",
                                  validators=[InputRequired(), NumberRange(min=0, max=10)])
+
+
+class LoginForm(FlaskForm):
+    """The merchant's back-office login."""
+
+    username = StringField("Username", validators=[InputRequired(), Length(max=200)])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=1000)])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from . import webhook_events
+from .access import merchant_only
 from .db import get_db
 from .flex_store import (
     CALLS_PER_PAGE,
@@ -15,7 +16,6 @@ from .flex_store import (
     search_calls,
     transmit_counts,
 )
-from .security import demo_only
 from .services import services
 
 bp = Blueprint("inspector", __name__)
@@ -28,7 +28,7 @@ STATUS_CHOICES = (("", "Any"), ("2xx", "2xx"), ("4xx", "4xx"), ("5xx", "5xx"),
 
 
 @bp.get("/flex")
-@demo_only
+@merchant_only
 def calls():
     conn = get_db()
     filters = {
@@ -60,7 +60,7 @@ def calls():
 
 
 @bp.get("/flex/webhooks")
-@demo_only
+@merchant_only
 def webhooks():
     """Webhooks received, newest first, what each changed, and the deliveries refused."""
     conn = get_db()

@@ -19,6 +19,7 @@ from . import (
     webhook_events,
     wording,
 )
+from .access import may_see_order, merchant_only, order_link
 from .db import get_db
 from .flex_store import calls_for_order
 from .forms import RefundForm
@@ -35,12 +36,20 @@ SCALE = 1000  # the bars' SVG viewBox width
 
 
 @bp.get("")
+@merchant_only
 def history():
     return render_template("orders.html", orders=orders.recent(get_db()))
 
 
 @bp.get("/<order_id>")
 def detail(order_id: str):
+    if not may_see_order(order_id):  # the same answer as for an order that does not exist
+        abort(404, "There is no order with this id.")
+    if order_id in session.get("orders", []) and orders.get(get_db(), order_id) is None:
+        # This session's checkout never got its order row, and the row comes before the
+        # charge (e.g. the database was down): nothing was charged.
+        abort(404, "This checkout stopped before your card was charged. Your cart is kept: "
+                   "please pay again.")
     order = _order_or_404(order_id)
     form = RefundForm(formdata=None)
     status = 200
@@ -70,16 +79,19 @@ def detail(order_id: str):
         webhooks=webhook_events.for_order(conn, order_id),
         demo_sandbox=sandbox_demo.available(),
         sensejs=services().sensejs, sense_key=funnel.confirmation_sense_key(order_id),
+        order_link=order_link(order_id),
     ), status
 
 
 @bp.post("/<order_id>/capture")
+@merchant_only
 def capture(order_id: str):
     """Authorization mode: captures the full authorized amount (at shipment)."""
     return _authorization_action(order_id, authorizations.CAPTURE)
 
 
 @bp.post("/<order_id>/cancel")
+@merchant_only
 def cancel(order_id: str):
     """Authorization mode: voids the authorization; the shopper is not charged."""
     return _authorization_action(order_id, authorizations.CANCEL)
@@ -106,6 +118,7 @@ def _authorization_action(order_id: str, action: str):
 
 
 @bp.post("/<order_id>/refund")
+@merchant_only
 def refund(order_id: str):
     """Post/Redirect/Get either way: a reload of the order page never sends a refund again.
     An error travels to the page in the session, is shown at the amount field, and that

@@ -1,16 +1,19 @@
 """Security headers: a nonce-based Content-Security-Policy that allows only this site and
 the SenseJS origin, plus the usual hardening headers (HSTS in production); and the demo's
-back-office tools switched off in production."""
+own tools switched off in production."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, g
+from flask import Flask, Response, abort, current_app, g, request
 
 from .services import services
+
+log = logging.getLogger(__name__)
 
 # Production is served over HTTPS only: browsers must never try plain http again for a year.
 # Not in development, where the demo runs on http://127.0.0.1 and HSTS would stick to it.
@@ -18,8 +21,9 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def demo_tools() -> bool:
-    """The Flex call inspector and the demo reset are for development. A real shop puts
-    such pages behind its admin login; with SHOP_ENV=production they do not exist."""
+    """The demo reset and the sandbox's "simulate" buttons are for development: with
+    SHOP_ENV=production they do not exist. (The back office is behind a login there:
+    shop/access.py.)"""
     return current_app.config["SHOP_ENV"] != "production"
 
 
@@ -37,10 +41,32 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def plain_http_warning(app: Flask):
+    """In production, warns (once per process) when a request arrives over plain HTTP with
+    no X-Forwarded-Proto: the Secure session cookie never comes back over http, so every
+    form would fail as "Form expired" with nothing else to say why."""
+    warned = []
+
+    def check() -> None:
+        if warned or request.scheme != "http" or "X-Forwarded-Proto" in request.headers:
+            return
+        warned.append(True)
+        log.warning(
+            "SHOP_ENV=production got a request over plain HTTP (%s, no X-Forwarded-Proto): "
+            "its Secure session cookie will not come back, so forms will say 'Form expired'. "
+            "Serve the shop over HTTPS (deploy/nginx.conf; locally, docs/DEPLOY.md 'Production "
+            "mode on your machine'); behind a TLS proxy, set TRUSTED_PROXIES.", request.url)
+
+    return check
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def make_nonce() -> None:
         g.csp_nonce = secrets.token_urlsafe(16)
+
+    if app.config["SHOP_ENV"] == "production":
+        app.before_request(plain_http_warning(app))
 
     @app.context_processor
     def inject_nonce() -> dict:

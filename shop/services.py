@@ -8,12 +8,14 @@ import atexit
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
 from flex import FlexClient, FlexConfig
 from flex.calllog import CallLog
 from flex.cit import DECLINED, MIN_EVALUATE_SECONDS, PAID, Authorize, CitFlow, CitResult
+from flex.errors import FlexAuthError, FlexError
 from flex.models import Card, Purchase
 from flex.outbox import Relay
 from flex.recovery import Recovery
@@ -24,9 +26,13 @@ from .processor import SimulatedProcessor
 from .recovery import Sweep
 from .recovery_store import SqlRecoveryStore
 
+if TYPE_CHECKING:  # a shop talking to the real Flex never imports the simulator
+    from flex.sandbox.shared import SharedSandbox
+
 log = logging.getLogger(__name__)
 
 PROCESSOR_POOL_SIZE = 4  # PostgreSQL connections per process for the processor's ledger
+STARTUP_CHECK_SECONDS = 5.0  # the production start-up's token call, at most
 
 # Settings that must all be present to talk to Flex's real sandbox (or production).
 REAL_FLEX_SETTINGS = (
@@ -73,6 +79,7 @@ class Services:
     sensejs: SenseJS
     mode: str  # shown in the page footer
     sandbox_url: str | None = None  # the embedded sandbox's root URL; None with a real Flex
+    sandbox: SharedSandbox | None = None  # the embedded sandbox's process, supervised
 
     def close(self) -> None:
         """Stops the relay, waits for vault calls in flight, and closes the connections."""
@@ -93,7 +100,7 @@ def init_app(app: Flask) -> None:
     config = app.config
     pending_after = _pending_after(config)  # checked before the sandbox is started
     _transaction_type(config)  # a bad value stops start-up in every mode, sandbox included
-    sandbox_url = None
+    sandbox_url = sandbox = None
     if config.get("FLEX_API_URL"):
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
@@ -102,12 +109,14 @@ def init_app(app: Flask) -> None:
             "Flex API; the embedded sandbox simulator is for the demo only."
         )
     else:
-        flex_config, sensejs, mode, sandbox_url = _embedded_sandbox(config,
-                                                                    sandbox_directory(app))
+        sandbox = _embedded_sandbox(config, sandbox_directory(app))
+        flex_config, sensejs, mode, sandbox_url = _sandbox_settings(config, sandbox)
 
     database = app.extensions["database"]
     call_log = CallLog(SqlCallLog(database))
     client = FlexClient(flex_config, on_call=_on_call(call_log.record))
+    if config["SHOP_ENV"] == "production":
+        check_credentials(client)
     flow = CitFlow(client) if config["FLEX_ENABLED"] else ProcessorOnly()
     # The processor's ledger is the PSP's own system: connections of its own, so a request
     # holding one of the shop's never waits on the shop's pool to charge a card.
@@ -131,10 +140,31 @@ def init_app(app: Flask) -> None:
         sensejs=sensejs,
         mode=mode,
         sandbox_url=sandbox_url,
+        sandbox=sandbox,
     )
     if config["FLEX_RELAY"]:
         relay.start()
         atexit.register(relay.stop)
+
+
+def check_credentials(client: FlexClient) -> None:
+    """Production start-up authenticates to Flex once: credentials Flex refuses stop it,
+    naming the settings; Flex unreachable only warns (a deploy must not depend on Flex being
+    up: checkouts degrade by themselves and recovery replays what went unanswered)."""
+    try:
+        client.authenticate(force=True, deadline=STARTUP_CHECK_SECONDS)
+    except FlexAuthError as exc:
+        client.close()
+        raise ConfigError(
+            f"Flex at {client.config.api_url} refused FLEX_APP_KEY/FLEX_APP_SECRET ({exc}): "
+            "check both in .env against Flex's portal for this environment."
+        ) from None
+    except FlexError as exc:
+        log.warning("could not reach Flex at %s to check FLEX_APP_KEY/FLEX_APP_SECRET at "
+                    "start-up (%s); starting anyway: checkouts degrade until it answers",
+                    client.config.api_url, exc)
+    else:
+        log.info("Flex at %s accepted FLEX_APP_KEY/FLEX_APP_SECRET", client.config.api_url)
 
 
 def _pending_after(config: dict) -> float:
@@ -142,11 +172,13 @@ def _pending_after(config: dict) -> float:
     recovery would settle an order its own request is about to settle."""
     seconds = float(config["RECOVER_PENDING_AFTER_SECONDS"])
     worst_case = (float(config["FLEX_DEADLINE"]) + MIN_EVALUATE_SECONDS
-                  + config["PROCESSOR_LATENCY_MS"] / 1000)
+                  + config["PROCESSOR_LATENCY_MS"] / 1000
+                  + float(config.get("DATABASE_RETRY_SECONDS", 0)))
     if seconds <= worst_case:
         raise ConfigError(
             f"RECOVER_PENDING_AFTER_SECONDS ({seconds:g}) must exceed a checkout's worst case "
-            f"({worst_case:g} s: FLEX_DEADLINE + {MIN_EVALUATE_SECONDS:g} s + the processor)."
+            f"({worst_case:g} s: FLEX_DEADLINE + {MIN_EVALUATE_SECONDS:g} s + the processor "
+            "+ DATABASE_RETRY_SECONDS)."
         )
     return seconds
 
@@ -211,15 +243,23 @@ def sandbox_directory(app: Flask) -> str:
     return app.instance_path
 
 
-def _embedded_sandbox(config: dict, directory: str) -> tuple[FlexConfig, SenseJS, str, str]:
+def _embedded_sandbox(config: dict, directory: str) -> SharedSandbox:
     # Imported here: a shop talking to the real Flex never loads the simulator.
-    from flex import sandbox
     from flex.sandbox import shared
 
     # One sandbox process beside the database, shared by every worker and CLI process that
-    # uses it: a card vaulted through one worker is refunded through another.
+    # uses it: a card vaulted through one worker is refunded through another. If it dies
+    # (kill -9, a crash), the supervisor starts it again on the same port.
     server = shared.join(directory, port=int(config.get("FLEX_SANDBOX_PORT") or 0))
+    shared.supervise(server)
     log.info("embedded Flex sandbox at %s", server.url)
+    return server
+
+
+def _sandbox_settings(config: dict, server: SharedSandbox
+                      ) -> tuple[FlexConfig, SenseJS, str, str]:
+    from flex import sandbox
+
     flex_config = FlexConfig(
         api_url=server.api_url,
         app_key=sandbox.DEFAULT_APP_KEY,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 
 from . import cart, catalog, checkout, funnel, orders
+from .access import remember_order
 from .db import get_db
 from .forms import CheckoutForm, QuantityForm
 from .services import services
@@ -87,6 +88,7 @@ def checkout_page():
         form_error = "Your cart changed while you were paying. Please check the new total."
         return _render_checkout(form, lines, total, form_error, status=409)
 
+    remember_order(checkout_id)  # this session may see the order, whatever happens next
     purchase = checkout.purchase_for(checkout_id, lines, form, request.remote_addr or "")
     order = checkout.place_order(get_db(), services(), purchase, form.card())
     if order.refundable_cents:  # paid or rescued: the cart is bought

@@ -117,6 +117,10 @@ class DemoSubscription:
         finally:
             self._lock.release()
 
+    def forget(self, _url: str = "") -> None:
+        """The sandbox was restarted and knows no subscriber: subscribe again."""
+        self.done, self._next_try = False, 0.0
+
 
 def demo_key(directory: str | Path) -> str:
     """The demo's subscriber key: 64 random bytes, base64, made once in `directory` (mode
@@ -150,7 +154,9 @@ def init_app(app: Flask) -> None:
     sandbox_url = app.extensions["services"].sandbox_url
     if sandbox_url:
         key = key or demo_key(sandbox_directory(app))
-        app.before_request(DemoSubscription(sandbox_url, key))
+        subscription = DemoSubscription(sandbox_url, key)
+        app.extensions["services"].sandbox.on_restart.append(subscription.forget)
+        app.before_request(subscription)
     elif not key:
         log.warning("FLEX_WEBHOOK_KEY is not set: POST /webhooks/flex answers 503 to every "
                     "webhook until it is (the subscriber key from Flex's portal).")

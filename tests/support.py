@@ -224,16 +224,29 @@ class PostgresCluster:
     def start(self) -> PostgresCluster:
         self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                  "--encoding=UTF8", "--no-sync", "--no-instructions")
-        options = (f"-k {self.root} -c listen_addresses='' -c fsync=off"
-                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
-        self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
-                 "-w", "start")
+        self.resume()
         self._admin("CREATE DATABASE shop", database="postgres")
         return self
 
     def stop(self) -> None:
         self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`, as an operator would: every connection is closed, and
+        the server is back when this returns."""
+        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-l", str(self.root / "log"),
+                 "-w", "restart")
+
+    def pause(self) -> None:
+        """Stops the server (fast) without removing it; `resume()` starts it again."""
+        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        options = (f"-k {self.root} -c listen_addresses='' -c fsync=off"
+                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
+                 "-w", "start")
 
     def url(self, schema: str = "public") -> str:
         """The URL of the database `shop`, with `schema` first on the search path."""

@@ -12,6 +12,9 @@ kernel releases when a process dies, even by `kill -9`):
 - `flex-sandbox.users`: every process using the sandbox holds a shared lock on it for its
   life. The sandbox exits once that file has had no holder for a grace period, which spans
   a worker restart but not the end of `make demo`.
+
+`supervise()` restarts the sandbox if it dies while in use (kill -9, a crash): a thread
+waits on the URL file's lock, so it wakes the moment the sandbox's process is gone.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from .server import SandboxServer
 
@@ -48,6 +53,10 @@ class SharedSandbox:
     directory: Path
     _users: IO | None  # our shared lock on the users file
     process: subprocess.Popen | None = None  # the sandbox, if this process started it
+    unused_grace: float = UNUSED_GRACE
+    restarts: int = 0  # times this process's supervisor found it dead and restarted it
+    on_restart: list[Callable[[str], None]] = field(default_factory=list)
+    _supervisor: threading.Thread | None = None
 
     @property
     def api_url(self) -> str:
@@ -91,7 +100,7 @@ def join(directory: str | Path, port: int = 0, unused_grace: float = UNUSED_GRAC
         if port and not url.endswith(f":{port}"):
             log.warning("Flex sandbox for %s already runs at %s, not on port %d", directory,
                         url, port)
-        _joined[directory] = SharedSandbox(url, directory, users, process)
+        _joined[directory] = SharedSandbox(url, directory, users, process, unused_grace)
         return _joined[directory]
 
 
@@ -182,3 +191,46 @@ def _wait_until_unused(users_file: str, grace: float) -> IO:
             return users
         except BlockingIOError:  # someone joined during the grace period
             continue
+
+
+RESTART_PAUSE = 0.2  # seconds before trying again when a restart failed
+
+
+def supervise(sandbox: SharedSandbox) -> None:
+    """Keeps `sandbox` running while this process uses it: a daemon thread blocks on a shared
+    lock of the URL file, which the sandbox holds exclusively for its whole life, so the lock
+    is granted the moment the sandbox dies. The thread then starts a new one on the same port
+    (every URL this process handed out stays right; the URL file is rewritten), unless another
+    process of the shop already did, and calls each of `sandbox.on_restart` with the URL. The
+    new sandbox starts empty: tokens and orders of the old one are gone (a demo)."""
+    with _joined_lock:
+        if sandbox._supervisor is not None:
+            return
+        sandbox._supervisor = threading.Thread(target=_watch, args=(sandbox,), daemon=True,
+                                               name="flex-sandbox-supervisor")
+    sandbox._supervisor.start()
+
+
+def _watch(sandbox: SharedSandbox) -> None:
+    port = urlsplit(sandbox.url).port or 0
+    while sandbox._users is not None:
+        with open(sandbox.directory / URL_FILE, "a") as published:
+            fcntl.flock(published, fcntl.LOCK_SH)  # blocks while the sandbox runs
+        if sandbox._users is None:  # we left: nothing to keep running
+            return
+        if sandbox.process is not None:
+            sandbox.process.poll()  # reap it, if it was ours
+        try:
+            with open(sandbox.directory / START_LOCK, "a") as start_lock:
+                fcntl.flock(start_lock, fcntl.LOCK_EX)
+                if running_url(sandbox.directory) is None:
+                    url, sandbox.process = _start(sandbox.directory, port, sandbox.unused_grace)
+                    sandbox.restarts += 1
+                    log.warning("the Flex sandbox for %s had stopped; restarted at %s",
+                                sandbox.directory, url)
+        except (OSError, RuntimeError) as exc:
+            log.warning("could not restart the Flex sandbox for %s: %s", sandbox.directory, exc)
+            time.sleep(RESTART_PAUSE)
+            continue
+        for hook in sandbox.on_restart:
+            hook(sandbox.url)

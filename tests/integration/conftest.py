@@ -8,10 +8,12 @@ installed). Other tests run on SQLite only.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import requests
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from flex import FlexClient, FlexConfig
@@ -20,6 +22,16 @@ from shop import db
 from tests.support import PostgresCluster, postgres_bindir
 
 ENGINES = (db.SQLITE, db.POSTGRESQL)
+
+MERCHANT_PASSWORD = "correct horse battery staple"  # noqa: S105 - the tests' merchant
+# What SHOP_ENV=production requires beyond the Flex settings: a real secret key and the
+# back office's login (a cheap hash: the tests sign in often).
+PRODUCTION = {
+    "SHOP_ENV": "production",
+    "SECRET_KEY": "a-long-random-test-secret",
+    "MERCHANT_USERNAME": "merchant",
+    "MERCHANT_PASSWORD_HASH": generate_password_hash(MERCHANT_PASSWORD, "pbkdf2:sha256:1000"),
+}
 
 
 def pytest_generate_tests(metafunc):
@@ -129,6 +141,14 @@ def set_fault(server, endpoint: str, **spec) -> None:
 def clear_faults(server) -> None:
     """Removes every fault; calls held by a `hang` fault are answered now."""
     requests.delete(f"{server.url}/_sandbox/faults", timeout=5).raise_for_status()
+
+
+def sign_in(client, password: str = MERCHANT_PASSWORD):
+    """Signs the merchant in through the login form; returns the answer (303 when it took)."""
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]*)"', page)[1]
+    return client.post("/login", data={"csrf_token": token, "username": "merchant",
+                                       "password": password})
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from flex.models import CardSummary, ProcessorResult
 from shop import checkout
 from tests.support import checkout_form, fill_cart, hidden
 
-from .conftest import calls, sqlite_files
+from .conftest import PRODUCTION, calls, sign_in, sqlite_files
 from .test_shop import pay, status_label
 
 FLEX_ENDPOINTS = ("tokenize", "transmit", "evaluate", "refund")
@@ -185,7 +185,7 @@ def test_security_headers_on_every_page(client, fresh_sandbox):
 
 def test_session_cookie_flags(make_app):
     for env, secure in (("development", False), ("production", True)):
-        app = make_app(SHOP_ENV=env, SECRET_KEY="a-long-random-test-secret")
+        app = make_app(**{**PRODUCTION, "SHOP_ENV": env})
         response = app.test_client().get("/checkout")  # empty cart: flashes, sets the cookie
         cookie = response.headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -209,23 +209,22 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
     assert "Demo reset: every order was removed." in reset.text
     assert "No orders yet" in reset.text
 
-    production = make_app(DATABASE=str(tmp_path / "live.sqlite"), SHOP_ENV="production",
-                          SECRET_KEY="a-long-random-test-secret").test_client()
+    production = make_app(DATABASE=str(tmp_path / "live.sqlite"), **PRODUCTION).test_client()
     production.environ_base["wsgi.url_scheme"] = "https"  # the session cookie is Secure
-    order_id, order_page = pay(production, "4242424242424242")
+    order_id, _ = pay(production, "4242424242424242")
+    sign_in(production)  # the back office is behind the merchant login
     orders_page = production.get("/orders").text
     assert order_id[:8] in orders_page
-    assert "Flex calls" not in orders_page and "Reset demo" not in orders_page
-    assert production.get("/flex").status_code == 404
+    assert "Reset demo" not in orders_page
+    assert production.get("/flex").status_code == 200
     response = production.post("/orders/reset",
-                               data={"csrf_token": hidden(order_page, "csrf_token")})
+                               data={"csrf_token": hidden(orders_page, "csrf_token")})
     assert response.status_code == 404
     assert order_id[:8] in production.get("/orders").text
 
 
 def test_hsts_on_every_response_in_production_only(make_app, tmp_path):
-    production = make_app(DATABASE=str(tmp_path / "live.sqlite"), SHOP_ENV="production",
-                          SECRET_KEY="a-long-random-test-secret").test_client()
+    production = make_app(DATABASE=str(tmp_path / "live.sqlite"), **PRODUCTION).test_client()
     production.environ_base["wsgi.url_scheme"] = "https"
     responses = [production.get(path) for path in PAGES]
     responses.append(production.post("/checkout", data={}))  # refused: 400 error page

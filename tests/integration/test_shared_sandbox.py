@@ -28,7 +28,7 @@ from tests.support import (
     wait_until_up,
 )
 
-from .conftest import calls
+from .conftest import PRODUCTION, calls
 from .test_shop import pay
 
 RESCUED = "4000000000000002"  # processor declines, Flex approves: refundable through Flex
@@ -228,8 +228,7 @@ def test_a_killed_sandbox_is_detected_and_replaced(tmp_path, sandbox):
 
 
 def test_production_refuses_to_start_without_flex_api_url(tmp_path):
-    env = {**os.environ, "SHOP_ENV": "production", "SECRET_KEY": "a-long-random-test-secret",
-           "DATABASE": str(tmp_path / "shop.sqlite")}
+    env = {**os.environ, **PRODUCTION, "DATABASE": str(tmp_path / "shop.sqlite")}
     env.pop("FLEX_API_URL", None)
     result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "flex", "check"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
@@ -240,8 +239,7 @@ def test_production_refuses_to_start_without_flex_api_url(tmp_path):
 
 def test_sandbox_control_endpoints_are_not_on_the_shops_port_in_production(make_app,
                                                                          fresh_sandbox):
-    client = make_app(SHOP_ENV="production", SECRET_KEY="a-long-random-test-secret"
-                      ).test_client()
+    client = make_app(**PRODUCTION).test_client()
     client.environ_base["wsgi.url_scheme"] = "https"  # the session cookie is Secure
     order_id, _ = pay(client, RESCUED)
     for path in CONTROL_PATHS:
