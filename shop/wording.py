@@ -1,5 +1,6 @@
 """What the shop says to people: status labels, the shopper's message on an order page, the
-account of a capture or cancel, and amounts in dollars (the templates' `money` filter). The
+account of a capture or cancel, the demo's guided tour (the README's "First two minutes", word
+for word), and amounts in dollars (the templates' `money` filter). The
 data layer (orders.py, authorizations.py) decides where an order stands; this module only
 words it, so the sentences live in one place.
 
@@ -9,9 +10,11 @@ and the docs quote them.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask import Flask
+from markupsafe import Markup, escape
 
 from flex.cit import AUTHORIZED, DECLINED
 
@@ -29,6 +32,44 @@ STATUS_LABELS = {
     Status.REFUNDED: "Refunded",
     Status.CHARGEBACK: "Chargeback",
 }
+
+
+# The README's "First two minutes" and the home page's tour, one click per step. The README
+# quotes these lines exactly ("1. " + step; tests/unit/test_wording.py checks it); **bold**
+# names a button or link, `code` a command or a card number.
+TOUR_STEPS = (
+    "Run `make demo` and open http://127.0.0.1:5000: the shop, with Flex's sandbox beside it.",
+    "Click **Add to cart** under any product.",
+    "Click **Checkout**.",
+    "Click the rescue card **4000 0000 0000 0002** beside the form: it fills in the whole "
+    "form for a demo shopper.",
+    "Click **Pay**. The processor declines the card and Flex approves it: the order shows "
+    "\"Rescued by Flex\".",
+    "Click **Half**: the refund amount is now half of the order.",
+    "Click **Refund**. Flex charged the card, so Flex refunds it: \"Partially refunded\".",
+    "Open **Simulate Flex's side (demo)** and click **Simulate a refund in Flex's portal**: "
+    "Flex's signed webhook brings a \"Flex portal\" refund.",
+    "Click **Simulate a chargeback**: the order shows \"Chargeback\", with the disputed "
+    "amount and date.",
+    "Read the **Flex timeline** at the bottom of the order page: each action to scale, each "
+    "call with why it was made. **Flex calls** in the menu lists every call.",
+    "Stop the demo with Ctrl-C in its terminal.",
+)
+
+_MARKS = re.compile(r"\*\*(.+?)\*\*|`(.+?)`")
+
+
+def tour_step(step: str) -> Markup:
+    """A tour step as HTML: **bold** as <strong>, `code` as <code>, the rest escaped."""
+    html, last = [], 0
+    for match in _MARKS.finditer(step):
+        html.append(escape(step[last:match.start()]))
+        bold, code = match.groups()
+        html.append(Markup("<strong>%s</strong>") % bold if bold is not None
+                    else Markup("<code>%s</code>") % code)
+        last = match.end()
+    html.append(escape(step[last:]))
+    return Markup("").join(html)
 
 
 def status_label(order: Order) -> str:
@@ -96,7 +137,9 @@ def authorization_summary(action: authorizations.Action) -> str:
 
 def register(app: Flask) -> None:
     """Makes the wording available to templates as filters: `order|status_label`,
-    `order|shopper_message`, `action|authorization_summary`, `cents|money`."""
-    for wording in (status_label, shopper_message, authorization_summary):
+    `order|shopper_message`, `action|authorization_summary`, `step|tour_step`, `cents|money`;
+    and `tour_steps`."""
+    for wording in (status_label, shopper_message, authorization_summary, tour_step):
         app.add_template_filter(wording)
+    app.jinja_env.globals["tour_steps"] = TOUR_STEPS
     app.add_template_filter(format_dollars, "money")
