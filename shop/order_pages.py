@@ -41,8 +41,8 @@ def detail(order_id: str):
         form.amount.data = failed["amount"]
         form.amount.errors = [failed["message"]]
         status = failed["status"]  # the refusal keeps its 4xx; a reload is a plain 200
-    elif order.refundable_cents:  # suggest refunding whatever remains
-        form.amount.data = f"{order.refundable_cents / 100:.2f}"
+    # Otherwise the field stays empty: a prefilled amount is one careless click from
+    # refunding everything. The page's Full and Half buttons fill it on purpose.
     refused = session.get("authorization_error")
     if refused and refused.get("order_id") == order_id:
         session.pop("authorization_error")

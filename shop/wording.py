@@ -87,10 +87,33 @@ def shopper_message(order: Order) -> str | None:
     if order.outcome == DECLINED:
         return _declined_message(order)
     if order.outcome in REFUNDABLE and order.chargeback_at is not None:
-        return "You disputed this payment with your bank: the bank has returned it to you."
+        return None  # the shopper's bank has told the shopper; merchant_note tells the merchant
     if order.outcome in REFUNDABLE:
         return "Payment approved. Thank you for your order!"
     return None
+
+
+def merchant_note(order: Order) -> str | None:
+    """What the merchant must know about the order, in the merchant's words (the back office's
+    sentence under the status); None when the status says it all."""
+    if order.chargeback_at is None:
+        return None
+    refunded = (f"; {format_dollars(order.refunded_cents)} of it had been refunded before"
+                if order.refunded_cents else "")
+    return (f"The cardholder disputed the {format_dollars(order.amount_cents)} charge with "
+            f"their bank on {_utc(order.chargeback_at)} (Flex's chargeback notice{refunded}). "
+            "The bank has returned the money to the cardholder, so this order can no longer "
+            "be refunded here.")
+
+
+def disputed_on(order: Order) -> str:
+    """When Flex reported the chargeback, for the order's facts (Flex's notice names no
+    amount: a dispute is about the charge, so the facts show the charge as disputed)."""
+    return _utc(order.chargeback_at)
+
+
+def _utc(epoch_seconds: float) -> str:
+    return f"{datetime.fromtimestamp(epoch_seconds, UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _declined_message(order: Order) -> str:
@@ -137,9 +160,11 @@ def authorization_summary(action: authorizations.Action) -> str:
 
 def register(app: Flask) -> None:
     """Makes the wording available to templates as filters: `order|status_label`,
-    `order|shopper_message`, `action|authorization_summary`, `step|tour_step`, `cents|money`;
+    `order|shopper_message`, `order|merchant_note`, `order|disputed_on`,
+    `action|authorization_summary`, `step|tour_step`, `cents|money`;
     and `tour_steps`."""
-    for wording in (status_label, shopper_message, authorization_summary, tour_step):
+    for wording in (status_label, shopper_message, merchant_note, disputed_on,
+                    authorization_summary, tour_step):
         app.add_template_filter(wording)
     app.jinja_env.globals["tour_steps"] = TOUR_STEPS
     app.add_template_filter(format_dollars, "money")

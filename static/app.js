@@ -53,6 +53,20 @@
     field.focus();
   });
 
+  // Refund: "Full" and "Half" fill the Refund amount field; the person still presses Refund.
+  document.querySelectorAll("[data-amount-picks]").forEach(function (picks) {
+    picks.hidden = false;
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-fill-amount]");
+    if (!button) return;
+    var field = document.getElementById(button.dataset.fillTarget);
+    if (!field) return;
+    field.value = button.dataset.fillAmount;
+    var live = document.getElementById("amount-picked");
+    if (live) live.textContent = "Refund amount set to " + button.dataset.fillAmount + ".";
+  });
+
   // An order awaiting confirmation: check the page now and then, reload once its status
   // has changed (a fetch, so a screen reader is not interrupted while nothing changes).
   var status = document.querySelector("[data-refresh-seconds]");
