@@ -41,6 +41,7 @@ from .models import (
     VaultedCard,
 )
 from .outbox import OutboxRow, OutboxStore, Relay, Transmit
+from .purposes import purpose
 from .recovery import (
     Decision,
     NotSettledYet,
@@ -71,5 +72,5 @@ __all__ = [
     "Outcome", "OutcomeResult", "ProcessorResult", "Purchase", "Recovery", "RecoveryStore",
     "RefundResult", "RefundVerdict", "Relay", "Settled", "Step", "TransactionType", "Transmit",
     "TransmitResult", "UnansweredEvaluate", "UnknownRefund", "VaultedCard", "WebhookEvent",
-    "WebhookRejected", "verify_webhook",
+    "WebhookRejected", "purpose", "verify_webhook",
 ]

@@ -28,6 +28,7 @@ import time
 from flex.cit import AUTHORIZED, DECLINED, RESCUED
 from flex.errors import FlexError
 from flex.models import FlexOrder, OrderStatus
+from flex.purposes import purpose
 from flex.webhooks import EventType, WebhookEvent, parse
 
 from . import orders
@@ -192,8 +193,9 @@ def _refunded(conn: Connection, client, event: WebhookEvent, order_id: str) -> s
         return _record(conn, event, _unchanged(order, event))
     _no_refund_in_flight(conn, order_id)  # its own answer will record it: do not count twice
     try:
-        flex_order = client.get_order(order.order_session_key, ref=order_id,
-                                      deadline=LOOKUP_DEADLINE)
+        with purpose(f"checking the refunded total after Flex's {event.event_type} webhook"):
+            flex_order = client.get_order(order.order_session_key, ref=order_id,
+                                          deadline=LOOKUP_DEADLINE)
     except FlexError as exc:
         raise NotYet(f"Flex did not say how much was refunded ({exc})") from exc
     refunded = flex_refunded_cents(flex_order, order.amount_cents)
