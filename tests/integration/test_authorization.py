@@ -75,7 +75,7 @@ def test_authorize_then_capture_then_refund(app, client, fresh_sandbox, database
         == [(db_rows(database_url, "SELECT order_session_key FROM orders")[0][0], 3600, 200)]
     assert db_rows(database_url, "SELECT idempotency_key FROM flex_authorization_actions") == [
         (captures[0]["request"]["idempotencyKey"],)]
-    assert "Later: capturing the authorized amount" in page  # the order's timeline shows the capture call
+    assert "Later: capturing the authorized amount" in page  # the timeline shows the capture
 
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": hidden(page, "csrf_token"), "amount": "10.00"})
