@@ -62,6 +62,7 @@ def detail(order_id: str):
         authorization_error=refused["message"] if refused else None,
         webhooks=webhook_events.for_order(conn, order_id),
         demo_sandbox=sandbox_demo.available(),
+        demo_tools_open=session.pop("demo_tools_open", None) == order_id,
     ), status
 
 
