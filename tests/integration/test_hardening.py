@@ -219,6 +219,8 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
                       follow_redirects=True)
     assert "Demo reset: every order was removed." in reset.text
     assert "No orders yet" in reset.text
+    fill_cart(demo)
+    assert "data-demo-shopper" in demo.get("/checkout").text  # a test card fills the form
 
     production = make_app(DATABASE=str(tmp_path / "live.sqlite"), SHOP_ENV="production",
                           SECRET_KEY="a-long-random-test-secret").test_client()
@@ -232,6 +234,8 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
                                data={"csrf_token": hidden(order_page, "csrf_token")})
     assert response.status_code == 404
     assert order_id[:8] in production.get("/orders").text
+    fill_cart(production)
+    assert "data-demo-shopper" not in production.get("/checkout").text  # never a made-up shopper
 
 
 def test_hsts_on_every_response_in_production_only(make_app, tmp_path):
