@@ -93,10 +93,22 @@ def shopper_message(order: Order) -> str | None:
     return None
 
 
+# The shopper's "What happens next" while the shop asks Flex again for a lost answer.
+NEXT_STEPS_WHILE_CONFIRMING = (
+    "Flex did not answer in time, so the shop asks again automatically, with the same "
+    "request: you can never be charged twice.",
+    "You are charged only if Flex approved the payment.",
+    "This page updates by itself with the result: “Rescued by Flex” or “Declined”.",
+)
+
+
 def merchant_note(order: Order) -> str | None:
     """What the merchant must know about the order, in the merchant's words (the back office's
     sentence under the status); None when the status says it all."""
     if order.chargeback_at is None:
+        confirming = order.reconciling and not order.authorization_mode  # "What happens next"
+        if order.flex_error and order.outcome == DECLINED and not confirming:
+            return f"Flex did not decide this payment: {order.flex_error}"
         return None
     refunded = (f"; {format_dollars(order.refunded_cents)} of it had been refunded before"
                 if order.refunded_cents else "")
@@ -104,6 +116,13 @@ def merchant_note(order: Order) -> str | None:
             f"their bank on {_utc(order.chargeback_at)} (Flex's chargeback notice{refunded}). "
             "The bank has returned the money to the cardholder, so this order can no longer "
             "be refunded here.")
+
+
+def authorization_hint(order: Order) -> str:
+    """Authorization mode, before a capture or cancel: what the merchant's two buttons do."""
+    return (f"Flex authorized {format_dollars(order.amount_cents)}; nothing is charged until "
+            "you capture it. Capture when the order ships (the full amount), or cancel to "
+            "release the hold on the shopper's card.")
 
 
 def disputed_on(order: Order) -> str:
@@ -161,10 +180,11 @@ def authorization_summary(action: authorizations.Action) -> str:
 def register(app: Flask) -> None:
     """Makes the wording available to templates as filters: `order|status_label`,
     `order|shopper_message`, `order|merchant_note`, `order|disputed_on`,
-    `action|authorization_summary`, `step|tour_step`, `cents|money`;
-    and `tour_steps`."""
+    `order|authorization_hint`, `action|authorization_summary`, `step|tour_step`,
+    `cents|money`; and as globals, `tour_steps` and `next_steps`."""
     for wording in (status_label, shopper_message, merchant_note, disputed_on,
-                    authorization_summary, tour_step):
+                    authorization_hint, authorization_summary, tour_step):
         app.add_template_filter(wording)
     app.jinja_env.globals["tour_steps"] = TOUR_STEPS
+    app.jinja_env.globals["next_steps"] = NEXT_STEPS_WHILE_CONFIRMING
     app.add_template_filter(format_dollars, "money")
