@@ -98,7 +98,7 @@ def init_app(app: Flask) -> None:
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
         raise ConfigError(
-            "FLEX_API_URL is missing: with SHOP_ENV=production the shop must talk to a real "
+            "FLEX_API_URL is not set: with SHOP_ENV=production the shop must talk to a real "
             "Flex API; the embedded sandbox simulator is for the demo only."
         )
     else:

@@ -244,7 +244,7 @@ def test_production_refuses_to_start_without_flex_api_url(tmp_path):
     result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "flex", "check"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "ConfigError: FLEX_API_URL is missing" in result.stderr
+    assert "ConfigError: FLEX_API_URL is not set" in result.stderr
     assert not (tmp_path / shared.URL_FILE).exists(), "a sandbox was started"
 
 
