@@ -16,8 +16,8 @@ from .services import services
 bp = Blueprint("shop", __name__)
 
 # The test cards shown on the checkout page, one row each: (number, processor, Flex
-# /evaluate, order shows). The page, its fill buttons and the e2e tests read this one list.
-TEST_CARDS = [
+# /evaluate, order shows). The page and its fill buttons read this one list.
+TEST_CARDS = (
     ("4242 4242 4242 4242", "approved", "— (transmit queued)", "Paid"),
     ("5555 5555 5555 4444", "approved", "— (transmit queued)", "Paid"),
     ("4000 0000 0000 0002", "declined 05 do not honor", "APPROVED", "Rescued by Flex"),
@@ -25,7 +25,7 @@ TEST_CARDS = [
     ("4000 0000 0000 9995", "declined 51 insufficient funds", "DECLINED", "Declined"),
     ("4000 0000 0000 0119", "declined 96 system error", "APPROVED, answer lost (5xx)",
      "Awaiting confirmation, then Rescued by Flex (lookup)"),
-]
+)
 
 
 def demo_shopper() -> dict[str, str]:
