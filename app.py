@@ -36,7 +36,7 @@ DEV_SECRET_KEY = "dev-only-secret-key"  # noqa: S105 - refused when SHOP_ENV=pro
 
 DEFAULTS = {
     "SHOP_ENV": "development",  # "production": real secret key and Secure cookies required
-    "SECRET_KEY": DEV_SECRET_KEY,
+    "SECRET_KEY": "",  # unset: DEV_SECRET_KEY in development, refused in production
     "DATABASE_URL": "",  # sqlite:///path or postgresql://…; default: the SQLite DATABASE file
     "DATABASE": "",  # the SQLite file when DATABASE_URL is unset; default: instance/shop.sqlite
     "DATABASE_POOL_SIZE": 10,  # PostgreSQL connections per process, at most
@@ -90,8 +90,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["DATABASE"] = os.path.join(app.instance_path, "shop.sqlite")
     production = app.config["SHOP_ENV"] == "production"
+    if production and not app.config["SECRET_KEY"]:
+        raise RuntimeError("SECRET_KEY is not set: with SHOP_ENV=production set it to a long "
+                           "random string, the same on every web node.")
     if production and app.config["SECRET_KEY"] == DEV_SECRET_KEY:
-        raise RuntimeError("SECRET_KEY is the development default; set a long random one.")
+        raise RuntimeError(f"SECRET_KEY is the development default ({DEV_SECRET_KEY!r}): with "
+                           "SHOP_ENV=production set it to a long random string.")
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or DEV_SECRET_KEY
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -42,6 +42,7 @@ from .models import (
     VaultedCard,
 )
 from .outbox import OutboxRow, OutboxStore, Relay, Transmit
+from .purposes import purpose
 from .recovery import (
     Decision,
     NotSettledYet,
@@ -74,5 +75,5 @@ __all__ = [
     "RecoveryStore", "RefundResult", "RefundVerdict", "Relay", "SANDBOX_API_URL", "Settled",
     "Step", "ThreeDSecure", "TransactionType", "Transmit", "TransmitResult",
     "UnansweredEvaluate", "UnknownRefund", "VaultedCard", "WebhookEvent", "WebhookRejected",
-    "WebhookUnreadable", "verify_webhook",
+    "WebhookUnreadable", "purpose", "verify_webhook",
 ]

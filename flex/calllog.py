@@ -4,7 +4,8 @@ Pass `CallLog(store).record` as FlexClient's `on_call` hook, with a `CallLogStor
 implement on your database (the demo shop's is in shop/flex_store.py). Calls are filed under
 the `ref` the caller gave the client (the merchant order id), so each order has a timeline.
 `CallLog.record_step` files a step the merchant timed itself (its processor's authorization)
-beside them, so the timeline shows the vault running alongside the authorization.
+beside them, so the timeline shows the vault running alongside the authorization. Each call
+keeps why it was made and the action it belongs to (`flex.purpose`, flex/purposes.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from . import purposes
 from .client import CallReport
 
 STEP_PREFIX = "processor."  # endpoint names of merchant-side steps, e.g. "processor.authorize"
@@ -35,6 +37,8 @@ class LoggedCall:
     request_json: str | None  # redacted, JSON on one line (or the answer's text if not JSON)
     response_json: str | None
     created_at: float  # epoch seconds when the call ended (when it was recorded)
+    purpose: str | None = None  # why it was made, e.g. "checking the refunded total"
+    action: str | None = None  # calls of one action (a checkout, a refund) share this id
 
     @property
     def request_pretty(self) -> str | None:
@@ -50,6 +54,15 @@ class LoggedCall:
     def started_at(self) -> float:
         """Epoch seconds when the call started."""
         return self.created_at - self.ms / 1000
+
+    @property
+    def why(self) -> str:
+        """Why the call was made: its recorded purpose, else what its endpoint does."""
+        if self.purpose:
+            return self.purpose
+        if not self.is_flex:
+            return "a step of the merchant's own"
+        return purposes.ENDPOINT_PURPOSES.get(self.endpoint, self.endpoint)
 
     @property
     def is_flex(self) -> bool:
@@ -75,17 +88,19 @@ class CallLog:
         self.store.add(LoggedCall(
             None, report.ref, report.endpoint, report.method, report.path, report.status,
             report.ms, report.attempt, report.error, _stored(report.request),
-            _stored(report.response), time.time(),
+            _stored(report.response), time.time(), report.purpose, report.action,
         ))
 
     def record_step(self, ref: str, endpoint: str, started_at: float, ms: int,
-                    outcome: dict | None = None) -> None:
+                    outcome: dict | None = None, *, why: str | None = None) -> None:
         """Files a merchant-side step (`endpoint` like "processor.authorize", started at epoch
-        seconds, lasting `ms` milliseconds) in the order's timeline; `outcome` holds no card
-        data."""
+        seconds, lasting `ms` milliseconds) in the order's timeline, in the current action;
+        `outcome` holds no card data, `why` says what the step was for."""
+        now = purposes.current()
         self.store.add(LoggedCall(
             None, ref, endpoint, "", endpoint.removeprefix(STEP_PREFIX), None, ms, 1, None,
             None, _stored(outcome), started_at + ms / 1000,
+            why or (now.why if now else None), now.action if now else None,
         ))
 
 

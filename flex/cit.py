@@ -16,6 +16,7 @@ Nothing here touches a database or the web framework: the caller owns persistenc
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from .models import (
     RefundResult,
     VaultedCard,
 )
+from .purposes import purpose
 
 log = logging.getLogger("flex.cit")
 
@@ -95,8 +97,10 @@ class CitFlow:
         or evaluates. Never raises for Flex: a silent Flex is a DECLINED
         `awaiting_confirmation`."""
         started = time.monotonic()
-        vault = self._vault_pool.submit(self._vault, card, purchase,
-                                        started + self.client.config.deadline)
+        # The vault call runs in the pool with the caller's purpose (its action), like a call
+        # made here would.
+        vault = self._vault_pool.submit(contextvars.copy_context().run, self._vault, card,
+                                        purchase, started + self.client.config.deadline)
         processor = authorize(card, purchase.amount_cents)
         summary = card.summary
 
@@ -142,8 +146,10 @@ class CitFlow:
         left = expires - time.monotonic()
         if left < MIN_VAULT_SECONDS:
             raise _VaultTooLate
-        return self.client.tokenize(card, email=purchase.email, sense_key=purchase.sense_key,
-                                    ref=purchase.order_id, deadline=left)
+        with purpose("vaulting the card"):
+            return self.client.tokenize(card, email=purchase.email,
+                                        sense_key=purchase.sense_key, ref=purchase.order_id,
+                                        deadline=left)
 
     def _left(self, started: float) -> float:
         """Seconds left of this checkout's Flex deadline."""
@@ -152,7 +158,8 @@ class CitFlow:
     def _evaluate(self, order_id: str, processor: ProcessorResult, card: CardSummary,
                   payload: dict, deadline: float | None = None) -> CitResult:
         try:
-            evaluation = self.client.evaluate(payload, ref=order_id, deadline=deadline)
+            with purpose("asking Flex to decide the declined payment"):
+                evaluation = self.client.evaluate(payload, ref=order_id, deadline=deadline)
         except (FlexUnavailableError, FlexAuthError) as exc:
             # We do not know whether Flex charged the card: keep the payload, replay it later.
             return CitResult(DECLINED, processor, card, evaluate_payload=payload,

@@ -25,7 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from . import payloads
+from . import payloads, purposes
 from .errors import (
     FlexAuthError,
     FlexConflictError,
@@ -116,6 +116,16 @@ class CallReport:
     response: object
     error: str | None
     ref: str | None  # the caller's reference, e.g. the merchant order id
+    # Why the call was made and the action it belongs to: by default from the caller's
+    # `flex.purpose(...)` block around the call (flex/purposes.py), read where it is made.
+    purpose: str | None = None
+    action: str | None = None
+
+    def __post_init__(self):
+        if self.purpose is None:
+            why, action = purposes.for_call(self.endpoint)
+            object.__setattr__(self, "purpose", why)
+            object.__setattr__(self, "action", self.action or action)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from .client import FlexClient
 from .errors import FlexError, FlexNotFoundError, FlexRefused, FlexValidationError
 from .models import Evaluation, FlexOrder, OrderStatus, Outcome
 from .payloads import is_authorization
+from .purposes import purpose
 
 log = logging.getLogger("flex.recovery")
 
@@ -161,7 +162,9 @@ class Recovery:
         store. Raises only what the store raises."""
         steps: list[Step] = []
         try:
-            decision, key, reason = self.evaluate_decision(item.order_id, item.payload, steps)
+            with purpose("looking for the answer to an unanswered /evaluate"):
+                decision, key, reason = self.evaluate_decision(item.order_id, item.payload,
+                                                               steps)
         except (NotSettledYet, FlexError) as later:  # FlexError: a refusal nothing expects
             return self._retry_evaluate(item, steps, str(later))
         self.store.settle_evaluate(item.order_id, decision, key, steps, reason)
@@ -220,9 +223,10 @@ class Recovery:
         Raises only what the store raises."""
         steps: list[Step] = []
         try:
-            order = self._ask(steps, f"GET /orders/{item.order_session_key}",
-                              lambda: self.client.get_order(item.order_session_key,
-                                                            ref=item.order_id))
+            with purpose("checking the refunded total of an unanswered refund"):
+                order = self._ask(steps, f"GET /orders/{item.order_session_key}",
+                                  lambda: self.client.get_order(item.order_session_key,
+                                                                ref=item.order_id))
             verdict, reason = refund_verdict(order, item)
         except (NotSettledYet, FlexError) as later:
             verdict, reason = None, str(later)

@@ -15,6 +15,7 @@ from flex.calllog import CallLog
 from flex.cit import RESCUED, CitResult
 from flex.errors import FlexError, FlexRefundRefused, FlexUnavailableError
 from flex.models import Address, Card, LineItem, ProcessorResult, Purchase
+from flex.purposes import purpose
 
 from . import lifecycle, orders
 from .cart import CartLine
@@ -61,12 +62,13 @@ def place_order(conn: Connection, services: Services, purchase: Purchase,
         return orders.get(conn, purchase.order_id)
     crash_point("after_order_insert")
     authorize = TimedAuthorize(partial(_authorize, services, purchase.order_id))
-    result = services.flow.pay(purchase, card, authorize)
+    with purpose("checking out"):  # one action on the order's timeline
+        result = services.flow.pay(purchase, card, authorize)
+        authorize.record(services.call_log, purchase.order_id)
     if flex_refused_amount(result):
         result = dataclasses.replace(
             result, flex_error=f"{orders.FLEX_REFUSED_AMOUNT}: {result.flex_error}")
     lifecycle.record_checkout(conn, purchase.order_id, result)
-    authorize.record(services.call_log, purchase.order_id)
     if result.transmit_payload is not None:
         services.relay.wake()
     return orders.get(conn, purchase.order_id)
@@ -107,7 +109,7 @@ class TimedAuthorize:
             "response_description": self.result.response_description,
         }
         call_log.record_step(order_id, "processor.authorize", self.started_at, self.ms,
-                            outcome)
+                             outcome, why="authorizing the card with the processor")
 
 
 def _authorize(services: Services, order_id: str, card: Card, amount_cents: int):
@@ -134,7 +136,8 @@ def refund(conn: Connection, services: Services, order: orders.Order,
     crash_point("after_refund_reserved")
     try:
         if channel == orders.FLEX_CHANNEL:
-            services.flow.refund(order.order_session_key, amount_cents, ref=order.id)
+            with purpose(f"refunding {format_dollars(amount_cents)}, as the merchant asked"):
+                services.flow.refund(order.order_session_key, amount_cents, ref=order.id)
         else:
             services.processor.refund(order.processor_txn, amount_cents,
                                       reference=refund_reference(refund_id))

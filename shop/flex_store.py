@@ -18,7 +18,7 @@ from .db import Connection, Database
 from .leases import Queue, claim
 
 _CALL_COLUMNS = ("id, order_id, endpoint, method, path, status, ms, attempt, error, request,"
-                 " response, created_at")
+                 " response, created_at, purpose, action")
 _OUTBOX_COLUMNS = ("order_id, state, attempts, last_error, next_attempt_at, created_at,"
                    " delivered_at")
 
@@ -83,10 +83,11 @@ class SqlCallLog:
         with self.database.connection(durable=False) as conn, conn:
             conn.execute(
                 "INSERT INTO flex_calls (order_id, endpoint, method, path, status, ms, attempt,"
-                " error, request, response, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " error, request, response, created_at, purpose, action)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (call.order_id, call.endpoint, call.method, call.path, call.status, call.ms,
                  call.attempt, call.error, call.request_json, call.response_json,
-                 call.created_at),
+                 call.created_at, call.purpose, call.action),
             )
 
 

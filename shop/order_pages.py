@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 
 from flex.calllog import LoggedCall
+from flex.purposes import purpose
 
 from . import (
     authorizations,
@@ -29,8 +30,9 @@ from .services import services
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
-BURST_GAP_SECONDS = 1.0  # a call starting this long after the previous ones starts a new chart
-# A refund, capture or cancel is an action of its own, however soon after the checkout.
+# Calls logged without an action: one starting this long after the previous ones starts a
+# new chart, and a refund, capture or cancel is an action of its own.
+BURST_GAP_SECONDS = 1.0
 OWN_CHART = {"refund", "capture", "cancel"}
 SCALE = 1000  # the bars' SVG viewBox width
 
@@ -59,8 +61,8 @@ def detail(order_id: str):
         form.amount.data = failed["amount"]
         form.amount.errors = [failed["message"]]
         status = failed["status"]  # the refusal keeps its 4xx; a reload is a plain 200
-    elif order.refundable_cents:  # suggest refunding whatever remains
-        form.amount.data = f"{order.refundable_cents / 100:.2f}"
+    # Otherwise the field stays empty: a prefilled amount is one careless click from
+    # refunding everything. The page's Full and Half buttons fill it on purpose.
     refused = session.get("authorization_error")
     if refused and refused.get("order_id") == order_id:
         session.pop("authorization_error")
@@ -80,6 +82,7 @@ def detail(order_id: str):
         demo_sandbox=sandbox_demo.available(),
         sensejs=services().sensejs, sense_key=funnel.confirmation_sense_key(order_id),
         order_link=order_link(order_id),
+        demo_tools_open=session.pop("demo_tools_open", None) == order_id,
     ), status
 
 
@@ -101,8 +104,12 @@ def _authorization_action(order_id: str, action: str):
     """Post/Redirect/Get, like refunds (CSRF is checked for every POST by CSRFProtect). A
     refusal travels to the page in the session, which then answers 409."""
     order = _order_or_404(order_id)
+    why = ("capturing the authorized amount, as the merchant asked"
+           if action == authorizations.CAPTURE else
+           "cancelling the authorization, as the merchant asked")
     try:
-        done = authorizations.request(get_db(), services().client, order, action)
+        with purpose(why):
+            done = authorizations.request(get_db(), services().client, order, action)
     except authorizations.ActionRefused as exc:
         session["authorization_error"] = {"order_id": order_id, "message": str(exc),
                                           "status": 409}
@@ -172,23 +179,47 @@ class Bar:
 
 @dataclass(frozen=True)
 class Waterfall:
-    """Calls that ran together (the checkout, a later refund...), drawn to one scale."""
+    """The calls of one action (the checkout, a later refund...), drawn to one scale: its
+    duration is that action's, from its first call's start to its last call's end."""
 
     started_at: datetime
     span_ms: int
     bars: list[Bar]
 
+    @property
+    def why(self) -> str:
+        """What the action was for: its first call's purpose (a token renewal says less)."""
+        calls = [bar.call for bar in self.bars]
+        first = next((c for c in calls if c.endpoint != "token"), calls[0])
+        return first.why
+
 
 def waterfalls(calls: list[LoggedCall]) -> list[Waterfall]:
-    """Groups an order's calls into bursts and places each call on its burst's time scale,
-    so a reader sees what ran in parallel (the vault beside the authorization)."""
-    bursts: list[list[LoggedCall]] = []
+    """Groups an order's calls by action (the calls made under one `flex.purpose`: the
+    checkout, one refund, one webhook's lookups) and places each call on its action's time
+    scale, so a reader sees what ran in parallel (the vault beside the authorization) and how
+    long each action took. Calls logged without an action (the relay's /transmit, rows older
+    than actions) are grouped by time, in bursts."""
+    actions: dict[str, list[LoggedCall]] = {}
+    loose: list[LoggedCall] = []
     for call in sorted(calls, key=lambda c: (c.started_at, c.id)):
+        if call.action:
+            actions.setdefault(call.action, []).append(call)
+        else:
+            loose.append(call)
+    groups = [*actions.values(), *_bursts(loose)]
+    groups.sort(key=lambda group: (group[0].started_at, group[0].id))
+    return [_chart(group) for group in groups]
+
+
+def _bursts(calls: list[LoggedCall]) -> list[list[LoggedCall]]:
+    bursts: list[list[LoggedCall]] = []
+    for call in calls:
         if bursts and not _starts_chart(bursts[-1], call):
             bursts[-1].append(call)
         else:
             bursts.append([call])
-    return [_chart(burst) for burst in bursts]
+    return bursts
 
 
 def _starts_chart(burst: list[LoggedCall], call: LoggedCall) -> bool:

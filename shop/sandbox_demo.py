@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import requests
-from flask import Blueprint, abort, flash, redirect, url_for
+from flask import Blueprint, abort, flash, redirect, session, url_for
 
 from flex.cit import RESCUED
 
@@ -40,7 +40,7 @@ def portal_refund(order_id: str):
     else:
         _simulate(order, "order.refunded", "refund", {"amount_cents": cents},
                   f"Flex's portal refunded {format_dollars(cents)}.")
-    return redirect(url_for("orders.detail", order_id=order_id), 303)
+    return _back_to_the_tools(order_id)
 
 
 @bp.post("/<order_id>/simulate/chargeback")
@@ -49,6 +49,12 @@ def chargeback(order_id: str):
     order = _rescued_or_404(order_id)
     _simulate(order, "payment.chargeback.received", "chargeback", {},
               "The cardholder disputed the charge.")
+    return _back_to_the_tools(order_id)
+
+
+def _back_to_the_tools(order_id: str):
+    """The order page, with the demo tools still open: the next simulation is one click."""
+    session["demo_tools_open"] = order_id
     return redirect(url_for("orders.detail", order_id=order_id), 303)
 
 

@@ -105,7 +105,7 @@ def init_app(app: Flask) -> None:
         flex_config, sensejs, mode = _real_flex(config)
     elif config["SHOP_ENV"] == "production":
         raise ConfigError(
-            "FLEX_API_URL is missing: with SHOP_ENV=production the shop must talk to a real "
+            "FLEX_API_URL is not set: with SHOP_ENV=production the shop must talk to a real "
             "Flex API; the embedded sandbox simulator is for the demo only."
         )
     else:
@@ -215,12 +215,16 @@ def _timeouts(config: dict) -> dict:
 
 def _real_flex(config: dict) -> tuple[FlexConfig, SenseJS, str]:
     for name in REAL_FLEX_SETTINGS:
-        value = str(config.get(name) or "")
-        if not value or value.startswith("your-") or "<" in value:
-            raise ConfigError(
-                f"{name} is missing (or still the placeholder from .env.example). "
-                "Set it in .env, or unset FLEX_API_URL to use the embedded sandbox."
-            )
+        value = str(config.get(name) or "").strip()
+        if not value:
+            problem = "is not set"
+        elif value.startswith("your-") or "<" in value:
+            problem = f"is still the placeholder from .env.example ({value!r})"
+        else:
+            continue
+        raise ConfigError(f"{name} {problem}: FLEX_API_URL is set, so the shop talks to a real "
+                          f"Flex API and needs it. Set {name} in .env to the value from Flex's "
+                          "portal, or unset FLEX_API_URL to use the embedded sandbox.")
     flex_config = FlexConfig(
         api_url=config["FLEX_API_URL"],
         app_key=config["FLEX_APP_KEY"],

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 
 from . import cart, catalog, checkout, funnel, orders
 from .access import remember_order
 from .db import get_db
 from .forms import CheckoutForm, QuantityForm
+from .security import demo_tools
 from .services import services
 
 bp = Blueprint("shop", __name__)
 
-# The test cards shown on the checkout page.
+# The test cards shown on the checkout page, one row each: (number, processor, Flex
+# /evaluate, order shows). The page and its fill buttons read this one list.
 TEST_CARDS = (
     ("4242 4242 4242 4242", "approved", "— (transmit queued)", "Paid"),
     ("5555 5555 5555 4444", "approved", "— (transmit queued)", "Paid"),
@@ -24,6 +28,18 @@ TEST_CARDS = (
     ("4000 0084 0000 1629", "3-D Secure, then declined 05 do not honor",
      "SUBMITTED, then APPROVED (webhook)", "Awaiting confirmation, then Rescued by Flex"),
 )
+
+
+def demo_shopper() -> dict[str, str]:
+    """What a test card's button fills in besides the card number, in demo mode only: a
+    made-up shopper, so paying with a test card is one click. Form field name -> value."""
+    return {
+        "email": "shopper@example.com", "name": "Ada Lovelace",
+        "expiry": f"12/{(date.today().year + 3) % 100:02d}", "cvc": "123",
+        "address": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
+        "country": "US",
+    }
+
 
 ISSUED_CHECKOUTS = 5  # checkout ids remembered per session (a few open tabs)
 
@@ -116,10 +132,15 @@ def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | No
     return render_template(
         "checkout.html", form=form, lines=lines, total_cents=total, checkout_id=checkout_id,
         sensejs=services().sensejs, sense_key=checkout_id, test_cards=_test_cards(),
-        form_error=form_error,
+        form_error=form_error, demo_shopper=_demo_fill(form) if demo_tools() else None,
     ), status
 
 
 def _test_cards():
     keys = ("number", "processor", "flex", "shows")
     return [dict(zip(keys, card, strict=True)) for card in TEST_CARDS]
+
+
+def _demo_fill(form: CheckoutForm) -> dict[str, str]:
+    """The demo shopper keyed by the fields' HTML ids, for static/app.js."""
+    return {form[name].id: value for name, value in demo_shopper().items()}

@@ -20,6 +20,7 @@ import logging
 
 from flex.backoff import backoff_delay
 from flex.errors import FlexError, FlexNotFoundError
+from flex.purposes import purpose
 from flex.webhooks import WebhookEvent, parse
 
 from . import lifecycle, orders
@@ -109,9 +110,11 @@ def _flex_record(client, order: orders.Order, event: WebhookEvent):
     answer or has no such order yet, so the event is kept and asked about again."""
     key = order.order_session_key or event.order_id
     try:
-        if key:
-            return client.get_order(key, ref=order.id, deadline=LOOKUP_DEADLINE)
-        found = client.find_order_by_reference(order.id, ref=order.id, deadline=LOOKUP_DEADLINE)
+        with purpose(f"checking Flex's record of the order after its {event.event_type} webhook"):
+            if key:
+                return client.get_order(key, ref=order.id, deadline=LOOKUP_DEADLINE)
+            found = client.find_order_by_reference(order.id, ref=order.id,
+                                                   deadline=LOOKUP_DEADLINE)
     except FlexNotFoundError:
         raise _NoSuchOrder(f"kept: Flex has no order {key}") from None
     except FlexError as exc:

@@ -150,7 +150,8 @@ def _valid_key(key: str) -> bool:
 def init_app(app: Flask) -> None:
     key = app.config["FLEX_WEBHOOK_KEY"].strip()
     if key and not _valid_key(key):
-        raise ConfigError("FLEX_WEBHOOK_KEY must be base64, exactly as Flex's portal shows it.")
+        raise ConfigError("FLEX_WEBHOOK_KEY is not valid base64: copy the subscriber key "
+                          "exactly as Flex's portal shows it.")
     sandbox_url = app.extensions["services"].sandbox_url
     if sandbox_url:
         key = key or demo_key(sandbox_directory(app))

@@ -30,14 +30,41 @@
     }
   });
 
-  // Checkout: a test card's button fills the Card number field.
+  // Checkout: a test card's button fills the Card number field and, in demo mode (the table
+  // carries a demo shopper), every other field still empty, so paying is one more click.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-fill-card]");
     if (!button) return;
     var field = document.getElementById(button.dataset.fillTarget);
     if (!field) return;
     field.value = button.dataset.fillCard;
+    var table = button.closest("[data-demo-shopper]");
+    var filled = "Card number filled with test card " + button.dataset.fillCard + ".";
+    if (table) {
+      var shopper = JSON.parse(table.dataset.demoShopper);
+      Object.keys(shopper).forEach(function (id) {
+        var input = document.getElementById(id);
+        if (input && !input.value) input.value = shopper[id];
+      });
+      filled = "Form filled with test card " + button.dataset.fillCard + " and a demo shopper.";
+    }
+    var live = document.getElementById("card-filled");
+    if (live) live.textContent = filled;
     field.focus();
+  });
+
+  // Refund: "Full" and "Half" fill the Refund amount field; the person still presses Refund.
+  document.querySelectorAll("[data-amount-picks]").forEach(function (picks) {
+    picks.hidden = false;
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-fill-amount]");
+    if (!button) return;
+    var field = document.getElementById(button.dataset.fillTarget);
+    if (!field) return;
+    field.value = button.dataset.fillAmount;
+    var live = document.getElementById("amount-picked");
+    if (live) live.textContent = "Refund amount set to " + button.dataset.fillAmount + ".";
   });
 
   // An order awaiting confirmation: check the page now and then, reload once its status

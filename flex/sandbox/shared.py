@@ -7,8 +7,9 @@ kernel releases when a process dies, even by `kill -9`):
 
 - `flex-sandbox.lock`: held exclusively while a process looks for the sandbox or starts it,
   so two workers booting together start one sandbox, not two.
-- `flex-sandbox.url`: the sandbox's URL, locked by the sandbox for as long as it runs. A URL
-  file nobody holds is left over from a process that is gone, and is replaced.
+- `flex-sandbox.url`: the sandbox's URL, locked by the sandbox for as long as it runs, and
+  removed when it stops. A URL file nobody holds is left over from a process that was killed,
+  and is replaced.
 - `flex-sandbox.users`: every process using the sandbox holds a shared lock on it for its
   life. The sandbox exits once that file has had no holder for a grace period, which spans
   a worker restart but not the end of `make demo`.
@@ -19,6 +20,7 @@ waits on the URL file's lock, so it wakes the moment the sandbox's process is go
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -172,6 +174,10 @@ def serve_shared(host: str, port: int, url_file: str, users_file: str | None,
         pass
     finally:
         server.shutdown()
+        # A clean stop leaves no URL behind (the file names a sandbox only while it runs); we
+        # still hold its lock, so no other sandbox can have written it.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(url_file)
         published.close()  # first: a process let in below must find no sandbox running
         if users:
             users.close()

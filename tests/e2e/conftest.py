@@ -92,6 +92,7 @@ def running_shop(tmp_path_factory, name: str, **settings: str) -> Iterator[Shop]
             for pid in processes_mentioning(f"{directory}/"):
                 os.kill(pid, signal.SIGKILL)
             pytest.fail("the sandbox process outlived the shop")
+        assert not (directory / shared.URL_FILE).exists(), "a clean stop left a stale URL"
 
 
 @pytest.fixture(scope="session")

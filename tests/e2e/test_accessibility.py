@@ -10,6 +10,8 @@ import requests
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
+from tests.support import wait_for
+
 from .test_journeys import (
     APPROVED,
     CHALLENGED,
@@ -32,12 +34,18 @@ def orders(shop) -> dict[str, str]:
         ("paid", APPROVED), ("rescued", RESCUED), ("challenge", CHALLENGED),
         ("declined", FLEX_DECLINED), ("awaiting", FLEX_DOWN),
     )}
-    made["partially-refunded"] = shop.buy(RESCUED, quantity=2)
+    made["chargeback"] = shop.buy(RESCUED)
+    made["partially-refunded"] = shop.buy(RESCUED, quantity=2)  # last: the refund error below
     with requests.Session() as http:  # a refund needs the page's CSRF token
         page = http.get(f"{shop.url}/orders/{made['partially-refunded']}", timeout=10).text
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)[1]
         http.post(f"{shop.url}/orders/{made['partially-refunded']}/refund", timeout=30,
                   data={"csrf_token": token, "amount": "5.00"}).raise_for_status()
+        http.post(f"{shop.url}/orders/{made['chargeback']}/simulate/chargeback", timeout=30,
+                  data={"csrf_token": token}).raise_for_status()
+        charged_back = wait_for(lambda: "status-chargeback" in http.get(  # Flex's webhook
+            f"{shop.url}/orders/{made['chargeback']}", timeout=10).text, timeout=30)
+    assert charged_back, "the chargeback webhook never arrived"
     return made
 
 

@@ -24,8 +24,8 @@ def test_authorize_then_capture_at_shipment(authorization_page: Page, authorizat
     expect(page.get_by_text("Capture of $18.00 confirmed by Flex").first).to_be_visible()
     expect(page.get_by_role("button", name="Capture", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Cancel", exact=True)).to_have_count(0)
-    expect(page.get_by_label("Refund amount")).to_have_value("18.00")  # refundable now
-    capture = page.get_by_role("region", name="Later: capture")
+    expect(page.get_by_role("button", name="Full: $18.00")).to_be_visible()  # refundable now
+    capture = page.get_by_role("region", name="Later: capturing the authorized amount")
     expect(capture.get_by_role("listitem").filter(has_text="capture")).to_have_count(1)
 
     captures = [c for c in authorization_shop.sandbox_calls("capture")
@@ -45,7 +45,7 @@ def test_authorize_then_cancel(authorization_page: Page, authorization_shop):
     expect(page.get_by_text("Authorization cancelled, not charged").first).to_be_visible()
     expect(page.get_by_role("link", name="Try another card")).to_be_visible()
     expect(page.get_by_label("Refund amount")).to_have_count(0)
-    cancel = page.get_by_role("region", name="Later: cancel")
+    cancel = page.get_by_role("region", name="Later: cancelling the authorization")
     expect(cancel.get_by_role("listitem").filter(has_text="cancel")).to_have_count(1)
 
     cancels = authorization_shop.sandbox_calls("cancel")

@@ -231,7 +231,7 @@ def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
     amount.fill("10.00")
     page.get_by_role("button", name="Refund").click()
     expect_status(page, "Partially refunded")
-    expect(amount).to_have_value("26.00")
+    expect(amount).to_have_value("")  # nothing prefilled: a careless click refunds nothing
     expect(page.get_by_text("Amount refunded", exact=True)).to_be_visible()
     expect(page.get_by_text("Refunded", exact=True)).to_have_count(0)  # the label is not a fact
     page.reload()  # Post/Redirect/Get: a reload asks for the page, it refunds nothing
@@ -240,10 +240,13 @@ def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
     stale = page.context.new_page()  # a second tab still offering the old remainder
     stale.goto(f"/orders/{checkout_id}")
 
-    page.get_by_role("button", name="Refund").click()  # the default: everything left
+    page.get_by_role("button", name="Full: $26.00").click()  # what is left
+    expect(amount).to_have_value("26.00")
+    page.get_by_role("button", name="Refund", exact=True).click()
     expect_status(page, "Refunded")
 
-    stale.get_by_role("button", name="Refund").click()
+    stale.get_by_role("button", name="Full", exact=False).click()  # its old remainder, $26.00
+    stale.get_by_role("button", name="Refund", exact=True).click()
     expect(stale.get_by_text("Refund refused", exact=False)).to_be_visible()
     expect(stale.get_by_label("Refund amount")).to_have_attribute("aria-invalid", "true")
     expect_status(stale, "Refunded")
@@ -338,13 +341,15 @@ def test_checkout_and_refund_with_the_keyboard_only(page: Page):
     expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))
     expect_status(page, "Rescued by Flex")
 
-    tab_to(page, lambda el: el["label"] == "Refund amount")
-    page.keyboard.press("Control+A")
-    page.keyboard.type("9.00")
+    expect(page.get_by_label("Refund amount")).to_have_value("")  # nothing prefilled
+    tab_to(page, lambda el: el["text"] == "Half")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Refund amount")).to_have_value("9.00")
     tab_to(page, lambda el: el["text"] == "Refund")
     page.keyboard.press("Enter")
     expect_status(page, "Partially refunded")
-    expect(page.get_by_label("Refund amount")).to_have_value("9.00")  # what is left
+    expect(page.get_by_role("row").filter(has_text="$9.00")).to_have_count(1)
+    expect(page.get_by_label("Refund amount")).to_have_value("")
 
 
 def tab_to(page: Page, predicate, limit: int = 60) -> None:

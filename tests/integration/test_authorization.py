@@ -75,7 +75,7 @@ def test_authorize_then_capture_then_refund(app, client, fresh_sandbox, database
         == [(db_rows(database_url, "SELECT order_session_key FROM orders")[0][0], 3600, 200)]
     assert db_rows(database_url, "SELECT idempotency_key FROM flex_authorization_actions") == [
         (captures[0]["request"]["idempotencyKey"],)]
-    assert "Later: capture" in page  # the order's timeline shows the capture call
+    assert "Later: capturing the authorized amount" in page  # the timeline shows the capture
 
     response = client.post(f"/orders/{order_id}/refund",
                            data={"csrf_token": hidden(page, "csrf_token"), "amount": "10.00"})
@@ -95,7 +95,7 @@ def test_authorize_then_cancel(app, client, fresh_sandbox):
     assert [c["status"] for c in calls(fresh_sandbox, "cancel")] == [200]
     assert calls(fresh_sandbox, "capture") == []
     assert flex_order(app, order_id).status == OrderStatus.CANCELLED
-    assert "Later: cancel" in page
+    assert "Later: cancelling the authorization" in page
 
 
 def test_cancel_after_capture_is_refused_and_never_sent(app, client, fresh_sandbox):

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from app import create_app
+from app import DEV_SECRET_KEY, create_app
 from flex import sandbox as flex_sandbox
 from flex.cit import DECLINED, CitResult
 from flex.models import CardSummary, ProcessorResult
@@ -192,10 +192,21 @@ def test_session_cookie_flags(make_app):
         assert ("Secure" in cookie) is secure
 
 
-def test_production_refuses_the_default_secret_key(tmp_path):
-    with pytest.raises(RuntimeError, match="SECRET_KEY is the development default"):
-        create_app({"SHOP_ENV": "production", "DATABASE": str(tmp_path / "x.sqlite"),
-                    "FLEX_RELAY": False})
+@pytest.mark.parametrize(("secret_key", "message"), [
+    (None, "SECRET_KEY is not set: "),  # says exactly what is wrong
+    ("", "SECRET_KEY is not set: "),
+    (DEV_SECRET_KEY, "SECRET_KEY is the development default "),
+])
+def test_production_refuses_a_missing_or_default_secret_key(tmp_path, monkeypatch, secret_key,
+                                                            message):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    settings = {"SHOP_ENV": "production", "DATABASE": str(tmp_path / "x.sqlite"),
+                "FLEX_RELAY": False}
+    if secret_key is not None:
+        settings["SECRET_KEY"] = secret_key
+    with pytest.raises(RuntimeError) as refused:
+        create_app(settings)
+    assert str(refused.value).startswith(message)
 
 
 def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_path):
@@ -208,6 +219,8 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
                       follow_redirects=True)
     assert "Demo reset: every order was removed." in reset.text
     assert "No orders yet" in reset.text
+    fill_cart(demo)
+    assert "data-demo-shopper" in demo.get("/checkout").text  # a test card fills the form
 
     production = make_app(DATABASE=str(tmp_path / "live.sqlite"), **PRODUCTION).test_client()
     production.environ_base["wsgi.url_scheme"] = "https"  # the session cookie is Secure
@@ -221,6 +234,8 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
                                data={"csrf_token": hidden(orders_page, "csrf_token")})
     assert response.status_code == 404
     assert order_id[:8] in production.get("/orders").text
+    fill_cart(production)
+    assert "data-demo-shopper" not in production.get("/checkout").text  # never a made-up shopper
 
 
 def test_hsts_on_every_response_in_production_only(make_app, tmp_path):

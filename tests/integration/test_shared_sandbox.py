@@ -227,13 +227,23 @@ def test_a_killed_sandbox_is_detected_and_replaced(tmp_path, sandbox):
     assert shared.running_url(tmp_path) is None
 
 
+def test_a_sandbox_that_stops_cleanly_leaves_no_url_behind(tmp_path):
+    joined = shared.join(tmp_path, unused_grace=0.2)
+    assert (tmp_path / shared.URL_FILE).read_text().strip() == joined.url
+    joined.leave()
+    assert joined.process.wait(10) == 0  # it exits by itself once unused for 0.2 s
+    assert not (tmp_path / shared.URL_FILE).exists()  # nothing stale for the next run to read
+    assert sorted(path.name for path in tmp_path.iterdir()) == [  # only the empty lock files
+        shared.START_LOCK, shared.USERS_FILE]
+
+
 def test_production_refuses_to_start_without_flex_api_url(tmp_path):
     env = {**os.environ, **PRODUCTION, "DATABASE": str(tmp_path / "shop.sqlite")}
     env.pop("FLEX_API_URL", None)
     result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "flex", "check"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "ConfigError: FLEX_API_URL is missing" in result.stderr
+    assert "ConfigError: FLEX_API_URL is not set" in result.stderr
     assert not (tmp_path / shared.URL_FILE).exists(), "a sandbox was started"
 
 

@@ -104,7 +104,13 @@ def test_refunds_partial_then_full_then_refused(client, fresh_sandbox):
     assert response.status_code == 303
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
     assert status_label(page) == "Partially refunded"
-    assert hidden(page, "amount") == "26.00"  # defaults to what remains
+    assert hidden(page, "amount") == ""  # nothing prefilled: Full and Half fill it on purpose
+    assert 'data-fill-amount="26.00"' in page and 'aria-label="Full: $26.00"' in page
+    assert 'data-fill-amount="13.00"' in page and 'aria-label="Half: $13.00"' in page
+    for why in ("vaulting the card", "asking Flex to decide the declined payment",
+                "authorizing the card with the processor",
+                "refunding $10.00, as the merchant asked"):  # each call says why it was made
+        assert why in page
 
     client.post(f"/orders/{order_id}/refund", data={"csrf_token": csrf, "amount": "26.00"})
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)

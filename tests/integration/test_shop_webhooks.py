@@ -313,7 +313,7 @@ def test_real_mode_without_a_key_answers_503(make_app, fresh_sandbox, caplog):
 
 
 def test_a_key_that_is_not_base64_stops_start_up(make_app):
-    with pytest.raises(ConfigError, match="FLEX_WEBHOOK_KEY must be base64"):
+    with pytest.raises(ConfigError, match="FLEX_WEBHOOK_KEY is not valid base64"):
         make_app(FLEX_WEBHOOK_KEY="not base64!")
 
 

@@ -19,7 +19,8 @@ from .test_shop import pay
 pytestmark = pytest.mark.storage
 
 MIGRATIONS = ["001_orders", "002_refunds_and_calls", "003_recovery", "004_webhooks",
-              "005_authorization", "006_recovery_names", "007_webhook_history"]
+              "005_authorization", "006_recovery_names", "007_webhook_history",
+              "008_call_purpose"]
 
 
 def test_migrations_apply_once_when_processes_start_together(database_url):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 from flex.models import luhn_valid
 from shop import orders, wording
 from shop.forms import RefundForm, parse_expiry
+from shop.money import format_dollars
 from shop.processor import DECLINES
 from shop.storefront import TEST_CARDS
 
@@ -103,8 +105,15 @@ def test_a_pending_order_tells_the_shopper_not_to_pay_again():
     assert "still in progress. Please do not pay again" in wording.shopper_message(order("pending"))
 
 
-def test_a_charged_back_order_does_not_thank_the_shopper():
-    disputed = dataclasses.replace(order("rescued"), chargeback_at=1.0)
+def test_a_charged_back_order_tells_the_merchant_the_amount_and_date_in_its_own_words():
+    disputed = dataclasses.replace(order("rescued"), chargeback_at=1_765_000_000.0,
+                                   refunded_cents=900)
     assert wording.status_label(disputed) == "Chargeback"
-    assert "disputed this payment" in wording.shopper_message(disputed)
-    assert "Thank you" not in wording.shopper_message(disputed)
+    assert wording.shopper_message(disputed) is None  # no "Thank you", no "you disputed"
+    note = wording.merchant_note(disputed)
+    assert note.startswith(f"The cardholder disputed the {format_dollars(disputed.amount_cents)}"
+                           " charge with their bank on 2025-12-06 05:46:40 UTC")
+    assert "$9.00 of it had been refunded before" in note
+    assert not re.search(r"\byour?\b", note, re.IGNORECASE)  # the merchant is not "you" here
+    assert wording.disputed_on(disputed) == "2025-12-06 05:46:40 UTC"
+    assert wording.merchant_note(order("rescued")) is None

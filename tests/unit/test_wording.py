@@ -1,0 +1,35 @@
+"""The README's "First two minutes" and the home page's tour are one list of steps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from shop.wording import TOUR_STEPS, tour_step
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_steps() -> list[str]:
+    """The numbered list under "## First two minutes", each item unwrapped onto one line."""
+    section = README.read_text(encoding="utf-8").split("## First two minutes\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    steps: list[str] = []
+    for line in section.splitlines():
+        numbered = re.match(r"(\d+)\. (.*)", line)
+        if numbered:
+            assert int(numbered.group(1)) == len(steps) + 1, line
+            steps.append(numbered.group(2))
+        elif steps and line.startswith("   ") and line.strip():
+            steps[-1] += " " + line.strip()
+    return steps
+
+
+def test_the_readme_lists_the_tours_steps_word_for_word():
+    assert readme_steps() == list(TOUR_STEPS)
+
+
+def test_a_tour_step_marks_buttons_and_commands_and_escapes_the_rest():
+    html = tour_step("Click **Pay** <now> after `make demo` & wait")
+    assert html == ("Click <strong>Pay</strong> &lt;now&gt; after <code>make demo</code> "
+                    "&amp; wait")
