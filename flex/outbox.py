@@ -6,18 +6,19 @@ delivers due rows at least once, with capped exponential backoff, through an `Ou
 you implement on that database (the demo shop's, for SQLite and PostgreSQL, is in
 shop/flex_store.py). Several relays may run, in one process or many: a row is claimed with a
 lease before it is sent, so two relays do not send the same row at the same time, and the
-rows of a relay that crashed come back when its lease ends.
+rows of a relay that crashed come back when its lease ends. Rows are claimed several at a
+time, and marked delivered several at a time, each in one statement: the database work per
+transmit is a fraction of a round trip.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,12 +55,14 @@ class OutboxRow:
 class OutboxStore(Protocol):
     """The queue's storage, implemented by the merchant on the order database."""
 
-    def claim(self, lease_seconds: float) -> Transmit | None:
-        """Claims the pending row due first (none leased) for `lease_seconds`; None if none.
-        Atomic: two relays never claim the same row (e.g. FOR UPDATE SKIP LOCKED)."""
+    def claim(self, lease_seconds: float, limit: int) -> list[Transmit]:
+        """Claims up to `limit` pending rows due first (none leased) for `lease_seconds`, in
+        one statement; [] if none is due. Atomic: two relays never claim the same row (e.g.
+        FOR UPDATE SKIP LOCKED)."""
 
-    def mark_delivered(self, order_id: str) -> None:
-        """Flex accepted the transmit: the row is done (attempts + 1, lease released)."""
+    def mark_delivered(self, order_ids: Sequence[str]) -> None:
+        """Flex accepted these transmits: the rows are done (attempts + 1, lease released),
+        in one transaction."""
 
     def retry_later(self, order_id: str, error: str, retry_at: float) -> None:
         """The attempt failed: record `error`, attempts + 1, due again at `retry_at` (epoch s)."""
@@ -100,6 +103,7 @@ class Relay:
         # (each send waits a round trip). The client's connection pool must hold as many.
         self.senders = senders
         self.also_run = also_run  # more periodic work for the same thread (e.g. Recovery)
+        self._also_run_at = 0.0  # time.monotonic() when also_run is due again
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,7 +135,10 @@ class Relay:
                 full = False
                 try:
                     full = self._round(senders)[0] == self.batch  # more may be due
-                    if self.also_run:
+                    if self.also_run and time.monotonic() >= self._also_run_at:
+                        # Once per poll interval, not once per round: a busy relay runs
+                        # many rounds a second, and the periodic work has its own clock.
+                        self._also_run_at = time.monotonic() + self.poll_interval
                         self.also_run()
                 except Exception:  # keep relaying whatever one bad round raised
                     log.exception("relay round failed")
@@ -149,40 +156,35 @@ class Relay:
         return ThreadPoolExecutor(self.senders, thread_name_prefix="flex-relay-send")
 
     def _round(self, senders: ThreadPoolExecutor) -> tuple[int, int]:
-        """(rows claimed, rows delivered): up to `batch` due rows, each claimed just before
-        it is sent, by `senders` threads at once."""
-        first = self.store.claim(self.lease)
-        if first is None:  # nothing due: one query per round, not one per sender
-            return 0, 0
-        budget = itertools.count(1)  # rows claimed so far, shared; next() on it is atomic
+        """(rows claimed, rows delivered): up to `batch` due rows, `senders` of them in flight
+        at once. As senders come free, as many rows are claimed in one statement; the
+        transmits that came back together are marked delivered in one statement."""
+        in_flight: dict[Future, Transmit] = {}
+        claimed = delivered = 0
+        more_due = True  # the last claim found all the rows it asked for
+        while True:
+            room = min(self.senders - len(in_flight), self.batch - claimed)
+            if more_due and room > 0:
+                rows = self.store.claim(self.lease, room)
+                more_due = len(rows) == room
+                claimed += len(rows)
+                in_flight |= {senders.submit(self._send, row): row for row in rows}
+            if not in_flight:  # nothing due: one query per round
+                return claimed, delivered
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            accepted = [in_flight.pop(future).order_id for future in done if future.result()]
+            if accepted:
+                self.store.mark_delivered(accepted)
+                delivered += len(accepted)
 
-        def drain(transmit: Transmit | None = None) -> tuple[int, int]:
-            claimed = delivered = 0
-            while True:
-                if transmit is None:
-                    if next(budget) >= self.batch:
-                        break
-                    transmit = self.store.claim(self.lease)
-                    if transmit is None:
-                        break
-                claimed += 1
-                delivered += self._deliver(transmit)
-                transmit = None
-            return claimed, delivered
-
-        futures = [senders.submit(drain, first)]
-        futures += [senders.submit(drain) for _ in range(self.senders - 1)]
-        results = [future.result() for future in futures]
-        return sum(c for c, _ in results), sum(d for _, d in results)
-
-    def _deliver(self, transmit: Transmit) -> int:
+    def _send(self, transmit: Transmit) -> bool:
+        """Sends one claimed row; True if Flex accepted it (the caller marks it delivered)."""
         try:
             self.client.transmit(transmit.payload, ref=transmit.order_id)
         except FlexError as exc:
             self._record_failure(transmit, exc)
-            return 0
-        self.store.mark_delivered(transmit.order_id)
-        return 1
+            return False
+        return True
 
     def _record_failure(self, transmit: Transmit, exc: FlexError) -> None:
         attempts = transmit.attempts + 1

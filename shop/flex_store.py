@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 from flex.calllog import STEP_PREFIX, LoggedCall
 from flex.outbox import DELIVERED, FAILED, PENDING, OutboxRow, Transmit
@@ -21,11 +22,11 @@ _CALL_COLUMNS = ("id, order_id, endpoint, method, path, status, ms, attempt, err
 _OUTBOX_COLUMNS = ("order_id, state, attempts, last_error, next_attempt_at, created_at,"
                    " delivered_at")
 
-# Lease the pending row due first that no relay holds; a lease ends at `leased_until`.
+# Lease the pending rows due first that no relay holds; a lease ends at `leased_until`.
 _CLAIM = (
-    "UPDATE flex_outbox SET leased_until = ? WHERE order_id = ("
+    "UPDATE flex_outbox SET leased_until = ? WHERE order_id IN ("
     " SELECT order_id FROM flex_outbox WHERE state = ? AND next_attempt_at <= ?"
-    " AND leased_until <= ? ORDER BY next_attempt_at LIMIT 1{skip_locked})"
+    " AND leased_until <= ? ORDER BY next_attempt_at LIMIT ?{skip_locked})"
     " RETURNING order_id, payload, attempts"
 )
 
@@ -42,26 +43,32 @@ def enqueue_transmit(conn: Connection, order_id: str, payload: dict) -> None:
 
 
 class SqlOutbox:
-    """flex.outbox.OutboxStore on the shop's database. A claim is one UPDATE: PostgreSQL
-    skips rows another relay is claiming right now (FOR UPDATE SKIP LOCKED); SQLite has one
-    writer at a time (BEGIN IMMEDIATE), so the same statement is atomic there as it is."""
+    """flex.outbox.OutboxStore on the shop's database. A claim is one UPDATE of up to
+    `limit` rows: PostgreSQL skips rows another relay is claiming right now (FOR UPDATE SKIP
+    LOCKED); SQLite has one writer at a time (BEGIN IMMEDIATE), so the same statement is
+    atomic there as it is. Delivered rows are marked in one transaction per batch."""
 
     def __init__(self, database: Database):
         self.database = database
         skip_locked = " FOR UPDATE SKIP LOCKED" if database.engine == POSTGRESQL else ""
         self._claim_sql = _CLAIM.format(skip_locked=skip_locked)
 
-    def claim(self, lease_seconds: float) -> Transmit | None:
+    def claim(self, lease_seconds: float, limit: int) -> list[Transmit]:
         now = time.time()
         with self.database.connection(durable=False) as conn, conn:
-            row = conn.execute(
-                self._claim_sql, (now + lease_seconds, PENDING, now, now)
-            ).fetchone()
-        return Transmit(row[0], json.loads(row[1]), row[2]) if row else None
+            rows = conn.execute(
+                self._claim_sql, (now + lease_seconds, PENDING, now, now, limit)
+            ).fetchall()
+        return [Transmit(row[0], json.loads(row[1]), row[2]) for row in rows]
 
-    def mark_delivered(self, order_id: str) -> None:
-        self._update(order_id, "state = ?, delivered_at = ?, last_error = NULL",
-                     DELIVERED, time.time())
+    def mark_delivered(self, order_ids: Sequence[str]) -> None:
+        now = time.time()
+        with self.database.connection(durable=False) as conn, conn:
+            conn.executemany(
+                "UPDATE flex_outbox SET state = ?, delivered_at = ?, last_error = NULL,"
+                " attempts = attempts + 1, leased_until = 0 WHERE order_id = ?",
+                [(DELIVERED, now, order_id) for order_id in order_ids],
+            )
 
     def retry_later(self, order_id: str, error: str, retry_at: float) -> None:
         self._update(order_id, "last_error = ?, next_attempt_at = ?", error, retry_at)
