@@ -6,6 +6,7 @@ per checkout (web workers and relay, from /proc) is printed with the medians. On
 machine the latency numbers are noise, but CPU time per checkout holds fairly well.
 
 Options (environment): CPU_ROUNDS (default 5), CPU_CHECKOUTS per turn (default 200),
+CPU_PINNED=1: the shop on half the cores, the sandbox and the shoppers on the others,
 CPU_PROFILE=DIR: also run py-spy (`record --format raw`, folded stacks) on the Flex shop's
 first web worker and its relay during one extra turn, written to DIR.
 """
@@ -20,13 +21,22 @@ import tempfile
 from pathlib import Path
 
 from . import saturation
-from .__main__ import APPROVED, LATENCY, SATURATION, SATURATION_SCENARIOS, SATURATION_WARMUP
+from .__main__ import (
+    APPROVED,
+    CORES,
+    LATENCY,
+    PINNED_SCENARIOS,
+    SATURATION,
+    SATURATION_SCENARIOS,
+    SATURATION_WARMUP,
+)
 from .load import drive
 from .saturation import Saturated
 from .servers import Sandbox, children
 
 ROUNDS = int(os.environ.get("CPU_ROUNDS", 5))
 CHECKOUTS = int(os.environ.get("CPU_CHECKOUTS", 200))
+SCENARIOS = PINNED_SCENARIOS if os.environ.get("CPU_PINNED") == "1" else SATURATION_SCENARIOS
 
 
 def profile(shop, sandbox: Sandbox, folder: Path) -> None:
@@ -40,29 +50,30 @@ def profile(shop, sandbox: Sandbox, folder: Path) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for name, pid in targets.items()]
     sandbox.set_faults(LATENCY)
-    drive(shop.urls, APPROVED, CHECKOUTS * 2, SATURATION)
+    drive(shop.urls, APPROVED, CHECKOUTS * 2, SATURATION, SCENARIOS[0].load_cpus)
     for spy_process in spies:
         spy_process.wait()
     print(f"py-spy folded stacks in {folder}")
 
 
 def main() -> int:
-    sandbox = Sandbox()
+    sandbox = Sandbox(CORES[1] if SCENARIOS[0].pinned else None)
     shops = []
-    results = [Saturated(s.name, s.flex_enabled) for s in SATURATION_SCENARIOS]
-    per_round: list[list[tuple[float, float]]] = [[] for _ in SATURATION_SCENARIOS]
+    results = [Saturated(s.name, s.flex_enabled) for s in SCENARIOS]
+    per_round: list[list[tuple[float, float]]] = [[] for _ in SCENARIOS]
     try:
         with tempfile.TemporaryDirectory() as folder:
-            for n, scenario in enumerate(SATURATION_SCENARIOS):
+            for n, scenario in enumerate(SCENARIOS):
                 shops.append(scenario.start_shop(sandbox.base_url, f"{folder}/cpu{n}.sqlite"))
                 sandbox.set_faults(LATENCY)
-                drive(shops[-1].urls, APPROVED, SATURATION_WARMUP, SATURATION)
+                drive(shops[-1].urls, APPROVED, SATURATION_WARMUP, SATURATION,
+                      scenario.load_cpus)
                 saturation.wait_drained(shops[-1].database)
             for turn in range(ROUNDS):
                 for n, (result, shop) in enumerate(zip(results, shops, strict=True)):
                     before = (result.web_cpu, result.relay_cpu, result.checkouts)
                     saturation.take_turn(result, shop, sandbox, APPROVED, CHECKOUTS,
-                                         SATURATION, LATENCY)
+                                         SATURATION, LATENCY, SCENARIOS[0].load_cpus)
                     count = result.checkouts - before[2]
                     per_round[n].append(((result.web_cpu - before[0]) * 1000 / count,
                                          (result.relay_cpu - before[1]) * 1000 / count))

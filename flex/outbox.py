@@ -172,7 +172,8 @@ class Relay:
             if not in_flight:  # nothing due: one query per round
                 return claimed, delivered
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            accepted = [in_flight.pop(future).order_id for future in done if future.result()]
+            sent = {future: in_flight.pop(future) for future in done}
+            accepted = [row.order_id for future, row in sent.items() if future.result()]
             if accepted:
                 self.store.mark_delivered(accepted)
                 delivered += len(accepted)
