@@ -14,11 +14,12 @@ transmit is a fraction of a round trip.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -159,27 +160,42 @@ class Relay:
         """(rows claimed, rows delivered): up to `batch` due rows, `senders` of them in flight
         at once. As senders come free, as many rows are claimed in one statement; the
         transmits that came back together are marked delivered in one statement."""
-        in_flight: dict[Future, Transmit] = {}
-        claimed = delivered = 0
+        finished: queue.SimpleQueue[tuple[Transmit, bool]] = queue.SimpleQueue()
+        in_flight = claimed = delivered = 0
         more_due = True  # the last claim found all the rows it asked for
         while True:
-            room = min(self.senders - len(in_flight), self.batch - claimed)
+            room = min(self.senders - in_flight, self.batch - claimed)
             if more_due and room > 0:
                 rows = self.store.claim(self.lease, room)
                 more_due = len(rows) == room
                 claimed += len(rows)
-                in_flight |= {senders.submit(self._send, row): row for row in rows}
+                in_flight += len(rows)
+                for row in rows:
+                    senders.submit(self._send, row, finished)
             if not in_flight:  # nothing due: one query per round
                 return claimed, delivered
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            sent = {future: in_flight.pop(future) for future in done}
-            accepted = [row.order_id for future, row in sent.items() if future.result()]
+            back = [finished.get()]  # waits for one; takes whatever else is back already
+            while not finished.empty():
+                back.append(finished.get())
+            in_flight -= len(back)
+            accepted = [row.order_id for row, ok in back if ok]
             if accepted:
                 self.store.mark_delivered(accepted)
                 delivered += len(accepted)
 
-    def _send(self, transmit: Transmit) -> bool:
-        """Sends one claimed row; True if Flex accepted it (the caller marks it delivered)."""
+    def _send(self, transmit: Transmit, finished: queue.SimpleQueue) -> None:
+        """Delivers one claimed row and puts (row, True if Flex accepted it) on `finished`
+        for the round to mark; always puts, so the round never waits for a lost row."""
+        accepted = False
+        try:
+            accepted = self._deliver(transmit)
+        except Exception:  # e.g. the database: the row comes back when its lease ends
+            log.exception("transmit for order %s failed", transmit.order_id)
+        finally:
+            finished.put((transmit, accepted))
+
+    def _deliver(self, transmit: Transmit) -> bool:
+        """Sends one row; True if Flex accepted it, else its failure is recorded."""
         try:
             self.client.transmit(transmit.payload, ref=transmit.order_id)
         except FlexError as exc:
