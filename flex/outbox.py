@@ -129,13 +129,15 @@ class Relay:
             self._thread.join(timeout)
 
     def run_forever(self) -> None:
-        """Delivers due rows every `poll_interval` seconds (or when woken, or at once while
-        rounds come back full) until `stop`."""
+        """Delivers due rows until `stop`: round after round while rounds find rows, then
+        every `poll_interval` seconds (or when woken)."""
         with self._sender_pool() as senders:  # kept for the loop's life, with their connections
             while not self._stop.is_set():
-                full = False
+                busy = False
                 try:
-                    full = self._round(senders)[0] == self.batch  # more may be due
+                    # A round that found rows is followed by another at once: rows keep
+                    # coming while a shop is busy, and a pause would only make them wait.
+                    busy = self._round(senders)[0] > 0
                     if self.also_run and time.monotonic() >= self._also_run_at:
                         # Once per poll interval, not once per round: a busy relay runs
                         # many rounds a second, and the periodic work has its own clock.
@@ -143,7 +145,7 @@ class Relay:
                         self.also_run()
                 except Exception:  # keep relaying whatever one bad round raised
                     log.exception("relay round failed")
-                if not full:
+                if not busy:
                     self._wake.wait(self.poll_interval)
                     self._wake.clear()
 
@@ -158,16 +160,15 @@ class Relay:
 
     def _round(self, senders: ThreadPoolExecutor) -> tuple[int, int]:
         """(rows claimed, rows delivered): up to `batch` due rows, `senders` of them in flight
-        at once. As senders come free, as many rows are claimed in one statement; the
-        transmits that came back together are marked delivered in one statement."""
+        at once. As senders come free, as many rows are claimed in one statement (so rows
+        that became due meanwhile join this round); the transmits that came back together
+        are marked delivered in one statement."""
         finished: queue.SimpleQueue[tuple[Transmit, bool]] = queue.SimpleQueue()
         in_flight = claimed = delivered = 0
-        more_due = True  # the last claim found all the rows it asked for
         while True:
             room = min(self.senders - in_flight, self.batch - claimed)
-            if more_due and room > 0:
+            if room > 0:  # at most one claim per batch of sends that came back
                 rows = self.store.claim(self.lease, room)
-                more_due = len(rows) == room
                 claimed += len(rows)
                 in_flight += len(rows)
                 for row in rows:
