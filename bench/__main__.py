@@ -562,7 +562,8 @@ outside the GIL, so it is under-counted there and measured apart below):
    per version, median: rows are claimed as many at a time as senders are free, in one
    statement, and the transmits that came back together are marked delivered in one
    statement; the recovery sweep (`also_run`) runs once per poll interval, not after every
-   round.
+   round; a round that found rows is followed by another at once (before, the relay paused
+   for its poll interval unless a round came back full), for the transmit lag.
 3. End to end: `python -m bench.cpu` (Flex off and on taking turns at {SATURATION}
    shoppers, 5 rounds of 200 checkouts, median of the rounds), the code before and after
    run back to back by the same harness.
