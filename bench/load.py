@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -65,14 +66,21 @@ def shop_for(url: str, card: str, count: int) -> Load:
     return Load(latencies, time.process_time() - cpu, started, time.monotonic())
 
 
-def drive(urls: str | Sequence[str], card: str, count: int, concurrency: int) -> Load:
+def pin(cpus: tuple[int, ...] | None) -> None:
+    """Keeps this process on `cpus` (all cores if None)."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def drive(urls: str | Sequence[str], card: str, count: int, concurrency: int,
+          cpus: tuple[int, ...] | None = None) -> Load:
     """`count` checkouts from `concurrency` shoppers at once, spread over `urls` (the nodes of
-    a site: shopper n uses urls[n % len(urls)]). Each shopper is a process of its own, so
-    the load generator's GIL never delays the clock of the checkout it times."""
+    a site: shopper n uses urls[n % len(urls)]), on `cpus` if given. Each shopper is a
+    process of its own, so the load generator's GIL never delays the clock it times."""
     urls = [urls] if isinstance(urls, str) else list(urls)
     share = [count // concurrency + (n < count % concurrency) for n in range(concurrency)]
     targets = [urls[n % len(urls)] for n in range(concurrency)]
-    with ProcessPoolExecutor(concurrency) as pool:
+    with ProcessPoolExecutor(concurrency, initializer=pin, initargs=(cpus,)) as pool:
         loads = list(pool.map(shop_for, targets, [card] * concurrency, share))
     return Load([ms for load in loads for ms in load.latencies_ms],
                 sum(load.cpu_seconds for load in loads),

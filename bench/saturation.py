@@ -143,14 +143,16 @@ class BacklogSampler:
 
 
 def take_turn(result: Saturated, shop: Shop | Cluster, sandbox: Sandbox, card: str,
-              count: int, concurrency: int, latency: dict) -> None:
-    """`count` checkouts from `concurrency` shoppers; with Flex on, until the outbox drains."""
+              count: int, concurrency: int, latency: dict,
+              cpus: tuple[int, ...] | None = None) -> None:
+    """`count` checkouts from `concurrency` shoppers (on `cpus`, if given); with Flex on,
+    until the outbox drains."""
     sandbox.set_faults(latency)  # also empties the sandbox's call view
     cpu0 = shop.cpu_seconds()
     sandbox0 = sandbox.cpu_seconds()
     wall_started, started = time.time(), time.monotonic()
     sampler = BacklogSampler(shop.database, started) if result.flex_enabled else None
-    load = drive(shop.urls, card, count, concurrency)
+    load = drive(shop.urls, card, count, concurrency, cpus)
     if sampler:
         load_end = load.ended - started
         drained = sampler.drained_at(load_end, DRAIN_LIMIT)

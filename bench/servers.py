@@ -26,9 +26,13 @@ TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 class Process:
     """A server process in its own process group, killed with everything it started."""
 
-    def __init__(self, args: list[str], env: dict, url: str | None = None):
-        """Starts `args`; waits until `url` answers, if it is given."""
+    def __init__(self, args: list[str], env: dict, url: str | None = None,
+                 cpus: tuple[int, ...] | None = None):
+        """Starts `args` (on `cpus` only, if given: taskset); waits until `url` answers, if
+        it is given."""
         self.url = url
+        if cpus:
+            args = ["taskset", "-c", ",".join(map(str, cpus)), *args]
         self.popen = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env},
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True)
@@ -64,10 +68,11 @@ def gunicorn(factory: str, port: int, workers: int, threads: int) -> list[str]:
 class Sandbox(Process):
     """The Flex sandbox as its own gunicorn process (1 worker: its state is in memory)."""
 
-    def __init__(self):
+    def __init__(self, cpus: tuple[int, ...] | None = None):
         port = free_port()
         super().__init__(gunicorn("flex.sandbox:create_sandbox_app()", port, 1, 32),
-                         {"FLEX_SANDBOX_FAULTS": ""}, f"http://127.0.0.1:{port}/widget.js")
+                         {"FLEX_SANDBOX_FAULTS": ""}, f"http://127.0.0.1:{port}/widget.js",
+                         cpus)
         self.base_url = self.url.rsplit("/", 1)[0]
 
     def cpu_seconds(self) -> float:
@@ -99,17 +104,19 @@ class Cpu(NamedTuple):
 class Shop:
     """The web workers and, in the production layout, the relay process beside them."""
 
-    def __init__(self, env: dict, *, factory: str = "app:create_app()", relay: bool = True):
+    def __init__(self, env: dict, *, factory: str = "app:create_app()", relay: bool = True,
+                 cpus: tuple[int, ...] | None = None):
+        """`cpus`: the cores the web workers and the relay run on (all, if None)."""
         port = free_port()
         self.database = env.get("DATABASE_URL") or env["DATABASE"]  # a URL or a SQLite file
         self.web = Process(gunicorn(factory, port, WORKERS, THREADS), env,
-                           f"http://127.0.0.1:{port}/")
+                           f"http://127.0.0.1:{port}/", cpus)
         self.url = self.web.url
         self.relay = None
         if relay:
             # Niced: background delivery yields the CPU to shoppers' requests.
             self.relay = Process(["nice", "-n", "10", sys.executable, "-m", "flask", "--app",
-                                  "app", "flex", "relay"], env)
+                                  "app", "flex", "relay"], env, cpus=cpus)
 
     @property
     def urls(self) -> list[str]:

@@ -6,16 +6,18 @@ delivers due rows at least once, with capped exponential backoff, through an `Ou
 you implement on that database (the demo shop's, for SQLite and PostgreSQL, is in
 shop/flex_store.py). Several relays may run, in one process or many: a row is claimed with a
 lease before it is sent, so two relays do not send the same row at the same time, and the
-rows of a relay that crashed come back when its lease ends.
+rows of a relay that crashed come back when its lease ends. Rows are claimed several at a
+time, and marked delivered several at a time, each in one statement: the database work per
+transmit is a fraction of a round trip.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -59,12 +61,14 @@ class OutboxRow:
 class OutboxStore(Protocol):
     """The queue's storage, implemented by the merchant on the order database."""
 
-    def claim(self, lease_seconds: float) -> Transmit | None:
-        """Claims the pending row due first (none leased) for `lease_seconds`; None if none.
-        Atomic: two relays never claim the same row (e.g. FOR UPDATE SKIP LOCKED)."""
+    def claim(self, lease_seconds: float, limit: int) -> list[Transmit]:
+        """Claims up to `limit` pending rows due first (none leased) for `lease_seconds`, in
+        one statement; [] if none is due. Atomic: two relays never claim the same row (e.g.
+        FOR UPDATE SKIP LOCKED)."""
 
-    def mark_delivered(self, order_id: str) -> None:
-        """Flex accepted the transmit: the row is done (attempts + 1, lease released)."""
+    def mark_delivered(self, order_ids: Sequence[str]) -> None:
+        """Flex accepted these transmits: the rows are done (attempts + 1, lease released),
+        in one transaction."""
 
     def retry_later(self, order_id: str, error: str, retry_at: float) -> None:
         """The attempt failed: record `error`, attempts + 1, due again at `retry_at` (epoch s)."""
@@ -105,6 +109,7 @@ class Relay:
         # (each send waits a round trip). The client's connection pool must hold as many.
         self.senders = senders
         self.also_run = also_run  # more periodic work for the same thread (e.g. Recovery)
+        self._also_run_at = 0.0  # time.monotonic() when also_run is due again
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -129,18 +134,23 @@ class Relay:
             self._thread.join(timeout)
 
     def run_forever(self) -> None:
-        """Delivers due rows every `poll_interval` seconds (or when woken, or at once while
-        rounds come back full) until `stop`."""
+        """Delivers due rows until `stop`: round after round while rounds find rows, then
+        every `poll_interval` seconds (or when woken)."""
         with self._sender_pool() as senders:  # kept for the loop's life, with their connections
             while not self._stop.is_set():
-                full = False
+                busy = False
                 try:
-                    full = self._round(senders)[0] == self.batch  # more may be due
-                    if self.also_run:
+                    # A round that found rows is followed by another at once: rows keep
+                    # coming while a shop is busy, and a pause would only make them wait.
+                    busy = self._round(senders)[0] > 0
+                    if self.also_run and time.monotonic() >= self._also_run_at:
+                        # Once per poll interval, not once per round: a busy relay runs
+                        # many rounds a second, and the periodic work has its own clock.
+                        self._also_run_at = time.monotonic() + self.poll_interval
                         self.also_run()
                 except Exception:  # keep relaying whatever one bad round raised
                     log.exception("relay round failed")
-                if not full:
+                if not busy:
                     self._wake.wait(self.poll_interval)
                     self._wake.clear()
 
@@ -154,40 +164,50 @@ class Relay:
         return ThreadPoolExecutor(self.senders, thread_name_prefix="flex-relay-send")
 
     def _round(self, senders: ThreadPoolExecutor) -> tuple[int, int]:
-        """(rows claimed, rows delivered): up to `batch` due rows, each claimed just before
-        it is sent, by `senders` threads at once."""
-        first = self.store.claim(self.lease)
-        if first is None:  # nothing due: one query per round, not one per sender
-            return 0, 0
-        budget = itertools.count(1)  # rows claimed so far, shared; next() on it is atomic
+        """(rows claimed, rows delivered): up to `batch` due rows, `senders` of them in flight
+        at once. As senders come free, as many rows are claimed in one statement (so rows
+        that became due meanwhile join this round); the transmits that came back together
+        are marked delivered in one statement."""
+        finished: queue.SimpleQueue[tuple[Transmit, bool]] = queue.SimpleQueue()
+        in_flight = claimed = delivered = 0
+        while True:
+            room = min(self.senders - in_flight, self.batch - claimed)
+            if room > 0:  # at most one claim per batch of sends that came back
+                rows = self.store.claim(self.lease, room)
+                claimed += len(rows)
+                in_flight += len(rows)
+                for row in rows:
+                    senders.submit(self._send, row, finished)
+            if not in_flight:  # nothing due: one query per round
+                return claimed, delivered
+            back = [finished.get()]  # waits for one; takes whatever else is back already
+            while not finished.empty():
+                back.append(finished.get())
+            in_flight -= len(back)
+            accepted = [row.order_id for row, ok in back if ok]
+            if accepted:
+                self.store.mark_delivered(accepted)
+                delivered += len(accepted)
 
-        def drain(transmit: Transmit | None = None) -> tuple[int, int]:
-            claimed = delivered = 0
-            while True:
-                if transmit is None:
-                    if next(budget) >= self.batch:
-                        break
-                    transmit = self.store.claim(self.lease)
-                    if transmit is None:
-                        break
-                claimed += 1
-                delivered += self._deliver(transmit)
-                transmit = None
-            return claimed, delivered
+    def _send(self, transmit: Transmit, finished: queue.SimpleQueue) -> None:
+        """Delivers one claimed row and puts (row, True if Flex accepted it) on `finished`
+        for the round to mark; always puts, so the round never waits for a lost row."""
+        accepted = False
+        try:
+            accepted = self._deliver(transmit)
+        except Exception:  # e.g. the database: the row comes back when its lease ends
+            log.exception("transmit for order %s failed", transmit.order_id)
+        finally:
+            finished.put((transmit, accepted))
 
-        futures = [senders.submit(drain, first)]
-        futures += [senders.submit(drain) for _ in range(self.senders - 1)]
-        results = [future.result() for future in futures]
-        return sum(c for c, _ in results), sum(d for _, d in results)
-
-    def _deliver(self, transmit: Transmit) -> int:
+    def _deliver(self, transmit: Transmit) -> bool:
+        """Sends one row; True if Flex accepted it, else its failure is recorded."""
         try:
             self.client.transmit(transmit.payload, ref=transmit.order_id)
         except FlexError as exc:
             self._record_failure(transmit, exc)
-            return 0
-        self.store.mark_delivered(transmit.order_id)
-        return 1
+            return False
+        return True
 
     def _record_failure(self, transmit: Transmit, exc: FlexError) -> None:
         attempts = transmit.attempts + 1

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 from flex.calllog import STEP_PREFIX, LoggedCall
 from flex.outbox import DELIVERED, FAILED, PENDING, OutboxRow, Transmit
 
 from .db import Connection, Database
-from .leases import Queue, claim
+from .leases import Queue, claim_rows
 
 _CALL_COLUMNS = ("id, order_id, endpoint, method, path, status, ms, attempt, error, request,"
                  " response, created_at, purpose, action")
@@ -42,21 +43,27 @@ def enqueue_transmit(conn: Connection, order_id: str, payload: dict) -> None:
 
 class SqlOutbox:
     """flex.outbox.OutboxStore on the shop's database. A claim is the shop's one lease
-    statement (shop/leases.py): FOR UPDATE SKIP LOCKED on PostgreSQL, atomic on SQLite."""
+    statement (shop/leases.py) for up to `limit` rows: FOR UPDATE SKIP LOCKED on PostgreSQL,
+    atomic on SQLite. Delivered rows are marked in one transaction per batch."""
 
     def __init__(self, database: Database):
         self.database = database
 
-    def claim(self, lease_seconds: float) -> Transmit | None:
+    def claim(self, lease_seconds: float, limit: int) -> list[Transmit]:
         now = time.time()
         with self.database.connection(durable=False) as conn:
-            row = claim(conn, TRANSMITS, (PENDING, now, now), now + lease_seconds,
-                        "order_id, payload, attempts")
-        return Transmit(row[0], json.loads(row[1]), row[2]) if row else None
+            rows = claim_rows(conn, TRANSMITS, (PENDING, now, now), now + lease_seconds,
+                              "order_id, payload, attempts", limit)
+        return [Transmit(row[0], json.loads(row[1]), row[2]) for row in rows]
 
-    def mark_delivered(self, order_id: str) -> None:
-        self._update(order_id, "state = ?, delivered_at = ?, last_error = NULL",
-                     DELIVERED, time.time())
+    def mark_delivered(self, order_ids: Sequence[str]) -> None:
+        now = time.time()
+        with self.database.connection(durable=False) as conn, conn:
+            conn.executemany(
+                "UPDATE flex_outbox SET state = ?, delivered_at = ?, last_error = NULL,"
+                " attempts = attempts + 1, leased_until = 0 WHERE order_id = ?",
+                [(DELIVERED, now, order_id) for order_id in order_ids],
+            )
 
     def retry_later(self, order_id: str, error: str, retry_at: float) -> None:
         self._update(order_id, "last_error = ?, next_attempt_at = ?", error, retry_at)

@@ -1,10 +1,11 @@
 """The one way the shop's background work takes a row to work on: a lease.
 
 The outbox relay (flex_outbox), the capture/cancel replays (flex_authorization_actions) and
-the webhook sweep (webhook_events) each claim the row due first with the same statement:
+the webhook sweep (webhook_events) each claim the rows due first with the same statement
+(the relay up to as many as it has free senders, the others one):
 
-    UPDATE <table> SET <lease column> = <until> WHERE <key> = (
-        SELECT <key> FROM <table> WHERE <due> ORDER BY <order> LIMIT 1 [FOR UPDATE SKIP LOCKED])
+    UPDATE <table> SET <lease column> = <until> WHERE <key> IN (
+        SELECT <key> FROM <table> WHERE <due> ORDER BY <order> LIMIT n [FOR UPDATE SKIP LOCKED])
     AND <due> RETURNING ...
 
 On PostgreSQL the subquery skips rows another process is claiming right now (several relays
@@ -37,16 +38,24 @@ class Queue:
         """The claim statement for `engine`, returning the columns named in `returning`."""
         skip_locked = " FOR UPDATE SKIP LOCKED" if engine == POSTGRESQL else ""
         # Names come from the shop's own constants, never from input.
-        return (f"UPDATE {self.table} SET {self.lease_column} = ? WHERE {self.key} = ("  # noqa: S608
+        return (f"UPDATE {self.table} SET {self.lease_column} = ? WHERE {self.key} IN ("  # noqa: S608
                 f" SELECT {self.key} FROM {self.table} WHERE {self.due}"
-                f" ORDER BY {self.order_by} LIMIT 1{skip_locked})"
+                f" ORDER BY {self.order_by} LIMIT ?{skip_locked})"
                 f" AND {self.due} RETURNING {returning}")
+
+
+def claim_rows(conn: Connection, queue: Queue, due_params: Sequence, lease_until: float,
+               returning: str, limit: int) -> list:
+    """Leases up to `limit` rows of `queue`, due first, to the caller until `lease_until`, in
+    one transaction; returns their `returning` columns (empty when nothing is due)."""
+    with conn:
+        return conn.execute(queue.claim_sql(conn.engine, returning),
+                            (lease_until, *due_params, limit, *due_params)).fetchall()
 
 
 def claim(conn: Connection, queue: Queue, due_params: Sequence, lease_until: float,
           returning: str):
-    """Leases the row of `queue` due first to the caller until `lease_until`, in one
-    transaction; returns its `returning` columns, or None when nothing is due."""
-    with conn:
-        return conn.execute(queue.claim_sql(conn.engine, returning),
-                            (lease_until, *due_params, *due_params)).fetchone()
+    """Leases the row of `queue` due first to the caller until `lease_until`; returns its
+    `returning` columns, or None when nothing is due."""
+    rows = claim_rows(conn, queue, due_params, lease_until, returning, limit=1)
+    return rows[0] if rows else None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from flex import FlexClient, ProcessorResult
 from flex.cit import DECLINED, MIN_VAULT_SECONDS, PAID, CitFlow
@@ -14,17 +16,17 @@ from .conftest import flex_config, set_fault
 from .test_flex_client import card, purchase
 
 
-class WatchedSession(requests.Session):
-    """A real session that tells the test when a /tokenize request is on its way."""
+class WatchedPool(urllib3.PoolManager):
+    """A real connection pool that tells the test when a /tokenize request is on its way."""
 
     def __init__(self):
         super().__init__()
         self.tokenize_sent = threading.Event()
 
-    def request(self, method, url, *args, **kwargs):
-        if url.endswith("/tokenize"):
+    def urlopen(self, method, url, *args, **kwargs):
+        if urlsplit(url).path.endswith("/tokenize"):
             self.tokenize_sent.set()
-        return super().request(method, url, *args, **kwargs)
+        return super().urlopen(method, url, *args, **kwargs)
 
 
 def processor(approved: bool, wait_for: threading.Event | None = None):
@@ -38,10 +40,10 @@ def processor(approved: bool, wait_for: threading.Event | None = None):
 
 
 def test_a_backed_up_vault_neither_queues_approved_sales_nor_stalls_a_decline(fresh_sandbox):
-    session = WatchedSession()
+    pool = WatchedPool()
     sent = []  # every request the client sent, as its CallReport
     client = FlexClient(flex_config(fresh_sandbox, read_timeout=5.0, deadline=1.0),
-                        on_call=sent.append, session=session)
+                        on_call=sent.append, http=pool)
     client.authenticate()
     set_fault(fresh_sandbox, "tokenize", hang=True)  # Flex's vault stops answering
     flow = CitFlow(client, vault_workers=1)  # one vault call at a time: the pool is full
@@ -49,7 +51,7 @@ def test_a_backed_up_vault_neither_queues_approved_sales_nor_stalls_a_decline(fr
         # The processor answers once order-1's vault call is under way, so it holds the
         # only worker (a call not started yet would be dropped, as the sale needs no token).
         first = flow.pay(purchase("order-1"), card("4242424242424242"),
-                         processor(True, wait_for=session.tokenize_sent))
+                         processor(True, wait_for=pool.tokenize_sent))
         queued = flow.pay(purchase("order-2"), card("4242424242424242"), processor(True))
         started = time.monotonic()
         declined = flow.pay(purchase("order-3"), card(), processor(False))

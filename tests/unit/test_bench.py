@@ -53,12 +53,26 @@ def saturated(name: str, latency_ms: float, *, flex: bool = True) -> Saturated:
 
 def test_the_postgresql_layout_is_compared_with_its_own_floor():
     results = [saturated("floor", 100, flex=False), saturated("ours", 104),
-               saturated("pg floor", 80, flex=False), saturated("pg ours", 90)]
+               saturated("pg floor", 80, flex=False), saturated("pg ours", 104)]
     lines, goals = saturation_report(results, "")
     pg_p95 = [(text, met) for text, met in goals if "p95 ratio" in text and "PostgreSQL" in text]
-    assert pg_p95 == [("p95 ratio ≤ 1.05 at 32 shoppers, 2 nodes on PostgreSQL (measured 1.12)",
-                       False)]  # 90 / 80, not 90 / 100
+    assert pg_p95 == [("p95 ratio ≤ 1.25 at 32 shoppers, 2 nodes on PostgreSQL (measured 1.30)",
+                       False)]  # 104 / 80, not 104 / 100
     assert any(line.startswith("| pg ours | 10.0 |") for line in lines)
+
+
+def test_the_pinned_shop_sets_the_saturation_goals_and_the_cpu_line_is_among_them():
+    floor, ours = saturated("floor", 100, flex=False), saturated("ours", 200)
+    ours.web_cpu, ours.relay_cpu = 1.15, 0.1  # 1.5 ms + 1.0 ms per checkout more than the floor
+    pinned = [saturated("pinned floor", 100, flex=False), saturated("pinned ours", 120)]
+    lines, goals = saturation_report([floor, ours], "", pinned)
+    met = dict(goals)
+    assert met["Flex's added shop CPU per approved checkout ≤ 2.0 ms (measured 2.50 ms: web "
+               "workers +1.50, relay +1.00; 32 shoppers, co-located; shop pinned: 0.00 ms)"] \
+        is False
+    assert met["p95 ratio ≤ 1.25 at 32 shoppers, shop pinned (measured 1.20)"] is True
+    assert not any("ratio" in text and "co-located" in text for text in met)  # ours at 2.00
+    assert any(line.startswith("| pinned ours |") for line in lines)
 
 
 def test_without_postgresql_its_row_says_why_and_sets_no_goal():
