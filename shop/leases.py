@@ -36,11 +36,14 @@ class Queue:
 
     def claim_sql(self, engine: str, returning: str) -> str:
         """The claim statement for `engine`, returning the columns named in `returning`."""
-        skip_locked = " FOR UPDATE SKIP LOCKED" if engine == POSTGRESQL else ""
+        # PostgreSQL: ARRAY(...) runs the locking subquery once, before the update (a plain
+        # IN may be planned as a join that reads it again); SQLite has one writer at a time.
+        picked, skip_locked, close = (("= ANY(ARRAY(", " FOR UPDATE SKIP LOCKED", "))")
+                                      if engine == POSTGRESQL else ("IN (", "", ")"))
         # Names come from the shop's own constants, never from input.
-        return (f"UPDATE {self.table} SET {self.lease_column} = ? WHERE {self.key} IN ("  # noqa: S608
-                f" SELECT {self.key} FROM {self.table} WHERE {self.due}"
-                f" ORDER BY {self.order_by} LIMIT ?{skip_locked})"
+        return (f"UPDATE {self.table} SET {self.lease_column} = ?"  # noqa: S608
+                f" WHERE {self.key} {picked}SELECT {self.key} FROM {self.table}"
+                f" WHERE {self.due} ORDER BY {self.order_by} LIMIT ?{skip_locked}{close}"
                 f" AND {self.due} RETURNING {returning}")
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from flex.webhooks import WebhookEvent
 
 from .db import Connection, Database
-from .leases import Queue, claim
+from .leases import Queue, claim_rows
 
 EVENTS_PER_PAGE = 50
 # Delivery headers kept for audit: enough to show what was signed, never the signature.
@@ -143,14 +143,9 @@ DUE = Queue("webhook_events", "event_id", "applied_at IS NULL AND next_attempt_a
 def claim_due(conn: Connection, lease_seconds: float, limit: int = 20) -> list[str]:
     """Up to `limit` event ids not applied yet and due, each leased for `lease_seconds` to
     this caller (shop/leases.py: two sweeps never apply one event at the same time)."""
-    claimed = []
-    for _ in range(limit):
-        now = time.time()
-        row = claim(conn, DUE, (now,), now + lease_seconds, "event_id")
-        if row is None:
-            break
-        claimed.append(row[0])
-    return claimed
+    now = time.time()
+    return [row[0] for row in claim_rows(conn, DUE, (now,), now + lease_seconds, "event_id",
+                                         limit)]
 
 
 def body_of(conn: Connection, event_id: str) -> tuple[bytes, str | None, int]:
