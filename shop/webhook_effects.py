@@ -21,7 +21,7 @@ import logging
 from flex.backoff import backoff_delay
 from flex.errors import FlexError, FlexNotFoundError
 from flex.purposes import purpose
-from flex.webhooks import WebhookEvent, parse
+from flex.webhooks import EventType, WebhookEvent, parse
 
 from . import lifecycle, orders
 from . import webhook_events as events
@@ -104,13 +104,19 @@ def _record(conn: Connection, event: WebhookEvent, effect: str) -> str:
     return effect
 
 
+# Why the order is looked up, on its timeline (flex.purposes).
+_WHY = {EventType.ORDER_REFUNDED: "checking the refunded total",
+        None: "checking Flex's record of the order"}
+
+
 def _flex_record(client, order: orders.Order, event: WebhookEvent):
     """Flex's record of the order the event is about: GET /v1/orders/{id} by our key (else
     the event's), or by our order id when neither is known. Raises Wait when Flex does not
     answer or has no such order yet, so the event is kept and asked about again."""
     key = order.order_session_key or event.order_id
     try:
-        with purpose(f"checking Flex's record of the order after its {event.event_type} webhook"):
+        with purpose(f"{_WHY.get(event.event_type, _WHY[None])} after Flex's "
+                     f"{event.event_type} webhook"):
             if key:
                 return client.get_order(key, ref=order.id, deadline=LOOKUP_DEADLINE)
             found = client.find_order_by_reference(order.id, ref=order.id,
