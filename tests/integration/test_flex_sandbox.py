@@ -365,7 +365,8 @@ def test_transmit_missing_fields(api, fresh_sandbox):
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/v1/no-such-thing", 404), ("GET", "/", 404), ("GET", "/v1/evaluate", 405),
-    ("DELETE", "/v1/orders/7d8e2f4a-1b3c-4d5e-8f9a-0b1c2d3e4f5a/refund", 405), ("PUT", "/v1/oauth2/token", 405),
+    ("DELETE", "/v1/orders/7d8e2f4a-1b3c-4d5e-8f9a-0b1c2d3e4f5a/refund", 405),
+    ("PUT", "/v1/oauth2/token", 405),
 ])
 def test_unknown_paths_and_wrong_methods_are_problem_details(api, fresh_sandbox, method, path,
                                                              status):
