@@ -320,17 +320,18 @@ def _optional_str(fields: dict[str, Any], name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise WebhookUnreadable(f"body field {name} is not a string")
     if value is not None and not _encodable(value):
-        raise WebhookUnreadable(f"body field {name} is not valid Unicode")
+        raise WebhookUnreadable(f"body field {name} is not storable text")
     return value or None
 
 
 def _encodable(text: str) -> bool:
-    """False for text JSON can carry but UTF-8 cannot (a lone surrogate such as \\ud800)."""
+    """False for text JSON can carry but a database cannot store: a lone surrogate such as
+    \\ud800 (not UTF-8) or a NUL character (PostgreSQL's text refuses it)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return True
+    return "\x00" not in text
 
 
 def _flag(fields: dict[str, Any], name: str) -> bool:

@@ -599,5 +599,5 @@ def _apply(conn: Connection, order: Order, event_type: EventType | str, flex_key
     # order.completed while awaiting confirmation: Flex charged it, and says under which key.
     if not flex_key:
         return "kept: the event names no Flex order"
-    settle_evaluate(conn, order.id, Decision.APPROVED, flex_key)
-    return ""
+    applied = settle_evaluate(conn, order.id, Decision.APPROVED, flex_key)
+    return "" if applied else "no change: the order was settled meanwhile"

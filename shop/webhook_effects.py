@@ -87,8 +87,10 @@ def _apply(conn: Connection, client, event: WebhookEvent, order_id: str | None) 
         note = lifecycle.apply_event(conn, order, event.event_type, event.order_id,
                                      event.timestamp, flex_order)
         after = status_label(orders.get(conn, order_id))
-        effect = note if before == after else f"{before} → {after}" + (
-            f": {note}" if note else "")
+        if before == after:
+            effect = note or f"no change: the order is {after}"
+        else:
+            effect = f"{before} → {after}" + (f": {note}" if note else "")
         if not events.mark_applied(conn, event.event_id, effect):
             raise _AlreadyApplied
     return effect

@@ -175,14 +175,21 @@ def mark_applied(conn: Connection, event_id: str, effect: str) -> bool:
 
 def retry_later(conn: Connection, event_id: str, why: str, delay_seconds: float) -> None:
     """Leaves the event unapplied, for the sweep to try again in `delay_seconds`; why goes
-    on its history."""
+    on its history (once per reason in a row: a long wait adds one line, not one per try)."""
+    line = f"waiting: {why}"[:500]
     with conn:
         if conn.execute(
             "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = ?"
             " WHERE event_id = ? AND applied_at IS NULL",
             (time.time() + delay_seconds, event_id),
-        ).rowcount == 1:
-            _note(conn, event_id, f"waiting: {why}")
+        ).rowcount == 1 and _last_line(conn, event_id) != line:
+            _note(conn, event_id, line)
+
+
+def _last_line(conn: Connection, event_id: str) -> str | None:
+    row = conn.execute("SELECT what FROM webhook_event_history WHERE event_id = ?"
+                       " ORDER BY at DESC LIMIT 1", (event_id,)).fetchone()
+    return row[0] if row else None
 
 
 # --- what the pages read -------------------------------------------------------------------

@@ -16,7 +16,9 @@ from flex.webhooks import (
     MemoryNonceStore,
     WebhookEvent,
     WebhookRejected,
+    WebhookUnreadable,
     event_id_for,
+    parse,
     sign,
     verify,
 )
@@ -300,9 +302,16 @@ def test_memory_store_check_and_add_is_atomic():
     (event_body(TimeStamp="20 March"), "body TimeStamp is not an ISO 8601 time"),
     (event_body(OrderId=42), "body field OrderId is not a string"),
     (event_body(IsResent="yes"), "body field IsResent is not true/false"),
+    # Bodies that used to raise past the parser (OverflowError, UnicodeEncodeError later).
+    (event_body(TimeStamp="9999-12-31T23:59:59-23:59"), "body TimeStamp is out of range"),
+    (event_body(TimeStamp="0001-01-01T00:00:00+01:00"), "body TimeStamp is out of range"),
+    (event_body(OrderId="\ud800"), "body field OrderId is not storable text"),
+    (event_body(ExternalOrderId="a\x00b"), "body field ExternalOrderId is not storable text"),
 ])
 def test_unreadable_body_is_refused_even_when_signed(body, reason):
     assert refused(body, signed(body)) == reason
+    with pytest.raises(WebhookUnreadable):  # signed, but the body: the receiver answers 400
+        parse(body)
 
 
 @pytest.mark.parametrize("name", [e.value for e in EventType])
