@@ -123,8 +123,16 @@ def test_unknown_flex_answer_awaits_confirmation_in_a_neutral_look(page: Page):
     checkout_id = pay(page, FLEX_DOWN)
     expect_status(page, "Awaiting confirmation")
     status = page.get_by_role("status")
-    red = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--bad')")
-    assert status.evaluate("el => getComputedStyle(el).color") != _rgb(red)
+    # Both colours from one document once its stylesheet has loaded (the page reloads itself
+    # every few seconds while it waits; on a busy machine a read could catch a bare one).
+    color, red = status.evaluate("""async el => {
+        if (document.readyState !== 'complete') {
+            await new Promise(done => addEventListener('load', done, {once: true}));
+        }
+        return [getComputedStyle(el).color,
+                getComputedStyle(document.documentElement).getPropertyValue('--bad')];
+    }""")
+    assert red.strip() and color != _rgb(red)
     assert "declined" not in (status.get_attribute("class") or "")
     expect(page.get_by_text("We are confirming this payment with Flex")).to_be_visible()
     expect(page.get_by_text("Please do not pay again", exact=False).first).to_be_visible()
