@@ -63,7 +63,7 @@ DEFAULTS = {
     "FLEX_DEADLINE": 12.0,
     "FLEX_RELAY": True,
     "FLEX_RELAY_POLL_SECONDS": 0.5,
-    "FLEX_RELAY_SENDERS": 8,  # transmits one relay sends at once
+    "FLEX_RELAY_SENDERS": 16,  # transmits one relay sends at once (threads waiting on Flex)
     # A checkout still pending after this many seconds was interrupted (crash, kill): the
     # recovery sweep settles it. A little over a checkout's worst case (FLEX_DEADLINE + PSP).
     "RECOVER_PENDING_AFTER_SECONDS": 30.0,

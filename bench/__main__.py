@@ -549,6 +549,10 @@ outside the GIL, so it is under-counted there and measured apart below):
 | 1. HTTP: urllib3's pool directly, /tokenize | 882 µs | 649 µs |
 | 2. relay batches (claim, mark), sweep per poll, on top of 1 | 1.00 ms | 0.90 ms |
 | 1 + 2 in the relay, per transmit | 1.33 ms | 0.90 ms |
+| 3. SQLite claim by key, 250 due rows behind it | 129 µs | 64 µs |
+| 3. SQLite claim by key, 1,250 due rows behind it | 476 µs | 59 µs |
+| 4. relay senders 8 → 16: transmit lag p95 | 1.04 / 1.03 s | 0.94 / 0.92 s |
+| 4. relay senders 8 → 16: relay CPU per checkout | 1.05 / 0.87 ms | 0.88 / 0.83 ms |
 | all, end to end: web workers | +2.05 ms | +1.50 ms |
 | all, end to end: relay | +1.45 ms | +1.00 ms |
 | **all, end to end: Flex's added shop CPU per approved checkout** | **3.50 ms** | **2.65 ms** |
@@ -564,7 +568,25 @@ outside the GIL, so it is under-counted there and measured apart below):
    statement; the recovery sweep (`also_run`) runs once per poll interval, not after every
    round; a round that found rows is followed by another at once (before, the relay paused
    for its poll interval unless a round came back full), for the transmit lag.
-3. End to end: `python -m bench.cpu` (Flex off and on taking turns at {SATURATION}
+3. One relay claim (of 1 row, its transaction and payload decoding included) on SQLite,
+   process CPU, mean of 500 claims from a queue of 750 / 1,750 due rows down to 250 / 1,250:
+   the claim's second check of the due condition (`... AND <due>`, needed on PostgreSQL
+   only) made SQLite update through the due index, walking every due row behind the picked
+   ones, so a claim grew dearer as the backlog grew, just when the relay was behind. Without
+   it (SQLite's writer lock makes the statement atomic) the update goes by key
+   (shop/leases.py; tests/integration/test_storage.py checks the plan). Found in issue 23's
+   follow-up by timing the relay's store calls apart; the same statement serves the webhook
+   sweep and the capture/cancel replays.
+4. `python -m bench.cpu` with `FLEX_RELAY_SENDERS` 16 and 8 taking turns, twice, 2 rounds of
+   300 checkouts each: a relay delivers at most `FLEX_RELAY_SENDERS` transmits per Flex round
+   trip, and at 32 shoppers on a saturated machine Flex's answer (the sandbox shares the
+   cores) takes well over its 50 ms, so 8 senders fell behind a busy shop and the backlog,
+   not the CPU, made the lag. Senders are threads waiting on Flex: the relay's CPU did not
+   rise. The shop's default `FLEX_RELAY_SENDERS` is now 16 (the client's pool holds 32
+   connections). Weighed in the same way and left: the relay at nice 0 instead of 10 (lag
+   p95 1.65 / 1.35 s against 1.42 / 0.65 s, relay CPU the same: noise, so the relay stays
+   niced, docs/DEPLOY.md) and a 0.2 s poll instead of 0.5 s (1.83 s against 0.99 s: no gain).
+5. End to end: `python -m bench.cpu` (Flex off and on taking turns at {SATURATION}
    shoppers, 5 rounds of 200 checkouts, median of the rounds), the code before and after
    run back to back by the same harness.
 

@@ -236,3 +236,21 @@ def test_every_lease_skips_a_row_another_process_is_claiming(database_url, engin
             holder.raw.execute("ROLLBACK")
         holder.close()
         claimer.close()
+
+
+def test_a_sqlite_claim_updates_its_rows_by_key_however_long_the_backlog(tmp_path):
+    """On SQLite a claim is atomic under the writer lock, so it updates the rows it picked
+    through the key: a second check of the due condition made SQLite walk every due row,
+    and the relay's claims grew dearer the longer its backlog."""
+    from shop import flex_store
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    db.migrate(url)
+    conn = db.connect(url)
+    try:
+        sql = flex_store.TRANSMITS.claim_sql(db.SQLITE, "order_id")
+        plan = [row[3] for row in conn.raw.execute(f"EXPLAIN QUERY PLAN {sql}",
+                                                   (1, "pending", 9e9, 9e9, 8))]
+    finally:
+        conn.close()
+    assert plan[0].startswith("SEARCH flex_outbox USING") and "(order_id=?)" in plan[0], plan
