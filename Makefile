@@ -23,8 +23,11 @@ demo: $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
+# Three pytest workers on two cores: the suite mostly waits (servers starting, deadlines
+# running out), so a third worker fills the idle time. One test file per worker at a time.
+TEST_WORKERS ?= 3
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The order lifecycle's model-based test, searching longer than `make test` does and with
 # new random examples each run (make fuzz FUZZ_EXAMPLES=2000 for a longer one).

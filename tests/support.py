@@ -156,6 +156,10 @@ class Shopper:
     def __init__(self, url: str):
         self.url = url
         self.http = requests.Session()
+        # A fresh connection per request: gunicorn closes an idle keep-alive connection after
+        # 2 s, and on a busy machine the next POST could leave on the connection it just
+        # closed, which a browser would send again and requests does not.
+        self.http.headers["Connection"] = "close"
 
     def checkout_form(self, card: str, quantity: int = 1) -> dict:
         page = self.http.get(f"{self.url}/", timeout=10).text
