@@ -114,6 +114,13 @@ class Connection:
             self._pool.putconn(lost)
         self.raw = self._pool.getconn(timeout=max(timeout, 0.1))
 
+    @property
+    def in_transaction(self) -> bool:
+        """True inside a transaction (`with conn:`, or one a statement opened implicitly)."""
+        if self.engine == SQLITE:
+            return self.raw.in_transaction
+        return self.raw.info.transaction_status.name != "IDLE"
+
     def executemany(self, sql: str, params: Sequence[Sequence]) -> None:
         self.raw.cursor().executemany(self._sql(sql), params)
 

@@ -67,7 +67,7 @@ from flex.recovery import Decision
 from flex.webhooks import EventType
 
 from . import db, orders
-from .db import POSTGRESQL, SQLITE, Connection
+from .db import POSTGRESQL, Connection
 from .flex_store import enqueue_transmit
 from .money import format_dollars
 from .orders import FLEX_CHANNEL, PENDING, PORTAL_CHANNEL, Order, RefundStatus
@@ -174,16 +174,10 @@ def rule(order: Order, event_type: EventType | str) -> Rule:
 
 # --- transactions --------------------------------------------------------------------------
 
-def _in_transaction(conn: Connection) -> bool:
-    if conn.engine == SQLITE:
-        return conn.raw.in_transaction
-    return conn.raw.info.transaction_status.name != "IDLE"
-
-
 @contextmanager
 def _transaction(conn: Connection) -> Iterator[Connection]:
     """The caller's open transaction, or a new one."""
-    if _in_transaction(conn):
+    if conn.in_transaction:
         yield conn
     else:
         with conn:
@@ -201,9 +195,9 @@ def lock(conn: Connection, order_id: str) -> Order | None:
 def wake_events(conn: Connection, order_id: str) -> None:
     """The order settled (or a call in flight for it ended): its kept webhook events are due
     now, and the sweep applies them."""
+    now = time.time()
     conn.execute("UPDATE webhook_events SET next_attempt_at = ? WHERE order_id = ?"
-                 " AND applied_at IS NULL AND next_attempt_at > ?",
-                 (time.time(), order_id, time.time()))
+                 " AND applied_at IS NULL AND next_attempt_at > ?", (now, order_id, now))
 
 
 def forget_all(conn: Connection) -> None:
