@@ -27,7 +27,7 @@ from .recovery import Sweep
 from .recovery_store import SqlRecoveryStore
 
 if TYPE_CHECKING:  # a shop talking to the real Flex never imports the simulator
-    from flex.sandbox.shared import SharedSandbox
+    from flex_sandbox.shared import SharedSandbox
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def sandbox_directory(app: Flask) -> str:
 
 def _embedded_sandbox(config: dict, directory: str) -> SharedSandbox:
     # Imported here: a shop talking to the real Flex never loads the simulator.
-    from flex.sandbox import shared
+    from flex_sandbox import shared
 
     # One sandbox process beside the database, shared by every worker and CLI process that
     # uses it: a card vaulted through one worker is refunded through another. If it dies
@@ -262,7 +262,7 @@ def _embedded_sandbox(config: dict, directory: str) -> SharedSandbox:
 
 def _sandbox_settings(config: dict, server: SharedSandbox
                       ) -> tuple[FlexConfig, SenseJS, str, str]:
-    from flex import sandbox
+    import flex_sandbox as sandbox
 
     flex_config = FlexConfig(
         api_url=server.api_url,

@@ -64,7 +64,7 @@ class ShopClock:
     def install(self, monkeypatch) -> ShopClock:
         """Points `time` in every loaded shop/flex module (not the sandbox) at this clock."""
         for name, module in list(sys.modules.items()):
-            if (name.split(".")[0] in ("shop", "flex") and not name.startswith("flex.sandbox")
+            if (name.split(".")[0] in ("shop", "flex") and not name.startswith("flex_sandbox")
                     and getattr(module, "time", None) is real_time):
                 monkeypatch.setattr(module, "time", self.time)
         return self

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import flex_sandbox
 from flex import (
     Address,
     Card,
@@ -24,7 +25,6 @@ from flex import (
     ProcessorResult,
     Purchase,
 )
-from flex import sandbox as flex_sandbox
 
 from .conftest import calls, flex_config, set_fault
 

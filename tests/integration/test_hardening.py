@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
+import flex_sandbox
 from app import DEV_SECRET_KEY, create_app
-from flex import sandbox as flex_sandbox
 from flex.cit import DECLINED, CitResult
 from flex.models import CardSummary, ProcessorResult
 from shop import checkout

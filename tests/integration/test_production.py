@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from werkzeug.security import check_password_hash
 
 from app import create_app
-from flex.sandbox import shared
+from flex_sandbox import shared
 from shop import access, db
 from shop.services import ConfigError
 from tests.support import checkout_form, fill_cart, free_port, hidden, wait_for

@@ -14,7 +14,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from flex import sandbox as flex_sandbox
+import flex_sandbox
 from flex.webhooks import sign
 from shop import db, orders
 from shop.db import get_db

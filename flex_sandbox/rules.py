@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ..models import luhn_valid
+from flex.models import luhn_valid
+
 from .lenient import as_decimal, pick, present
 from .state import Order
 

@@ -1,4 +1,4 @@
-"""A local Flex sandbox simulator: `python -m flex.sandbox --port 8100`, or `serve()`."""
+"""A local Flex sandbox simulator: `python -m flex_sandbox --port 8100`, or `serve()`."""
 
 from .app import create_sandbox_app
 from .server import SandboxServer, serve

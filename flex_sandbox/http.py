@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 
 from flask import Response, current_app, g, request
 
-from ..redact import redact
+from flex.redact import redact
+
 from .lenient import json_body, pick
 
 HANG_LIMIT = 60.0  # seconds a "hang" fault holds a request at most

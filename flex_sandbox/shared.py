@@ -42,7 +42,7 @@ URL_FILE = "flex-sandbox.url"
 USERS_FILE = "flex-sandbox.users"
 UNUSED_GRACE = 5.0  # seconds unused before the sandbox exits; a restarted worker is back sooner
 START_TIMEOUT = 30.0  # seconds for a new sandbox process to report its URL
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `python -m flex.sandbox` imports from
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `python -m flex_sandbox` imports from
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def running_url(directory: str | Path) -> str | None:
 
 def _start(directory: Path, port: int, unused_grace: float) -> tuple[str, subprocess.Popen]:
     command = [
-        sys.executable, "-m", "flex.sandbox", "--port", str(port),
+        sys.executable, "-m", "flex_sandbox", "--port", str(port),
         "--url-file", str(directory / URL_FILE),
         "--exit-when-unused", str(directory / USERS_FILE), "--unused-grace", str(unused_grace),
     ]
@@ -143,7 +143,7 @@ def _start(directory: Path, port: int, unused_grace: float) -> tuple[str, subpro
 
 def serve_shared(host: str, port: int, url_file: str, users_file: str | None,
                  unused_grace: float | None = None) -> int:
-    """Runs the sandbox as a shared process (`python -m flex.sandbox --url-file …`): publishes
+    """Runs the sandbox as a shared process (`python -m flex_sandbox --url-file …`): publishes
     its URL in `url_file`, and with `users_file` exits once no process has held a shared lock
     on it for `unused_grace` seconds (default UNUSED_GRACE). Returns the exit status."""
     published = open(url_file, "a")  # noqa: SIM115 - locked for the process's life

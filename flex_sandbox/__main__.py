@@ -1,4 +1,4 @@
-"""python -m flex.sandbox [--host 127.0.0.1] [--port 8100]"""
+"""python -m flex_sandbox [--host 127.0.0.1] [--port 8100]"""
 
 import argparse
 
@@ -10,7 +10,7 @@ parser = argparse.ArgumentParser(description="Local Flex sandbox simulator")
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=8100)
 parser.add_argument("--url-file", help="run as a shared sandbox: publish its URL in this file, "
-                    "locked while it runs (see flex/sandbox/shared.py)")
+                    "locked while it runs (see flex_sandbox/shared.py)")
 parser.add_argument("--exit-when-unused", metavar="USERS_FILE",
                     help="with --url-file: exit once no process holds a lock on USERS_FILE")
 parser.add_argument("--unused-grace", type=float,

@@ -16,7 +16,7 @@ FINGERPRINT = ("mid", "siteId", "timezone", "screen", "language", "userAgent")
 
 @sense.get("/widget.js")
 def widget() -> Response:
-    script = resources.files("flex.sandbox").joinpath("widget.js").read_text()
+    script = resources.files("flex_sandbox").joinpath("widget.js").read_text()
     return Response(script, mimetype="application/javascript",
                     headers={"Cache-Control": "no-cache"})
 
