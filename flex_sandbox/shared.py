@@ -42,7 +42,7 @@ URL_FILE = "flex-sandbox.url"
 USERS_FILE = "flex-sandbox.users"
 UNUSED_GRACE = 5.0  # seconds unused before the sandbox exits; a restarted worker is back sooner
 START_TIMEOUT = 30.0  # seconds for a new sandbox process to report its URL
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `python -m flex_sandbox` imports from
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # where `python -m flex_sandbox` imports from
 
 log = logging.getLogger(__name__)
 

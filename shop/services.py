@@ -19,12 +19,13 @@ from flex.errors import FlexAuthError, FlexError
 from flex.models import Card, Purchase
 from flex.outbox import Relay
 from flex.recovery import Recovery
-
-from . import crash, db, lifecycle
-from .flex_store import SqlCallLog, SqlOutbox
-from .processor import SimulatedProcessor
-from .recovery import Sweep
-from .recovery_store import SqlRecoveryStore
+from shop import crash
+from shop.checkout.processor import SimulatedProcessor
+from shop.orders import lifecycle
+from shop.recovery.store import SqlRecoveryStore
+from shop.recovery.sweep import Sweep
+from shop.storage import db
+from shop.storage.flex_store import SqlCallLog, SqlOutbox
 
 if TYPE_CHECKING:  # a shop talking to the real Flex never imports the simulator
     from flex_sandbox.shared import SharedSandbox

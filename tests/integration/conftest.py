@@ -18,7 +18,7 @@ from werkzeug.security import generate_password_hash
 import flex_sandbox
 from app import create_app
 from flex import FlexClient, FlexConfig
-from shop import db
+from shop.storage import db
 from tests.support import PostgresCluster, postgres_bindir
 
 ENGINES = (db.SQLITE, db.POSTGRESQL)

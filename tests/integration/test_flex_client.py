@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import flex
 import flex_sandbox
 from flex import (
     Address,
@@ -319,7 +320,7 @@ def test_reports_carry_no_card_data_or_secrets(flex_client, reports):
 
 
 def test_the_readme_quickstart_runs_against_the_sandbox(fresh_sandbox, capsys):
-    readme = (Path(flex_sandbox.__file__).parents[1] / "README.md").read_text()
+    readme = (Path(flex.__file__).parent / "README.md").read_text()
     code = readme.split("```python\n", 1)[1].split("```", 1)[0]
     assert "http://127.0.0.1:8100/v1" in code
     for credential in (flex_sandbox.DEFAULT_APP_KEY, flex_sandbox.DEFAULT_APP_SECRET,

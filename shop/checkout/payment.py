@@ -16,14 +16,13 @@ from flex.cit import RESCUED, CitResult
 from flex.errors import FlexError, FlexRefundRefused, FlexUnavailableError
 from flex.models import Address, Card, LineItem, ProcessorResult, Purchase
 from flex.purposes import purpose
-
-from . import lifecycle, orders
-from .cart import CartLine
-from .crash import crash_point
-from .db import Connection
-from .money import format_dollars
-from .recovery import refund_reference
-from .services import Services
+from shop.checkout.cart import CartLine
+from shop.crash import crash_point
+from shop.money import format_dollars
+from shop.orders import lifecycle, records
+from shop.recovery.sweep import refund_reference
+from shop.services import Services
+from shop.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +54,11 @@ def purchase_for(checkout_id: str, lines: list[CartLine], form, customer_ip: str
 
 
 def place_order(conn: Connection, services: Services, purchase: Purchase,
-                card: Card) -> orders.Order:
+                card: Card) -> records.Order:
     """Runs the checkout once per checkout id; a duplicate gets the order as it is now (a
     pending one shows the "still in progress" page; recovery settles it if its request died)."""
     if not lifecycle.create(conn, purchase, card.summary):
-        return orders.get(conn, purchase.order_id)
+        return records.get(conn, purchase.order_id)
     crash_point("after_order_insert")
     authorize = TimedAuthorize(partial(_authorize, services, purchase.order_id))
     with purpose("checking out"):  # one action on the order's timeline
@@ -67,11 +66,11 @@ def place_order(conn: Connection, services: Services, purchase: Purchase,
         authorize.record(services.call_log, purchase.order_id)
     if flex_refused_amount(result):
         result = dataclasses.replace(
-            result, flex_error=f"{orders.FLEX_REFUSED_AMOUNT}: {result.flex_error}")
+            result, flex_error=f"{records.FLEX_REFUSED_AMOUNT}: {result.flex_error}")
     lifecycle.record_checkout(conn, purchase.order_id, result)
     if result.transmit_payload is not None:
         services.relay.wake()
-    return orders.get(conn, purchase.order_id)
+    return records.get(conn, purchase.order_id)
 
 
 def flex_refused_amount(result: CitResult) -> bool:
@@ -123,10 +122,10 @@ class RefundError(Exception):
     """A refund that did not happen; the message is for the person who asked."""
 
 
-def refund(conn: Connection, services: Services, order: orders.Order,
+def refund(conn: Connection, services: Services, order: records.Order,
            amount_cents: int) -> None:
     """Refunds part or all of an order, through Flex if Flex charged it."""
-    channel = orders.FLEX_CHANNEL if order.outcome == RESCUED else orders.PROCESSOR_CHANNEL
+    channel = records.FLEX_CHANNEL if order.outcome == RESCUED else records.PROCESSOR_CHANNEL
     refund_id = lifecycle.reserve_refund(conn, order.id, amount_cents, channel)
     if refund_id is None:
         raise RefundError(
@@ -135,7 +134,7 @@ def refund(conn: Connection, services: Services, order: orders.Order,
         )
     crash_point("after_refund_reserved")
     try:
-        if channel == orders.FLEX_CHANNEL:
+        if channel == records.FLEX_CHANNEL:
             with purpose(f"refunding {format_dollars(amount_cents)}, as the merchant asked"):
                 services.flow.refund(order.order_session_key, amount_cents, ref=order.id)
         else:

@@ -6,12 +6,13 @@ from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 
-from . import cart, catalog, checkout, funnel, orders
-from .access import remember_order
-from .db import get_db
-from .forms import CheckoutForm, QuantityForm
-from .security import demo_tools
-from .services import services
+from shop.backoffice.access import remember_order
+from shop.checkout import cart, catalog, funnel, payment
+from shop.forms import CheckoutForm, QuantityForm
+from shop.orders import records
+from shop.security import demo_tools
+from shop.services import services
+from shop.storage.db import get_db
 
 bp = Blueprint("shop", __name__)
 
@@ -81,7 +82,7 @@ def checkout_page():
         # A replayed POST (double click, back + resubmit) finds its order, even once the
         # cart is gone, and shows it as it is now: a pending one says "do not pay again",
         # and recovery settles it if its request died. CSRFProtect has checked the token.
-        replayed = orders.get(get_db(), request.form.get("checkout_id", ""))
+        replayed = records.get(get_db(), request.form.get("checkout_id", ""))
         if replayed is not None:
             return redirect(url_for("orders.detail", order_id=replayed.id))
 
@@ -105,8 +106,8 @@ def checkout_page():
         return _render_checkout(form, lines, total, form_error, status=409)
 
     remember_order(checkout_id)  # this session may see the order, whatever happens next
-    purchase = checkout.purchase_for(checkout_id, lines, form, request.remote_addr or "")
-    order = checkout.place_order(get_db(), services(), purchase, form.card())
+    purchase = payment.purchase_for(checkout_id, lines, form, request.remote_addr or "")
+    order = payment.place_order(get_db(), services(), purchase, form.card())
     if order.refundable_cents:  # paid or rescued: the cart is bought
         cart.clear()
     session["checkouts"] = [c for c in _issued() if c != checkout_id]

@@ -9,7 +9,7 @@ Each is one Flex call, made durable and idempotent like the others:
      NOTHING), leased to this request: a double click, a second node, or a cancel after a
      capture finds the row and sends nothing;
   2. call Flex with that key;
-  3. store the answer and the order's transition (shop/lifecycle.py: captured, cancelled) in
+  3. store the answer and the order's transition (shop/orders/lifecycle.py: captured, cancelled) in
      one transaction. No answer: the row stays
      pending, and `settle_authorizations` (run by the relay loop) replays it with the SAME key,
      with backoff, until Flex answers, or gives up after MAX_ATTEMPTS with the reason shown.
@@ -27,11 +27,10 @@ from flex import FlexClient
 from flex.backoff import backoff_delay
 from flex.cit import AUTHORIZED
 from flex.errors import FlexError, FlexNotFoundError, FlexRefused, FlexValidationError
-
-from . import lifecycle
-from .db import Connection
-from .leases import Queue, claim
-from .orders import Order
+from shop.orders import lifecycle
+from shop.orders.records import Order
+from shop.storage.db import Connection
+from shop.storage.leases import Queue, claim
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def _lease(client: FlexClient) -> float:
 
 def _claim(conn: Connection, lease: float) -> Action | None:
     """Leases the pending action due first that nobody is calling Flex for (the shop's one
-    lease statement, shop/leases.py)."""
+    lease statement, shop/storage/leases.py)."""
     now = time.time()
     row = claim(conn, ACTIONS, (PENDING, now, now), now + lease, "order_id")
     return get(conn, row[0]) if row else None

@@ -11,13 +11,12 @@ import requests
 from flask import Blueprint, abort, flash, redirect, session, url_for
 
 from flex.cit import RESCUED
-
-from . import orders
-from . import webhook_events as events
-from .db import get_db
-from .money import format_dollars
-from .security import demo_tools
-from .services import services
+from shop.money import format_dollars
+from shop.orders import records
+from shop.security import demo_tools
+from shop.services import services
+from shop.storage.db import get_db
+from shop.webhooks import events
 
 bp = Blueprint("demo", __name__, url_prefix="/orders")
 
@@ -58,16 +57,16 @@ def _back_to_the_tools(order_id: str):
     return redirect(url_for("orders.detail", order_id=order_id), 303)
 
 
-def _rescued_or_404(order_id: str) -> orders.Order:
+def _rescued_or_404(order_id: str) -> records.Order:
     if not available():
         abort(404)
-    order = orders.get(get_db(), order_id)
+    order = records.get(get_db(), order_id)
     if order is None or order.outcome != RESCUED or not order.order_session_key:
         abort(404, "Only an order rescued by Flex has a Flex order to act on.")
     return order
 
 
-def _simulate(order: orders.Order, event_type: str, action: str, body: dict,
+def _simulate(order: records.Order, event_type: str, action: str, body: dict,
               done: str) -> None:
     conn = get_db()
     before = len(_applied(conn, order.id, event_type))

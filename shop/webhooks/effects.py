@@ -1,6 +1,6 @@
 """What each of Flex's webhook events does to our order: the lifecycle table's cell, applied once.
 
-The cell for the order's state and the event (shop/lifecycle.py `TABLE`, printed in
+The cell for the order's state and the event (shop/orders/lifecycle.py `TABLE`, printed in
 docs/LIFECYCLE.md) says whether the event applies now, waits, or needs Flex's record first
 (GET /v1/orders/{id}, asked here, outside any transaction). Its effect and the mark "applied"
 are written in one transaction, so an event is applied at most once however many
@@ -11,7 +11,7 @@ No event is dropped: one that cannot apply yet (the checkout is still running, t
 Flex's decision, a capture, cancel or refund is in flight, Flex did not answer the lookup) stays
 stored and unapplied; the order's settling makes it due at once and the relay's sweep
 (`apply_due`) applies it, else it is retried with backoff. Each attempt appends a line to the
-event's history (shop/webhook_events.py): what a delivery did at the time is never rewritten.
+event's history (shop/webhooks/events.py): what a delivery did at the time is never rewritten.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from flex.backoff import backoff_delay
 from flex.errors import FlexError, FlexNotFoundError
 from flex.purposes import purpose
 from flex.webhooks import EventType, WebhookEvent, parse
-
-from . import lifecycle, orders
-from . import webhook_events as events
-from .db import Connection, Database
-from .wording import status_label
+from shop.orders import lifecycle, records
+from shop.storage.db import Connection, Database
+from shop.webhooks import events
+from shop.wording import status_label
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def apply_due(database: Database, client, limit: int = 20) -> int:
 def _apply(conn: Connection, client, event: WebhookEvent, order_id: str | None) -> str:
     if order_id is None:
         return _record(conn, event, "unknown order")
-    order = orders.get(conn, order_id)
+    order = records.get(conn, order_id)
     flex_order = None
     if lifecycle.rule(order, event.event_type) is lifecycle.Rule.ASK:
         try:
@@ -87,7 +86,7 @@ def _apply(conn: Connection, client, event: WebhookEvent, order_id: str | None) 
         before = status_label(order)
         note = lifecycle.apply_event(conn, order, event.event_type, event.order_id,
                                      event.timestamp, flex_order)
-        after = status_label(orders.get(conn, order_id))
+        after = status_label(records.get(conn, order_id))
         if before == after:
             effect = note or f"no change: the order is {after}"
         else:
@@ -109,7 +108,7 @@ _WHY = {EventType.ORDER_REFUNDED: "checking the refunded total",
         None: "checking Flex's record of the order"}
 
 
-def _flex_record(client, order: orders.Order, event: WebhookEvent):
+def _flex_record(client, order: records.Order, event: WebhookEvent):
     """Flex's record of the order the event is about: GET /v1/orders/{id} by our key (else
     the event's), or by our order id when neither is known. Raises Wait when Flex does not
     answer or has no such order yet, so the event is kept and asked about again."""

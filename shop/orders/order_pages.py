@@ -9,24 +9,18 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 
 from flex.calllog import LoggedCall
 from flex.purposes import purpose
-
-from . import (
-    authorizations,
-    checkout,
-    funnel,
-    lifecycle,
-    orders,
-    sandbox_demo,
-    webhook_events,
-    wording,
-)
-from .access import may_see_order, merchant_only, order_link
-from .db import get_db
-from .flex_store import calls_for_order
-from .forms import RefundForm
-from .money import format_dollars
-from .security import demo_only
-from .services import services
+from shop import wording
+from shop.backoffice import sandbox_demo
+from shop.backoffice.access import may_see_order, merchant_only, order_link
+from shop.checkout import funnel, payment
+from shop.forms import RefundForm
+from shop.money import format_dollars
+from shop.orders import authorizations, lifecycle, records
+from shop.security import demo_only
+from shop.services import services
+from shop.storage.db import get_db
+from shop.storage.flex_store import calls_for_order
+from shop.webhooks import events
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
@@ -40,14 +34,14 @@ SCALE = 1000  # the bars' SVG viewBox width
 @bp.get("")
 @merchant_only
 def history():
-    return render_template("orders.html", orders=orders.recent(get_db()))
+    return render_template("orders.html", orders=records.recent(get_db()))
 
 
 @bp.get("/<order_id>")
 def detail(order_id: str):
     if not may_see_order(order_id):  # the same answer as for an order that does not exist
         abort(404, "There is no order with this id.")
-    if order_id in session.get("orders", []) and orders.get(get_db(), order_id) is None:
+    if order_id in session.get("orders", []) and records.get(get_db(), order_id) is None:
         # This session's checkout never got its order row, and the row comes before the
         # charge (e.g. the database was down): nothing was charged.
         abort(404, "This checkout stopped before your card was charged. Your cart is kept: "
@@ -71,14 +65,14 @@ def detail(order_id: str):
     return render_template(
         "order.html",
         order=order,
-        items=orders.items(conn, order_id),
-        refunds=orders.refunds(conn, order_id),
+        items=records.items(conn, order_id),
+        refunds=records.refunds(conn, order_id),
         charts=waterfalls(calls_for_order(conn, order_id)),
-        events=orders.events(conn, order_id),
+        events=records.events(conn, order_id),
         refund_form=form,
         authorization=authorizations.get(conn, order_id),
         authorization_error=refused["message"] if refused else None,
-        webhooks=webhook_events.for_order(conn, order_id),
+        webhooks=events.for_order(conn, order_id),
         demo_sandbox=sandbox_demo.available(),
         sensejs=services().sensejs, sense_key=funnel.confirmation_sense_key(order_id),
         order_link=order_link(order_id),
@@ -137,8 +131,8 @@ def refund(order_id: str):
     else:
         amount_cents = form.amount_cents()
         try:
-            checkout.refund(get_db(), services(), order, amount_cents)
-        except checkout.RefundError as exc:
+            payment.refund(get_db(), services(), order, amount_cents)
+        except payment.RefundError as exc:
             error, status = str(exc), 409
         else:
             flash(f"Refunded {format_dollars(amount_cents)}.", "success")
@@ -157,8 +151,8 @@ def reset():
     return redirect(url_for("orders.history"), 303)
 
 
-def _order_or_404(order_id: str) -> orders.Order:
-    order = orders.get(get_db(), order_id)
+def _order_or_404(order_id: str) -> records.Order:
+    order = records.get(get_db(), order_id)
     if order is None:
         abort(404, "There is no order with this id.")
     return order

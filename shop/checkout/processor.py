@@ -19,8 +19,7 @@ import uuid
 from datetime import UTC, datetime
 
 from flex.models import Card, ProcessorResult, ThreeDSecure
-
-from .db import Database
+from shop.storage.db import Database
 
 log = logging.getLogger(__name__)
 

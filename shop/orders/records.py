@@ -1,6 +1,6 @@
 """What the shop reads about orders: orders, their items, refunds and timelines, in the shop's
-database (shop/db.py). Every write of `orders` and `refunds` is a transition in
-shop/lifecycle.py; this module only reads (and appends to an order's timeline).
+database (shop/storage/db.py). Every write of `orders` and `refunds` is a transition in
+shop/orders/lifecycle.py; this module only reads (and appends to an order's timeline).
 
 A checkout id is the order's primary key, so a replayed checkout finds its order instead of
 charging twice, whichever web node it reaches.
@@ -19,8 +19,7 @@ from flex import outbox
 from flex.cit import AUTHORIZED, DECLINED, PAID, RESCUED, CitOutcome
 from flex.models import Address, CardSummary, LineItem, Outcome, Purchase
 from flex.payloads import is_authorization
-
-from .db import Connection
+from shop.storage.db import Connection
 
 PENDING = "pending"  # `orders.outcome` before the checkout's result (flex.cit.CitOutcome after)
 REFUNDABLE = (PAID, RESCUED)

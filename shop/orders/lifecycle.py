@@ -40,7 +40,7 @@ Reading and the table:
 
 The table: what each of Flex's money events does in each state of an order (`TABLE`, a
 `Rule` per cell; docs/LIFECYCLE.md prints it and its diagram, drawn by
-`python -m shop.lifecycle_diagram` from this same table, with `FLOW`). An /evaluate answered
+`python -m shop.orders.diagram` from this same table, with `FLOW`). An /evaluate answered
 SUBMITTED (the decision comes later) is "awaiting confirmation", like one never answered.
 No cell drops an event:
     APPLY  the event says it all: applied now
@@ -65,18 +65,18 @@ from flex.cit import AUTHORIZED, DECLINED, PAID, RESCUED, CitResult
 from flex.models import CardSummary, FlexOrder, OrderStatus, ProcessorResult, Purchase
 from flex.recovery import Decision
 from flex.webhooks import EventType
-
-from . import db, orders
-from .db import POSTGRESQL, Connection
-from .flex_store import enqueue_transmit
-from .money import format_dollars
-from .orders import FLEX_CHANNEL, PENDING, PORTAL_CHANNEL, Order, RefundStatus
+from shop.money import format_dollars
+from shop.orders import records
+from shop.orders.records import FLEX_CHANNEL, PENDING, PORTAL_CHANNEL, Order, RefundStatus
+from shop.storage import db
+from shop.storage.db import POSTGRESQL, Connection
+from shop.storage.flex_store import enqueue_transmit
 
 FIRST_CHECK_SECONDS = 10.0  # first check of an unanswered /evaluate or refund; then doubling
 
 
 class State(StrEnum):
-    """Where an order stands in its lifecycle (the order page words it: orders.Status)."""
+    """Where an order stands in its lifecycle (the order page words it: records.Status)."""
 
     PENDING = "pending"  # the checkout is running (or crashed: recovery finishes it)
     AWAITING_CONFIRMATION = "awaiting confirmation"  # Flex's decision unknown or to come
@@ -117,7 +117,7 @@ _ROWS = {  #                   completed capture- cancelled expired refunded cha
 TABLE: dict[State, dict[EventType, Rule]] = {
     state: dict(zip(EVENTS, rules, strict=True)) for state, rules in _ROWS.items()}
 
-# How an order moves between states, for the docs' diagram (shop/lifecycle_diagram.py):
+# How an order moves between states, for the docs' diagram (shop/orders/diagram.py):
 # (from, to, what moves it). Webhook events move it only through these, by their cells.
 FLOW = (
     (State.PENDING, State.PAID, "checkout: processor approved"),
@@ -189,7 +189,7 @@ def lock(conn: Connection, order_id: str) -> Order | None:
     database is, by BEGIN IMMEDIATE)."""
     if conn.engine == POSTGRESQL:
         conn.execute("SELECT id FROM orders WHERE id = ? FOR UPDATE", (order_id,))
-    return orders.get(conn, order_id)
+    return records.get(conn, order_id)
 
 
 def wake_events(conn: Connection, order_id: str) -> None:
@@ -370,7 +370,7 @@ def reserve_refund(conn: Connection, order_id: str, amount_cents: int,
             "UPDATE orders SET refund_reserved_cents = refund_reserved_cents + ? WHERE id = ?"
             " AND outcome IN (?, ?) AND refund_reserved_cents + ? <= amount_cents"
             " AND chargeback_at IS NULL",
-            (amount_cents, order_id, *orders.REFUNDABLE, amount_cents),
+            (amount_cents, order_id, *records.REFUNDABLE, amount_cents),
         ).rowcount == 1
         if not reserved:
             return None
@@ -488,7 +488,7 @@ def converge(conn: Connection, order: Order, flex_order: FlexOrder) -> list[str]
     if target == RESCUED:
         refunded = flex_order.refunded_total(order.amount_cents)
         if refunded is not None:
-            changes += converge_refunds(conn, orders.get(conn, order.id), refunded)
+            changes += converge_refunds(conn, records.get(conn, order.id), refunded)
     return changes
 
 
@@ -527,7 +527,7 @@ def converge_refunds(conn: Connection, order: Order, flex_total: int) -> list[st
             changes.append(f"confirmed the {format_dollars(amount)} refund Flex had not answered")
     if missing <= 0:
         return changes
-    reserved = orders.get(conn, order.id).refund_reserved_cents
+    reserved = records.get(conn, order.id).refund_reserved_cents
     if reserved + missing > order.amount_cents:
         # No room for the unconfirmed ones: Flex refuses more than was charged, so they
         # never happened and never will.

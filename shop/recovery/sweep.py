@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from flex.cit import DECLINED, PAID
 from flex.client import FlexClient
 from flex.recovery import LATER, Recovery, RefundVerdict, Settled, Step
-
-from . import lifecycle, orders
-from .authorizations import settle_authorizations
-from .db import Database
-from .orders import RefundStatus
-from .processor import SimulatedProcessor
-from .recovery_store import record_refund_verdict, write_steps
-from .webhook_effects import apply_due
+from shop.checkout.processor import SimulatedProcessor
+from shop.orders import lifecycle, records
+from shop.orders.authorizations import settle_authorizations
+from shop.orders.records import RefundStatus
+from shop.recovery.store import record_refund_verdict, write_steps
+from shop.storage.db import Database
+from shop.webhooks.effects import apply_due
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,8 @@ class Sweep:
         settled or left for later (result LATER), and the counts of the other work."""
         now = time.time() + ahead
         with self.database.connection() as conn:
-            pending = orders.stale_pending(conn, now - self.pending_after)
-            refunds = orders.stale_refunds(conn, now - self.pending_after)
+            pending = records.stale_pending(conn, now - self.pending_after)
+            refunds = records.stale_refunds(conn, now - self.pending_after)
         done = [self.settle_pending(order_id) for order_id in pending]
         done += [self.settle_pending_refund(refund) for refund in refunds]
         done += self.recovery.run_once(now)
@@ -86,7 +85,7 @@ class Sweep:
         steps = [Step(asked, answered)]
         if result.approved:
             with self.database.connection() as conn:
-                purchase, card = orders.checkout_of(conn, order_id)
+                purchase, card = records.checkout_of(conn, order_id)
             payload = self.client.transmit_payload(purchase, card, result)
             return self._finish(order_id, steps, PAID, "Paid: /transmit queued", result,
                                 payload)
@@ -108,13 +107,13 @@ class Sweep:
             write_steps(conn, order_id, steps, summary)
         return Settled("order", order_id, LATER if awaiting else outcome, summary)
 
-    def settle_pending_refund(self, refund: orders.Refund) -> Settled:
+    def settle_pending_refund(self, refund: records.Refund) -> Settled:
         """A refund a crash left pending: Flex's are checked by lookup; the processor's
         ledger says whether the processor refunded."""
         with self.database.connection() as conn, conn:
-            if refund.channel == orders.FLEX_CHANNEL:
+            if refund.channel == records.FLEX_CHANNEL:
                 lifecycle.refund_unknown(conn, refund.id, time.time())
-                orders.add_event(conn, refund.order_id, "recovery", f"refund {refund.id}",
+                records.add_event(conn, refund.order_id, "recovery", f"refund {refund.id}",
                                  "interrupted: Flex's answer is unknown, checking by lookup")
                 return Settled("refund", refund.order_id, LATER,
                                f"refund {refund.id} interrupted: looking it up at Flex")

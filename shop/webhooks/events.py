@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flex.webhooks import WebhookEvent
-
-from .db import Connection, Database
-from .leases import Queue, claim_rows
+from shop.storage.db import Connection, Database
+from shop.storage.leases import Queue, claim_rows
 
 EVENTS_PER_PAGE = 50
 # Delivery headers kept for audit: enough to show what was signed, never the signature.
@@ -142,7 +141,7 @@ DUE = Queue("webhook_events", "event_id", "applied_at IS NULL AND next_attempt_a
 
 def claim_due(conn: Connection, lease_seconds: float, limit: int = 20) -> list[str]:
     """Up to `limit` event ids not applied yet and due, each leased for `lease_seconds` to
-    this caller (shop/leases.py: two sweeps never apply one event at the same time)."""
+    this caller (shop/storage/leases.py: two sweeps never apply one event at the same time)."""
     now = time.time()
     return [row[0] for row in claim_rows(conn, DUE, (now,), now + lease_seconds, "event_id",
                                          limit)]

@@ -1,4 +1,4 @@
--- Flex's signed webhooks (shop/webhooks.py). Plain SQL that SQLite and PostgreSQL both run.
+-- Flex's signed webhooks (shop/webhooks/receiver.py). Plain SQL that SQLite and PostgreSQL both run.
 -- Every verified event is stored here BEFORE the receiver answers 2xx, once: `event_id` is
 -- flex.webhooks.event_id_for(), the same for every delivery of one event. Times are epoch s.
 CREATE TABLE IF NOT EXISTS webhook_events (

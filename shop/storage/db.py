@@ -3,7 +3,7 @@
 The shop's SQL is written once, with `?` placeholders, and runs on both: `Connection` is a
 thin wrapper that translates placeholders for psycopg, reads rows by name or position, and
 makes `with conn:` one transaction. The schema lives in numbered plain-SQL migrations
-(shop/migrations/) applied at start-up and by `flask shop migrate`.
+(shop/storage/migrations/) applied at start-up and by `flask shop migrate`.
 
 A database restart, a failover or a busy SQLite file costs retries, not errors: the pools
 check a connection before lending it, and a transaction that cannot begin (the connection was
@@ -276,7 +276,7 @@ def migrations(engine: str) -> list[tuple[int, str, str]]:
     """(version, name, SQL) of every migration for `engine`, in order. A migration is one
     file for both engines, or a .sqlite.sql / .postgresql.sql pair where they must differ."""
     found = {}
-    for file in resources.files("shop").joinpath("migrations").iterdir():
+    for file in resources.files("shop.storage").joinpath("migrations").iterdir():
         match = _MIGRATION_NAME.fullmatch(file.name)
         if match and match[3] in (None, engine):
             found[int(match[1])] = (int(match[1]), match[2], file.read_text())
@@ -371,7 +371,7 @@ def release_db(_exc: BaseException | None = None) -> None:
 
 def clear(conn: Connection) -> None:
     """Empties every table but schema_migrations, orders and refunds (the demo's reset, after
-    shop/lifecycle.py `forget_all`, the one writer of orders and refunds)."""
+    shop/orders/lifecycle.py `forget_all`, the one writer of orders and refunds)."""
     with conn:
         for table in ("flex_authorization_actions", "order_events", "order_items",
                       "webhook_events", "webhook_rejections", "flex_outbox",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .db import POSTGRESQL, Connection
+from shop.storage.db import POSTGRESQL, Connection
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flask import session
 
-from . import catalog
+from shop.checkout import catalog
 
 MAX_QUANTITY = 10  # per line
 MAX_LINES = len(catalog.PRODUCTS)  # one line per product at most

@@ -14,16 +14,15 @@ from collections.abc import Sequence
 
 from flex.calllog import STEP_PREFIX, LoggedCall
 from flex.outbox import DELIVERED, FAILED, PENDING, OutboxRow, Transmit
-
-from .db import Connection, Database
-from .leases import Queue, claim_rows
+from shop.storage.db import Connection, Database
+from shop.storage.leases import Queue, claim_rows
 
 _CALL_COLUMNS = ("id, order_id, endpoint, method, path, status, ms, attempt, error, request,"
                  " response, created_at, purpose, action")
 _OUTBOX_COLUMNS = ("order_id, state, attempts, last_error, next_attempt_at, created_at,"
                    " delivered_at")
 
-# The pending row due first that no relay holds (shop/leases.py); a lease ends at
+# The pending row due first that no relay holds (shop/storage/leases.py); a lease ends at
 # `leased_until`.
 TRANSMITS = Queue("flex_outbox", "order_id",
                   "state = ? AND next_attempt_at <= ? AND leased_until <= ?",
@@ -43,7 +42,7 @@ def enqueue_transmit(conn: Connection, order_id: str, payload: dict) -> None:
 
 class SqlOutbox:
     """flex.outbox.OutboxStore on the shop's database. A claim is the shop's one lease
-    statement (shop/leases.py) for up to `limit` rows: FOR UPDATE SKIP LOCKED on PostgreSQL,
+    statement (shop/storage/leases.py) for up to `limit` rows: FOR UPDATE SKIP LOCKED on PostgreSQL,
     atomic on SQLite. Delivered rows are marked in one transaction per batch."""
 
     def __init__(self, database: Database):

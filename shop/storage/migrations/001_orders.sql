@@ -1,6 +1,6 @@
 -- The merchant's orders and the Flex transmit outbox. Plain SQL that SQLite and PostgreSQL
 -- both run. The status shown to people is derived from `outcome` and the succeeded refunds
--- (see shop/orders.py), never stored twice. Times are epoch seconds.
+-- (see shop/orders/records.py), never stored twice. Times are epoch seconds.
 CREATE TABLE IF NOT EXISTS orders (
     id                TEXT PRIMARY KEY,      -- the checkout id (UUID4): idempotency key + senseKey
     created_at        DOUBLE PRECISION NOT NULL,
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS order_items (
 CREATE INDEX IF NOT EXISTS order_items_order ON order_items (order_id);
 
 -- One /transmit per approved order (the primary key), written in the order's transaction
--- and delivered by flex/outbox.py's Relay through shop/flex_store.py.
+-- and delivered by flex/outbox.py's Relay through shop/storage/flex_store.py.
 CREATE TABLE IF NOT EXISTS flex_outbox (
     order_id        TEXT PRIMARY KEY REFERENCES orders (id) ON DELETE CASCADE,
     payload         TEXT NOT NULL,

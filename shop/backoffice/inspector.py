@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from . import webhook_events
-from .access import merchant_only
-from .db import get_db
-from .flex_store import (
+from shop.backoffice.access import merchant_only
+from shop.services import services
+from shop.storage.db import get_db
+from shop.storage.flex_store import (
     CALLS_PER_PAGE,
     call_endpoints,
     recent_transmits,
     search_calls,
     transmit_counts,
 )
-from .services import services
+from shop.webhooks import events
 
 bp = Blueprint("inspector", __name__)
 
@@ -65,11 +65,11 @@ def webhooks():
     """Webhooks received, newest first, what each changed, and the deliveries refused."""
     conn = get_db()
     page = max(1, request.args.get("page", 1, type=int))
-    found, total = webhook_events.page_of_events(conn, page)
-    pages = max(1, -(-total // webhook_events.EVENTS_PER_PAGE))
+    found, total = events.page_of_events(conn, page)
+    pages = max(1, -(-total // events.EVENTS_PER_PAGE))
     if page > pages:
         page = pages
-        found, total = webhook_events.page_of_events(conn, page)
+        found, total = events.page_of_events(conn, page)
     sandbox_url = services().sandbox_url
     return render_template(
         "flex_webhooks.html",
@@ -78,6 +78,6 @@ def webhooks():
         total=total,
         page=page,
         pages=pages,
-        rejections=webhook_events.rejections(conn),
+        rejections=events.rejections(conn),
         delivery_log=f"{sandbox_url}/_sandbox/webhooks" if sandbox_url else None,
     )

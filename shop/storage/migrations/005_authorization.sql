@@ -1,5 +1,5 @@
 -- Authorization mode (FLEX_TRANSACTION_TYPE=AUTHORIZATION): what the merchant asked Flex to
--- do with an authorization, recorded BEFORE the call (shop/authorizations.py). One row per
+-- do with an authorization, recorded BEFORE the call (shop/orders/authorizations.py). One row per
 -- order (the primary key): a double click, a second node, or a cancel after a capture finds
 -- the row and sends nothing. An unanswered call stays 'pending' and is replayed with the
 -- SAME idempotency_key until Flex answers. Plain SQL for SQLite and PostgreSQL.

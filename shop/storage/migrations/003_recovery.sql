@@ -1,4 +1,4 @@
--- Every order state resolves by itself (shop/recovery.py, flex/recovery.py). Plain SQL
+-- Every order state resolves by itself (shop/recovery/sweep.py, flex/recovery.py). Plain SQL
 -- that SQLite and PostgreSQL both run. Times are epoch seconds.
 
 -- The simulated processor's durable ledger, keyed by the merchant's reference (the order

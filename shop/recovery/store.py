@@ -2,7 +2,7 @@
 
 Unanswered evaluates are orders with `recovering = 1` (due at `recover_at`); unknown
 refunds are refund rows with status `unknown` (due at `recover_at`). Every settlement is a
-lifecycle transition (shop/lifecycle.py), conditional on the item still being unsettled, so
+lifecycle transition (shop/orders/lifecycle.py), conditional on the item still being unsettled, so
 two relays (or a webhook) settling the same order change it once; each writes the steps to
 the order's timeline in the same transaction.
 """
@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 
 from flex.recovery import Decision, RefundVerdict, Step, UnansweredEvaluate, UnknownRefund
-
-from . import lifecycle, orders
-from .db import Connection, Database
-from .orders import RefundStatus
+from shop.orders import lifecycle, records
+from shop.orders.records import RefundStatus
+from shop.storage.db import Connection, Database
 
 ACTOR = "recovery"
 
@@ -24,8 +23,8 @@ def write_steps(conn: Connection, order_id: str, steps: list[Step], resolution: 
     """The steps taken and how it resolved, on the order's timeline (in the caller's
     transaction)."""
     for step in steps:
-        orders.add_event(conn, order_id, ACTOR, step.asked, step.answered)
-    orders.add_event(conn, order_id, ACTOR, "resolution", resolution)
+        records.add_event(conn, order_id, ACTOR, step.asked, step.answered)
+    records.add_event(conn, order_id, ACTOR, "resolution", resolution)
 
 
 class SqlRecoveryStore:

@@ -3,7 +3,7 @@
 Verify (flex.webhooks.verify: content hash, HMAC-SHA512 signature, date within 5 minutes,
 nonce never seen, in the database so every node refuses a replay: else 401; signed but a body
 that is not a readable Flex event: 400, never 500, with the reason counted), store the raw
-event under its event id BEFORE answering 2xx, then apply it (shop/webhook_effects.py) if
+event under its event id BEFORE answering 2xx, then apply it (shop/webhooks/effects.py) if
 that is quick;
 what must wait is applied by the relay's sweep. A redelivery is counted and changes nothing.
 
@@ -29,11 +29,9 @@ import requests
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 
 from flex.webhooks import WebhookRejected, WebhookUnreadable, verify
-
-from . import webhook_effects
-from . import webhook_events as events
-from .db import database, get_db
-from .services import ConfigError, sandbox_directory, services
+from shop.services import ConfigError, sandbox_directory, services
+from shop.storage.db import database, get_db
+from shop.webhooks import effects, events
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +71,13 @@ def receive():
     conn = get_db()
     order_id = events.order_for(conn, event)
     if not events.store(conn, event, raw_body, request.headers, order_id,
-                        webhook_effects.LEASE_SECONDS):
+                        effects.LEASE_SECONDS):
         log.info("Flex webhook %s for order %s: a redelivery, already stored",
                  event.event_type, order_id)
         return jsonify(status="duplicate"), 200
     # Stored: from here on a failure is the sweep's to retry, not Flex's to redeliver.
     try:
-        effect = webhook_effects.apply(conn, services().client, event, order_id)
+        effect = effects.apply(conn, services().client, event, order_id)
     except Exception:
         log.exception("applying Flex webhook %s failed; the sweep retries it", event.event_id)
         effect = None

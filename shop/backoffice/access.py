@@ -3,7 +3,7 @@
 - The back office (the order list, any order's page, refunds, capture/cancel, the Flex
   inspector, the webhooks page) needs the merchant's login: Flask-Login, with one merchant
   account from the environment (MERCHANT_USERNAME, and MERCHANT_PASSWORD_HASH as printed by
-  `python -m shop.access`; never a plain password).
+  `python -m shop.backoffice.access`; never a plain password).
 - A shopper sees the orders their own session placed, and an order whose signed link
   (on the order page, signed with SECRET_KEY) they hold; anyone else gets 404.
 In development (the demo) the back office is open to everyone, and the page footer says so.
@@ -33,8 +33,8 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .forms import LoginForm
-from .services import ConfigError
+from shop.forms import LoginForm
+from shop.services import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ class MerchantLogin:
     password_hash: str
 
 
-HASH_COMMAND = "python -m shop.access"  # runs without the app: production needs no settings
+# Runs without the app: production needs no settings to make its own hash.
+HASH_COMMAND = "python -m shop.backoffice.access"
 
 
 @click.command()
