@@ -7,23 +7,21 @@ import re
 
 import pytest
 import requests
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from tests.support import wait_for
-
-from .test_journeys import (
+from tests.support import (
     APPROVED,
     CHALLENGED,
     FLEX_DECLINED,
     FLEX_DOWN,
     RESCUED,
     open_checkout,
+    violations,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
 
-AXE = Axe()
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
@@ -47,17 +45,6 @@ def orders(shop) -> dict[str, str]:
             f"{shop.url}/orders/{made['chargeback']}", timeout=10).text, timeout=30)
     assert charged_back, "the chargeback webhook never arrived"
     return made
-
-
-def violations(page: Page, name: str) -> list[str]:
-    """axe-core's violations on the page, and sideways scrolling (nothing may be clipped)."""
-    results = AXE.run(page)
-    found = [f"{name}: {v['id']} ({v['impact']}) on {[n['target'] for n in v['nodes']]}"
-             for v in results.response["violations"]]
-    width = page.viewport_size["width"]
-    if page.evaluate("document.documentElement.scrollWidth") > width:
-        found.append(f"{name}: wider than the {width} px screen")
-    return found
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)

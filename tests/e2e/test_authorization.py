@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from .test_journeys import RESCUED, expect_status, pay
+from tests.support import RESCUED, expect_status, pay_in_browser
 
 pytestmark = pytest.mark.e2e
 
 
 def test_authorize_then_capture_at_shipment(authorization_page: Page, authorization_shop):
     page = authorization_page
-    order_id = pay(page, RESCUED)
+    order_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Awaiting capture")
     expect(page.get_by_text("Your card is charged when your order ships.")).to_be_visible()
     expect(page.get_by_label("Refund amount")).to_have_count(0)  # nothing charged yet
@@ -37,7 +37,7 @@ def test_authorize_then_capture_at_shipment(authorization_page: Page, authorizat
 
 def test_authorize_then_cancel(authorization_page: Page, authorization_shop):
     page = authorization_page
-    order_id = pay(page, RESCUED)
+    order_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Awaiting capture")
 
     page.get_by_role("button", name="Cancel", exact=True).click()

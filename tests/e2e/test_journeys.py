@@ -11,58 +11,25 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.support import wait_for
+from tests.support import (
+    APPROVED,
+    CHALLENGED,
+    CHECKOUT_FIELDS,
+    FLEX_DECLINED,
+    FLEX_DOWN,
+    RESCUED,
+    expect_status,
+    fill_checkout,
+    open_checkout,
+    pay_in_browser,
+    sense_post,
+    spaced,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
-APPROVED = "4242 4242 4242 4242"
-RESCUED = "4000 0000 0000 0002"
-CHALLENGED = "4000 0000 0000 0127"
-FLEX_DECLINED = "4000 0000 0000 9995"
-FLEX_DOWN = "4000 0000 0000 0119"
 
-CHECKOUT_FIELDS = (
-    ("Email", "shopper@example.com"),
-    ("Name on card", "Ada Lovelace"),
-    ("Card number", None),  # the card under test
-    ("Expiry (MM/YY)", "12/34"),
-    ("CVC", "123"),
-    ("Address", "1 Main St"),
-    ("City", "Springfield"),
-    ("State", "IL"),
-    ("ZIP", "62701"),
-    ("Country", "US"),
-)
-
-
-def open_checkout(page: Page, quantity: int = 1) -> str:
-    """Puts a Flex Mug in the cart, opens the checkout; returns the page's checkout id."""
-    page.goto("/")
-    mug = page.get_by_role("article").filter(has_text="Flex Mug")
-    mug.get_by_label("Quantity").fill(str(quantity))
-    mug.get_by_role("button", name="Add to cart").click()
-    page.get_by_role("link", name="Checkout").click()
-    expect(page).to_have_url(re.compile(r"/checkout$"))
-    return page.locator("input[name=checkout_id]").input_value()
-
-
-def fill_checkout(page: Page, card: str) -> None:
-    for label, value in CHECKOUT_FIELDS:
-        page.get_by_label(label, exact=True).fill(value or card)
-
-
-def pay(page: Page, card: str, quantity: int = 1) -> str:
-    """Checks out with `card`; returns the order id (the checkout id)."""
-    checkout_id = open_checkout(page, quantity)
-    fill_checkout(page, card)
-    page.get_by_role("button", name="Pay", exact=True).click()
-    expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))
-    return checkout_id
-
-
-def expect_status(page: Page, label: str) -> None:
-    """The order page's one role=status element carries exactly `label`."""
-    expect(page.get_by_role("status")).to_have_text(label)
 
 
 def set_fault(shop, endpoint: str, spec: dict) -> None:
@@ -103,7 +70,7 @@ def test_approved_card_is_paid_and_transmitted_once_without_waiting(page: Page, 
 
 
 def test_declined_card_is_rescued_by_flex(page: Page, shop):
-    checkout_id = pay(page, RESCUED)
+    checkout_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Rescued by Flex")
     evaluate = [c for c in shop.sandbox_calls("evaluate")
                 if c["request"]["orderId"] == checkout_id]
@@ -114,13 +81,13 @@ def test_declined_card_is_rescued_by_flex(page: Page, shop):
 
 @pytest.mark.parametrize("card", [CHALLENGED, FLEX_DECLINED], ids=["challenge", "flex-declined"])
 def test_challenge_and_flex_decline_are_declined_with_a_clear_message(page: Page, card):
-    pay(page, card)
+    pay_in_browser(page, card)
     expect_status(page, "Declined")
     expect(page.get_by_text("No money was taken", exact=False)).to_be_visible()
 
 
 def test_unknown_flex_answer_awaits_confirmation_in_a_neutral_look(page: Page):
-    checkout_id = pay(page, FLEX_DOWN)
+    checkout_id = pay_in_browser(page, FLEX_DOWN)
     expect_status(page, "Awaiting confirmation")
     status = page.get_by_role("status")
     # Both colours from one document once its stylesheet has loaded (the page reloads itself
@@ -147,7 +114,7 @@ def test_unknown_flex_answer_awaits_confirmation_in_a_neutral_look(page: Page):
 
 def test_awaiting_confirmation_page_updates_by_itself(page: Page, shop):
     set_fault(shop, "evaluate", {"status": 503})  # Flex's answer does not arrive
-    checkout_id = pay(page, RESCUED)
+    checkout_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Awaiting confirmation")
     requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex is back
     with closing(sqlite3.connect(shop.database)) as conn, conn:  # the replay is due now
@@ -162,7 +129,7 @@ def _rgb(hex_color: str) -> str:
 
 
 def test_declined_order_offers_another_card_with_the_cart_kept(page: Page):
-    pay(page, FLEX_DECLINED, quantity=2)
+    pay_in_browser(page, FLEX_DECLINED, quantity=2)
     expect_status(page, "Declined")
     page.get_by_role("link", name="Try another card").click()
     expect(page).to_have_url(re.compile(r"/checkout$"))
@@ -227,7 +194,7 @@ def test_test_card_button_fills_the_card_field_on_a_phone(page: Page):
 
 
 def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
-    checkout_id = pay(page, RESCUED, quantity=2)  # 2 x $18.00
+    checkout_id = pay_in_browser(page, RESCUED, quantity=2)  # 2 x $18.00
     amount = page.get_by_label("Refund amount")
     amount.fill("ten dollars")
     page.get_by_role("button", name="Refund").click()
@@ -261,7 +228,7 @@ def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
 
 
 def test_timeline_is_a_waterfall_of_the_checkout(page: Page):
-    pay(page, RESCUED)
+    pay_in_browser(page, RESCUED)
     chart = page.get_by_role("region", name="Checkout")
     steps = {name: chart.get_by_role("listitem").filter(has_text=name)
              for name in ("Processor authorization", "tokenize", "evaluate")}
@@ -280,10 +247,6 @@ def test_timeline_is_a_waterfall_of_the_checkout(page: Page):
     assert authorize[0] == 0 or tokenize[0] == 0  # the checkout starts with both
     assert evaluate[0] >= authorize[0] + authorize[1] - 1  # /evaluate needs the decline …
     assert evaluate[0] >= tokenize[0] + tokenize[1] - 1  # … and the vault token
-
-
-def sense_post(response) -> bool:
-    return response.url.endswith("/v1/sense") and response.request.method == "POST"
 
 
 def test_sensejs_runs_once_per_funnel_page_under_one_sense_key(page: Page, shop):
@@ -343,7 +306,7 @@ def test_checkout_and_refund_with_the_keyboard_only(page: Page):
     for label, value in CHECKOUT_FIELDS:
         tab_to(page, lambda el, label=label: el["label"] == label)
         page.keyboard.press("Control+A")
-        page.keyboard.type(value or RESCUED)
+        page.keyboard.type(value or spaced(RESCUED))
     tab_to(page, lambda el: el["text"] == "Pay")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))

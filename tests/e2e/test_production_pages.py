@@ -9,11 +9,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import flex_sandbox
-from tests.integration.conftest import MERCHANT_PASSWORD, PRODUCTION
-from tests.support import ShopServer
-
-from .test_accessibility import violations
-from .test_journeys import RESCUED, fill_checkout, open_checkout
+from tests.support import (
+    MERCHANT_PASSWORD,
+    PRODUCTION,
+    RESCUED,
+    ShopServer,
+    fill_checkout,
+    open_checkout,
+    violations,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -7,25 +7,25 @@ UPDATE_SCREENSHOTS=1 (`make screenshots`)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from .test_journeys import (
+from tests.support import (
     APPROVED,
     CHALLENGED,
     FLEX_DECLINED,
     FLEX_DOWN,
     RESCUED,
+    ROOT,
     expect_status,
     fill_checkout,
     open_checkout,
+    spaced,
 )
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else
                  "test-results/screenshots")
 DESKTOP = {"width": 1280, "height": 800}
@@ -46,7 +46,8 @@ def test_screenshots_of_every_step(page: Page):
     shoot(page, "home")
 
     open_checkout(page)
-    page.get_by_role("button", name=f"Use test card {RESCUED}").click()  # a demo shopper too
+    # A demo shopper too.
+    page.get_by_role("button", name=f"Use test card {spaced(RESCUED)}").click()
     shoot(page, "checkout", full_page=False)  # what a 1280x800 screen shows: cards and Pay
     page.get_by_role("button", name="Pay", exact=True).click()
     expect_status(page, "Rescued by Flex")

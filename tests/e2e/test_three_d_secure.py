@@ -10,8 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from .test_accessibility import violations
-from .test_journeys import expect_status, pay
+from tests.support import expect_status, pay_in_browser, violations
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +27,7 @@ def decide(shop, order_id: str, decision: str | None = None) -> None:
 
 
 def test_3ds_card_awaits_confirmation_then_is_rescued(page: Page, shop):
-    order_id = pay(page, THREE_D_SECURE)
+    order_id = pay_in_browser(page, THREE_D_SECURE)
     expect_status(page, "Awaiting confirmation")
     expect(page.get_by_text("Please do not pay again", exact=False).first).to_be_visible()
     expect(page.get_by_role("link", name="Try another card")).to_have_count(0)

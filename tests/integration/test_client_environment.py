@@ -8,8 +8,7 @@ import pytest
 from flex import FlexClient
 from flex.errors import FlexUnavailableError
 from flex.models import Card
-
-from .conftest import calls, flex_config
+from tests.support import calls, flex_config
 
 CARD = Card("4242424242424242", "123", 12, 2034, "Ada Lovelace")
 

@@ -12,9 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.support import ROOT, Shopper, ShopServer
-
-from .conftest import db_rows, flex_settings
+from tests.support import ROOT, Shopper, ShopServer, db_rows, flex_settings, sandbox_orders
 
 pytestmark = pytest.mark.storage
 
@@ -66,15 +64,11 @@ def crashed(server: ShopServer) -> bool:
     return server.process.returncode == -9
 
 
-def sandbox_orders(server, order_id: str) -> list[dict]:
-    decided = requests.get(f"{server.url}/_sandbox/orders", timeout=5).json()
-    return [o for o in decided if o["merchant_order_id"] == order_id]
-
-
 @pytest.mark.parametrize(("point", "card"), CHECKOUT_CRASHES)
 def test_kill_9_during_checkout_is_recovered(shop, fresh_sandbox, database_url, point, card):
     server = shop.start(SHOP_CRASH_AT=point, FLEX_RELAY="0")
     shopper = Shopper(server.url)
+    shopper.fill_cart()
     form = shopper.checkout_form(card)
     order_id = form["checkout_id"]
     with pytest.raises(requests.ConnectionError):

@@ -8,9 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support import Shopper, ShopServer, hidden, wait_for
-
-from .conftest import calls, clear_faults, db_rows, flex_settings, set_fault
+from tests.support import (
+    Shopper,
+    ShopServer,
+    calls,
+    clear_faults,
+    db_rows,
+    flex_settings,
+    hidden,
+    set_fault,
+    wait_for,
+)
 
 pytestmark = pytest.mark.storage
 
@@ -38,6 +46,7 @@ def make_server(fresh_sandbox, database_url, tmp_path):
 def test_twenty_concurrent_submits_make_one_order(make_server, fresh_sandbox, database_url):
     server = make_server()
     shopper = Shopper(server.url)
+    shopper.fill_cart()
     form = shopper.checkout_form("4242424242424242")
     with ThreadPoolExecutor(20) as pool:
         responses = list(pool.map(lambda _: shopper.post("/checkout", form), range(20)))

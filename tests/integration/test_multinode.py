@@ -27,15 +27,18 @@ import requests
 from tests.support import (
     ROOT,
     Shopper,
+    calls,
     child_pids,
+    clear_faults,
+    db_rows,
+    flex_settings,
     free_port,
     hidden,
     process_state,
+    set_fault,
     wait_for,
     wait_until_up,
 )
-
-from .conftest import calls, clear_faults, db_rows, flex_settings, set_fault
 
 APPROVED = "4242424242424242"  # the processor approves: paid, a transmit is queued
 RESCUED = "4000000000000002"  # the processor declines, Flex approves: rescued, no transmit
@@ -138,6 +141,7 @@ def sandbox_connections(pid: int, port: int) -> set[int]:
 def checkout(card: str, cart_node: str, pay_node: str) -> str:
     """One shopper: cart and checkout page on `cart_node`, the payment on `pay_node`."""
     shopper = Shopper(cart_node)
+    shopper.fill_cart()
     form = shopper.checkout_form(card)
     response = shopper.http.post(f"{pay_node}/checkout", data=form, allow_redirects=False,
                                  timeout=30)

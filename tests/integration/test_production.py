@@ -19,19 +19,24 @@ from flex_sandbox import shared
 from shop.backoffice import access
 from shop.services import ConfigError
 from shop.storage import db
-from tests.support import checkout_form, fill_cart, free_port, hidden, wait_for
-
-from .conftest import (
+from tests.support import (
+    APPROVED,
     MERCHANT_PASSWORD,
     PRODUCTION,
+    RESCUED,
+    Shopper,
     calls,
     clear_faults,
     close_app,
     db_rows,
+    free_port,
+    hidden,
+    pay,
     set_fault,
     sign_in,
+    status_label,
+    wait_for,
 )
-from .test_shop import APPROVED, RESCUED, pay, status_label
 
 TAMPERED_CARTS = {
     "a billion mugs": {"mug": 10**9},
@@ -53,11 +58,11 @@ def test_a_tampered_cart_cookie_is_validated_on_read(client, case):
     expected = 0 if case in ("a billion mugs", "not a mapping") else 1
     assert f"Cart ({expected})" in cart
     if expected:
-        assert checkout_form(client)["expected_total_cents"] == "2900"  # one tee
+        assert Shopper(client).checkout_form()["expected_total_cents"] == "2900"  # one tee
 
 
 def test_a_cart_cookie_with_too_many_lines_keeps_one_per_product(client):
-    fill_cart(client, "mug", 1)
+    Shopper(client).fill_cart("mug", 1)
     with client.session_transaction() as session:
         session["cart"] = {**{f"x{i}": 1 for i in range(200)}, "mug": 10, "tee": 10}
     assert "Cart (20)" in client.get("/cart").text
@@ -301,8 +306,9 @@ def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_se
     app = make_app(DATABASE_URL=postgres_url, DATABASE_RETRY_SECONDS=0.5)
     client = app.test_client()
     _after_the_processor_answers(app, monkeypatch, postgres_cluster.pause)
-    fill_cart(client)
-    form = checkout_form(client)
+    shopper = Shopper(client)
+    shopper.fill_cart()
+    form = shopper.checkout_form()
     try:
         answer = client.post("/checkout", data=form)
     finally:
@@ -322,8 +328,9 @@ def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_se
 def test_a_checkout_that_never_got_its_order_says_nothing_was_charged(client, fresh_sandbox):
     """The database was down before the order row (which comes before the charge) was
     written: the confirming page's link then tells the shopper nothing was charged."""
-    fill_cart(client)
-    checkout_id = checkout_form(client)["checkout_id"]
+    shopper = Shopper(client)
+    shopper.fill_cart()
+    checkout_id = shopper.checkout_form()["checkout_id"]
     with client.session_transaction() as session:
         session["orders"] = [checkout_id]  # remembered by the checkout that then failed
     page = client.get(f"/orders/{checkout_id}")

@@ -8,34 +8,22 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 import flex_sandbox
 from app import create_app
-from tests.support import checkout_form, fill_cart, free_port, wait_until_up
-
-from .conftest import close_app
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, Shopper, close_app, free_port, running
 
 
 @pytest.fixture(scope="module")
 def flex_process():
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flex_sandbox", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/widget.js", process)
+    with running([sys.executable, "-m", "flex_sandbox", "--port", str(port)], f"{url}/widget.js",
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def real_env(url: str, tmp_path, **overrides) -> dict:
@@ -126,8 +114,9 @@ def test_placeholder_from_env_example_is_refused(flex_process, tmp_path):
 def test_checkout_then_reset_against_the_separate_process(flex_process, shop_app, tmp_path):
     env = real_env(flex_process, tmp_path)
     client = shop_app(env).test_client()
-    fill_cart(client)
-    form = {**checkout_form(client), "card_number": "4000000000000002"}
+    shopper = Shopper(client)
+    shopper.fill_cart()
+    form = shopper.checkout_form("4000000000000002")
     order_page = client.post("/checkout", data=form, follow_redirects=True)
     assert "Rescued by Flex" in order_page.get_data(as_text=True)
     evaluations = sandbox_calls(flex_process, "evaluate")
@@ -142,8 +131,9 @@ def test_relay_as_its_own_process_delivers_what_the_web_process_queued(flex_proc
                                                                     tmp_path):
     env = real_env(flex_process, tmp_path, FLEX_RELAY_POLL_SECONDS="0.1")
     client = shop_app(env).test_client()  # FLEX_RELAY=0: the web process only queues
-    fill_cart(client)
-    form = checkout_form(client)  # 4242…: approved, transmit queued
+    shopper = Shopper(client)
+    shopper.fill_cart()
+    form = shopper.checkout_form()  # 4242…: approved, transmit queued
     assert "Paid" in client.post("/checkout", data=form, follow_redirects=True).text
 
     def transmitted() -> list[dict]:

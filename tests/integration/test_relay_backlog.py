@@ -11,8 +11,7 @@ from flex.models import Address, Card, ProcessorResult, Purchase
 from flex.outbox import Relay
 from shop.storage import db
 from shop.storage.flex_store import SqlOutbox, enqueue_transmit, transmit_counts
-
-from .conftest import calls, flex_config, set_fault
+from tests.support import calls, flex_config, set_fault
 
 ROWS, BATCH, SENDERS = 45, 20, 8
 CARD = Card("4242424242424242", "123", 12, 2034, "Ada Lovelace").summary

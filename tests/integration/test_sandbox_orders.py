@@ -7,33 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 
-from .test_flex_sandbox import (
-    OTHER_MID,
-    api,  # noqa: F401 - the fixture
-    assert_flat_validation,
-    assert_problem,
-    evaluation,
-)
+from tests.support import OTHER_MID, assert_flat_validation, assert_problem, decide
 
 APPROVE, DECLINE, CHALLENGE = "4000000000000002", "4000000000009995", "4000000000000127"
-
-
-@pytest.fixture
-def flex(api, fresh_sandbox):  # noqa: F811 - pytest's fixture injection
-    """Calls Flex's API on the fresh sandbox: flex("POST", "/evaluate", json=…)."""
-    def call(method: str, path: str, **kwargs) -> requests.Response:
-        return api.request(method, f"{fresh_sandbox.api_url}{path}", timeout=5, **kwargs)
-    return call
-
-
-def decide(flex, card=APPROVE, order_id="o-1", amount=1800, **extra) -> str:
-    """Evaluates a decline; the new order's orderSessionKey."""
-    answer = flex("POST", "/evaluate", json=evaluation(card, order_id, str(uuid.uuid4()),
-                                                       amount, **extra))
-    assert answer.status_code == 200, answer.text
-    return answer.json()["orderSessionKey"]
 
 
 def authorize(flex, order_id="o-auth", amount=1800) -> str:

@@ -7,10 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from tests.support import fill_cart, hidden
-
-from .conftest import calls
-from .test_shop import RESCUED
+from tests.support import RESCUED, Shopper, calls, hidden
 
 
 def sense_key(html: str) -> str | None:
@@ -21,7 +18,7 @@ def sense_key(html: str) -> str | None:
 
 
 def test_one_sense_key_from_cart_to_confirmation(client, fresh_sandbox):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     cart = client.get("/cart").get_data(as_text=True)
     key = sense_key(cart)
     assert key and sense_key(client.get("/cart").get_data(as_text=True)) == key  # stays
@@ -46,7 +43,7 @@ def test_one_sense_key_from_cart_to_confirmation(client, fresh_sandbox):
 
 
 def test_a_reload_of_checkout_is_a_new_attempt_with_its_own_key(client):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     client.get("/cart")
     first = client.get("/checkout").get_data(as_text=True)
     again = client.get("/checkout").get_data(as_text=True)
@@ -55,7 +52,7 @@ def test_a_reload_of_checkout_is_a_new_attempt_with_its_own_key(client):
 
 
 def test_only_the_shopper_who_placed_an_order_runs_sensejs_on_it(app, client):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     checkout = client.get("/checkout").get_data(as_text=True)
     order_id = hidden(checkout, "checkout_id")
     client.post("/checkout", data={
@@ -71,7 +68,7 @@ def test_only_the_shopper_who_placed_an_order_runs_sensejs_on_it(app, client):
 
 
 def test_csp_allows_the_sensejs_origin_for_scripts_and_connections(client, fresh_sandbox):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(fresh_sandbox.url))
     for path in ("/cart", "/checkout"):
         policy = dict(part.strip().split(" ", 1) for part in client.get(path).headers[

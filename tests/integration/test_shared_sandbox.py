@@ -19,17 +19,17 @@ import requests
 
 from flex_sandbox import shared
 from tests.support import (
+    PRODUCTION,
     ROOT,
     Shopper,
+    calls,
     child_pids,
     free_port,
+    pay,
     processes_mentioning,
     wait_for,
     wait_until_up,
 )
-
-from .conftest import PRODUCTION, calls
-from .test_shop import pay
 
 RESCUED = "4000000000000002"  # processor declines, Flex approves: refundable through Flex
 CONTROL_PATHS = ("/_sandbox/calls", "/_sandbox/reset", "/_sandbox/orders",
