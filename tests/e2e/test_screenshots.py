@@ -1,8 +1,9 @@
 """Walks the demo as the README shows it and screenshots each page, on a 1280 px desktop
 and a 390 px phone.
 
-Written to test-results/screenshots/, or to docs/screenshots/ (the README's pictures) with
-UPDATE_SCREENSHOTS=1 (`make screenshots`)."""
+Runs only when `-m screenshots` asks for it (tests/conftest.py deselects it otherwise):
+`make screenshots` writes docs/screenshots/ (the README's pictures, UPDATE_SCREENSHOTS=1);
+`pytest -m screenshots` alone writes test-results/screenshots/."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from tests.support import (
     spaced,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.screenshots]  # only `make screenshots` runs it
 
 FOLDER = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else
                  "test-results/screenshots")

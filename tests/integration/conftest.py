@@ -28,12 +28,13 @@ from tests.support import (
     postgres_bindir,
 )
 
-ENGINES = (db.SQLITE, db.POSTGRESQL)
-
 
 def pytest_generate_tests(metafunc):
     if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("storage"):
-        metafunc.parametrize("engine", ENGINES, indirect=True)
+        # The PostgreSQL run needs the cluster's processes: slow (`make test-fast` skips it).
+        metafunc.parametrize("engine", [db.SQLITE, pytest.param(db.POSTGRESQL,
+                                                                marks=pytest.mark.slow)],
+                             indirect=True)
 
 
 @pytest.fixture(scope="session")

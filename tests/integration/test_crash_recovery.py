@@ -14,7 +14,7 @@ import requests
 
 from tests.support import ROOT, Shopper, ShopServer, db_rows, flex_settings, sandbox_orders
 
-pytestmark = pytest.mark.storage
+pytestmark = [pytest.mark.storage, pytest.mark.slow]  # kill -9 of shop processes
 
 # crash point, card -> the order's final outcome after recovery, processor ledger entries
 CHECKOUT_CRASHES = {

@@ -20,7 +20,7 @@ from tests.support import (
     wait_for,
 )
 
-pytestmark = pytest.mark.storage
+pytestmark = [pytest.mark.storage, pytest.mark.slow]  # shop processes, kill -9
 
 
 @pytest.fixture

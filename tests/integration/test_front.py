@@ -32,6 +32,8 @@ from tests.support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow  # starts gunicorn and nginx
+
 SLOW_CLIENTS = 40
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

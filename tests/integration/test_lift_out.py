@@ -11,8 +11,12 @@ import subprocess
 import venv
 from pathlib import Path
 
+import pytest
+
 import flex_sandbox
 from tests.support import ROOT, calls
+
+pytestmark = pytest.mark.slow  # starts a fresh virtualenv's python
 
 # `requests` and what it imports: all the lifted package may need.
 REQUESTS_AND_ITS_DEPENDENCIES = ("requests", "urllib3", "idna", "charset_normalizer", "certifi")

@@ -40,6 +40,8 @@ from tests.support import (
     wait_until_up,
 )
 
+pytestmark = pytest.mark.slow  # starts gunicorn nodes, relays, PostgreSQL
+
 APPROVED = "4242424242424242"  # the processor approves: paid, a transmit is queued
 RESCUED = "4000000000000002"  # the processor declines, Flex approves: rescued, no transmit
 CHECKOUTS, KILL_AFTER = 200, 104

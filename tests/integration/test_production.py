@@ -403,6 +403,7 @@ def test_no_plain_http_warning_in_the_demo(client, fresh_sandbox, caplog):
 
 # --- demo: the embedded sandbox is restarted when it dies -------------------------------------
 
+@pytest.mark.slow  # the embedded sandbox process, kill -9
 def test_the_demo_restarts_a_killed_sandbox_and_checkout_works_again(tmp_path):
     app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "shop.sqlite"),
                       "FLEX_RELAY": False, "PROCESSOR_LATENCY_MS": 0})

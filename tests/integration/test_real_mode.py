@@ -16,6 +16,9 @@ import flex_sandbox
 from app import create_app
 from tests.support import ROOT, Shopper, close_app, free_port, running
 
+pytestmark = pytest.mark.slow  # starts the sandbox and `flask` as processes
+
+
 
 @pytest.fixture(scope="module")
 def flex_process():

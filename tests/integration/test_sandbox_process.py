@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 
+import pytest
 import requests
 
 import flex_sandbox
@@ -21,6 +22,8 @@ from tests.support import (
     free_port,
     wait_until_up,
 )
+
+pytestmark = pytest.mark.slow  # starts `python -m flex_sandbox`
 
 
 class _Server:
