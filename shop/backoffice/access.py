@@ -102,7 +102,7 @@ def may_see_order(order_id: str) -> bool:
 def order_link(order_id: str) -> str:
     """The order page's private link: whoever holds it sees the order (the shopper's
     receipt). It never expires, like a receipt; it opens this one order's page only."""
-    return url_for("orders.detail", order_id=order_id, key=_links().dumps(order_id),
+    return url_for("order_page.detail", order_id=order_id, key=_links().dumps(order_id),
                    _external=True)
 
 
@@ -136,7 +136,7 @@ def logout():
     logout_user()
     session.clear()
     flash("Signed out.", "info")
-    return redirect(url_for("shop.catalog_page"), 303)
+    return redirect(url_for("storefront.catalog_page"), 303)
 
 
 def _next_page() -> str:
@@ -147,7 +147,7 @@ def _next_page() -> str:
     if (target.startswith("/") and not target.startswith("//") and "\\" not in target
             and not parts.scheme and not parts.netloc):
         return target
-    return url_for("orders.history")
+    return url_for("order_list.orders")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from shop.services import services
 from shop.storage.db import get_db
 from shop.webhooks import events
 
-bp = Blueprint("demo", __name__, url_prefix="/orders")
+bp = Blueprint("sandbox_demo", __name__, url_prefix="/orders")
 
 CONTROL_TIMEOUT = (1.0, 5.0)  # (connect, read) seconds for the sandbox's control endpoints
 WEBHOOK_WAIT_SECONDS = 5.0  # how long the button waits to show the webhook's effect
@@ -54,7 +54,7 @@ def chargeback(order_id: str):
 def _back_to_the_tools(order_id: str):
     """The order page, with the demo tools still open: the next simulation is one click."""
     session["demo_tools_open"] = order_id
-    return redirect(url_for("orders.detail", order_id=order_id), 303)
+    return redirect(url_for("order_page.detail", order_id=order_id), 303)
 
 
 def _rescued_or_404(order_id: str) -> records.Order:
