@@ -175,7 +175,7 @@ def _database_unavailable(app: Flask, exc: Exception):
                        exc, exc_info=exc)
     checkout_id = request.form.get("checkout_id", "") if request.method == "POST" else ""
     if request.endpoint == "storefront.checkout_page" and checkout_id in session.get("orders", []):
-        return render_template("confirming.html", order_id=checkout_id), 202
+        return render_template("storefront/confirming.html", order_id=checkout_id), 202
     message = "The shop cannot reach its records for a moment. Please try again in a minute."
     return render_template("error.html", code=503, title="Briefly unavailable",
                            message=message), 503, {"Retry-After": "30"}

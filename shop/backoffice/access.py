@@ -116,7 +116,7 @@ def login():
         return redirect(_next_page(), 303)
     form = LoginForm()
     if not form.validate_on_submit():
-        return render_template("login.html", form=form), 400 if form.is_submitted() else 200
+        return render_template("access/login.html", form=form), 400 if form.is_submitted() else 200
     account = current_app.extensions["merchant_login"]
     name_ok = hmac.compare_digest(form.username.data.encode(), account.username.encode())
     password_ok = check_password_hash(account.password_hash if name_ok else _DUMMY_HASH,
@@ -124,7 +124,7 @@ def login():
     if not (name_ok and password_ok):
         log.warning("merchant login refused from %s", request.remote_addr)
         form.password.errors = ["Wrong username or password."]
-        return render_template("login.html", form=form), 401
+        return render_template("access/login.html", form=form), 401
     session.clear()  # nothing from before the login carries over
     login_user(Merchant(account.username))
     log.info("merchant %s signed in from %s", account.username, request.remote_addr)

@@ -46,7 +46,7 @@ def calls():
         found, total = search_calls(conn, page=page, **query)
     queue = transmit_counts(conn)
     return render_template(
-        "flex_calls.html",
+        "inspector/calls.html",
         tabs=TABS,
         calls=found,
         total=total,
@@ -72,7 +72,7 @@ def webhooks():
         found, total = events.page_of_events(conn, page)
     sandbox_url = services().sandbox_url
     return render_template(
-        "flex_webhooks.html",
+        "inspector/webhooks.html",
         tabs=TABS,
         events=found,
         total=total,

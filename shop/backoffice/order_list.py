@@ -15,7 +15,7 @@ bp = Blueprint("order_list", __name__, url_prefix="/orders")
 @bp.get("")
 @merchant_only
 def orders():
-    return render_template("orders.html", orders=records.recent(get_db()))
+    return render_template("order_list/orders.html", orders=records.recent(get_db()))
 
 
 @bp.post("/reset")

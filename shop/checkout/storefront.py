@@ -47,7 +47,7 @@ ISSUED_CHECKOUTS = 5  # checkout ids remembered per session (a few open tabs)
 
 @bp.get("/")
 def catalog_page():
-    return render_template("catalog.html", products=catalog.PRODUCTS)
+    return render_template("storefront/catalog.html", products=catalog.PRODUCTS)
 
 
 @bp.post("/cart/add")
@@ -63,7 +63,7 @@ def add_to_cart():
 @bp.get("/cart")
 def cart_page():
     lines = cart.lines()
-    return render_template("cart.html", lines=lines, total_cents=cart.total_cents(lines),
+    return render_template("storefront/cart.html", lines=lines, total_cents=cart.total_cents(lines),
                            sensejs=services().sensejs, sense_key=funnel.cart_sense_key())
 
 
@@ -131,8 +131,9 @@ def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | No
     if not form.country.data:
         form.country.data = "US"
     return render_template(
-        "checkout.html", form=form, lines=lines, total_cents=total, checkout_id=checkout_id,
-        sensejs=services().sensejs, sense_key=checkout_id, test_cards=_test_cards(),
+        "storefront/checkout.html", form=form, lines=lines, total_cents=total,
+        checkout_id=checkout_id, sensejs=services().sensejs, sense_key=checkout_id,
+        test_cards=_test_cards(),
         form_error=form_error, demo_shopper=_demo_fill(form) if demo_tools() else None,
     ), status
 

@@ -50,7 +50,7 @@ def detail(order_id: str):
         status = refused["status"]
     conn = get_db()
     return render_template(
-        "order.html",
+        "order_page/order.html",
         order=order,
         items=records.items(conn, order_id),
         refunds=records.refunds(conn, order_id),
