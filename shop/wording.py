@@ -113,7 +113,7 @@ def merchant_note(order: Order) -> str | None:
     refunded = (f"; {format_dollars(order.refunded_cents)} of it had been refunded before"
                 if order.refunded_cents else "")
     return (f"The cardholder disputed the {format_dollars(order.amount_cents)} charge with "
-            f"their bank on {_utc(order.chargeback_at)} (Flex's chargeback notice{refunded}). "
+            f"their bank on {utc(order.chargeback_at)} (Flex's chargeback notice{refunded}). "
             "The bank has returned the money to the cardholder, so this order can no longer "
             "be refunded here.")
 
@@ -128,11 +128,19 @@ def authorization_hint(order: Order) -> str:
 def disputed_on(order: Order) -> str:
     """When Flex reported the chargeback, for the order's facts (Flex's notice names no
     amount: a dispute is about the charge, so the facts show the charge as disputed)."""
-    return _utc(order.chargeback_at)
+    return utc(order.chargeback_at)
 
 
-def _utc(epoch_seconds: float) -> str:
-    return f"{datetime.fromtimestamp(epoch_seconds, UTC):%Y-%m-%d %H:%M:%S} UTC"
+def utc(when: datetime | float, time_only: bool = False) -> str:
+    """A moment as every page and sentence shows it: "2026-12-06 18:35:02 UTC", or with
+    `time_only` "18:35:02 UTC" (where the date is beside it). `when` is a datetime (naive
+    means UTC) or epoch seconds. The templates' `utc` filter."""
+    if not isinstance(when, datetime):
+        when = datetime.fromtimestamp(when, UTC)
+    elif when.tzinfo is None:  # the database's times are UTC
+        when = when.replace(tzinfo=UTC)
+    shown = when.astimezone(UTC).strftime("%H:%M:%S" if time_only else "%Y-%m-%d %H:%M:%S")
+    return f"{shown} UTC"
 
 
 def _declined_message(order: Order) -> str:
@@ -165,10 +173,10 @@ def authorization_summary(action: authorizations.Action) -> str:
     what = f"{name} of {format_dollars(action.amount_cents)}" if action.amount_cents else name
     tries = f"{action.attempts} attempt{'s' if action.attempts != 1 else ''}"
     if action.state == authorizations.DONE:
-        when = datetime.fromtimestamp(action.settled_at or action.created_at, UTC)
+        when = utc(action.settled_at or action.created_at)
         if action.action == authorizations.CANCEL:
-            return f"Authorization cancelled, not charged ({when:%Y-%m-%d %H:%M:%S} UTC, {tries})."
-        return f"{what} confirmed by Flex ({when:%Y-%m-%d %H:%M:%S} UTC, {tries})."
+            return f"Authorization cancelled, not charged ({when}, {tries})."
+        return f"{what} confirmed by Flex ({when}, {tries})."
     if action.state == authorizations.PENDING:
         return (f"{what} sent to Flex, not confirmed yet ({tries} so far): the shop asks "
                 "again automatically with the same idempotency key, so it happens once.")
@@ -181,9 +189,9 @@ def register(app: Flask) -> None:
     """Makes the wording available to templates as filters: `order|status_label`,
     `order|shopper_message`, `order|merchant_note`, `order|disputed_on`,
     `order|authorization_hint`, `action|authorization_summary`, `step|tour_step`,
-    `cents|money`; and as globals, `tour_steps` and `next_steps`."""
+    `when|utc`, `cents|money`; and as globals, `tour_steps` and `next_steps`."""
     for wording in (status_label, shopper_message, merchant_note, disputed_on,
-                    authorization_hint, authorization_summary, tour_step):
+                    authorization_hint, authorization_summary, tour_step, utc):
         app.add_template_filter(wording)
     app.jinja_env.globals["tour_steps"] = TOUR_STEPS
     app.jinja_env.globals["next_steps"] = NEXT_STEPS_WHILE_CONFIRMING

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from shop.wording import TOUR_STEPS, tour_step
+from shop.wording import TOUR_STEPS, tour_step, utc
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -33,3 +34,11 @@ def test_a_tour_step_marks_buttons_and_commands_and_escapes_the_rest():
     html = tour_step("Click **Pay** <now> after `make demo` & wait")
     assert html == ("Click <strong>Pay</strong> &lt;now&gt; after <code>make demo</code> "
                     "&amp; wait")
+
+
+def test_every_moment_is_shown_in_one_format_in_utc():
+    assert utc(0) == "1970-01-01 00:00:00 UTC"  # epoch seconds, as the database keeps them
+    paris = datetime(2026, 12, 6, 19, 35, 2, tzinfo=timezone(timedelta(hours=1)))
+    assert utc(paris) == "2026-12-06 18:35:02 UTC"
+    assert utc(paris, time_only=True) == "18:35:02 UTC"
+    assert utc(datetime(2026, 12, 6, 18, 35, 2)) == "2026-12-06 18:35:02 UTC"  # naive is UTC
