@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from shop.wording import TOUR_STEPS, tour_step, utc
+from shop.wording import TOUR_STEPS, marked, utc
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -30,10 +30,13 @@ def test_the_readme_lists_the_tours_steps_word_for_word():
     assert readme_steps() == list(TOUR_STEPS)
 
 
-def test_a_tour_step_marks_buttons_and_commands_and_escapes_the_rest():
-    html = tour_step("Click **Pay** <now> after `make demo` & wait")
+def test_marks_bold_code_and_links_fill_values_and_escape_the_rest():
+    html = marked("Click **Pay** <now> after `make demo` & wait")
     assert html == ("Click <strong>Pay</strong> &lt;now&gt; after <code>make demo</code> "
                     "&amp; wait")
+    linked = marked("Go [back & retry] to `{url}`.", "/cart?a=1&b=2", url="<http://x/>")
+    assert linked == ('Go <a href="/cart?a=1&amp;b=2">back &amp; retry</a> to '
+                      "<code>&lt;http://x/&gt;</code>.")
 
 
 def test_every_moment_is_shown_in_one_format_in_utc():
