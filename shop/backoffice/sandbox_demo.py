@@ -29,6 +29,13 @@ def available() -> bool:
     return demo_tools() and services().sandbox_url is not None
 
 
+@bp.app_context_processor
+def demo_sandbox() -> dict:
+    """Tells the order page to show the buttons. Set here, not by the order page, so that
+    deleting this module (and its registration in app.py) leaves no demo tools behind."""
+    return {"demo_sandbox": available()}
+
+
 @bp.post("/<order_id>/simulate/portal-refund")
 def portal_refund(order_id: str):
     """Flex's portal refunds half of what remains; Flex then sends order.refunded."""

@@ -9,7 +9,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 
 from flex.purposes import purpose
 from shop import wording
-from shop.backoffice import sandbox_demo
 from shop.backoffice.access import may_see_order, merchant_only, order_link
 from shop.checkout import funnel, payment
 from shop.forms import RefundForm
@@ -60,7 +59,6 @@ def detail(order_id: str):
         authorization=authorizations.get(conn, order_id),
         authorization_error=refused["message"] if refused else None,
         webhooks=events.for_order(conn, order_id),
-        demo_sandbox=sandbox_demo.available(),
         sensejs=services().sensejs, sense_key=funnel.confirmation_sense_key(order_id),
         order_link=order_link(order_id),
         demo_tools_open=session.pop("demo_tools_open", None) == order_id,
