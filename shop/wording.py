@@ -108,7 +108,7 @@ _MARKS = re.compile(r"\*\*(.+?)\*\*|`(.+?)`|\[(.+?)\]")
 
 def marked(text: str, href: str | None = None, **values: object) -> Markup:
     """A sentence as HTML: **bold** as <strong>, `code` as <code>, [words] as a link to
-    `href`, and each {name} replaced by `values[name]`; everything else escaped."""
+    `href` (if given), and each {name} replaced by `values[name]`; everything else escaped."""
     def fill(part: str) -> Markup:
         return escape(part).format(**values) if values else escape(part)
 
@@ -120,8 +120,10 @@ def marked(text: str, href: str | None = None, **values: object) -> Markup:
             html.append(Markup("<strong>%s</strong>") % fill(bold))
         elif code is not None:
             html.append(Markup("<code>%s</code>") % fill(code))
-        else:
+        elif href is not None:
             html.append(Markup('<a href="%s">%s</a>') % (href, fill(link)))
+        else:  # no link to make: the brackets stay, as written
+            html.append(fill(match.group(0)))
         last = match.end()
     html.append(fill(text[last:]))
     return Markup("").join(html)

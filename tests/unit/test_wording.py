@@ -37,6 +37,7 @@ def test_marks_bold_code_and_links_fill_values_and_escape_the_rest():
     linked = marked("Go [back & retry] to `{url}`.", "/cart?a=1&b=2", url="<http://x/>")
     assert linked == ('Go <a href="/cart?a=1&amp;b=2">back &amp; retry</a> to '
                       "<code>&lt;http://x/&gt;</code>.")
+    assert marked("See [the log].") == "See [the log]."  # no link given: written as it is
 
 
 def test_every_moment_is_shown_in_one_format_in_utc():
