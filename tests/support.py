@@ -639,12 +639,25 @@ def violations(page: Page, name: str) -> list[str]:
     return found
 
 
-class RunningShop:
-    """The app running as its own process for the browser tests (tests/e2e/conftest.py)."""
+@dataclass(frozen=True)
+class SandboxAt:
+    """A Flex sandbox known by its URL only (another process runs it): what calls(),
+    set_fault() and the other control-plane helpers need of a sandbox."""
 
-    def __init__(self, url: str, sandbox_url: str, database: str):
+    url: str
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/v1"
+
+
+class RunningShop:
+    """The app running as its own process for the browser tests (tests/e2e/conftest.py), and
+    the sandbox it embeds."""
+
+    def __init__(self, url: str, sandbox: SandboxAt, database: str):
         self.url = url
-        self.sandbox_url = sandbox_url
+        self.sandbox = sandbox
         self.database = database  # the server's SQLite file
 
     def buy(self, card: str, quantity: int = 1) -> str:
@@ -652,21 +665,6 @@ class RunningShop:
         for tests that need an order to look at rather than the journey to it."""
         with Shopper(self.url) as shopper:
             return shopper.pay(card, quantity=quantity)
-
-    def sandbox_calls(self, endpoint: str) -> list[dict]:
-        response = requests.get(f"{self.sandbox_url}/_sandbox/calls",
-                                params={"endpoint": endpoint}, timeout=5)
-        response.raise_for_status()
-        return response.json()
-
-    def poll_sandbox_calls(self, endpoint: str, predicate, timeout: float = 5.0) -> list[dict]:
-        """The sandbox's calls to `endpoint` matching `predicate`, once there is at least one."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [call for call in self.sandbox_calls(endpoint) if predicate(call)]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.1)
 
 
 @contextmanager
@@ -693,7 +691,7 @@ def running_shop(tmp_path_factory, name: str, **settings: str) -> Iterator[Runni
     }, tmp_path_factory.mktemp(f"{name}-log") / "server.log")
     try:
         server.start()
-        yield RunningShop(server.url, f"http://127.0.0.1:{sandbox_port}", database)
+        yield RunningShop(server.url, SandboxAt(f"http://127.0.0.1:{sandbox_port}"), database)
     finally:
         server.stop()
         # The sandbox process beside the database leaves by itself once the shop has gone.

@@ -17,11 +17,14 @@ from tests.support import (
     FLEX_DECLINED,
     FLEX_DOWN,
     RESCUED,
+    calls,
+    clear_faults,
     expect_status,
     fill_checkout,
     open_checkout,
     pay_in_browser,
     sense_post,
+    set_fault,
     spaced,
     wait_for,
 )
@@ -31,19 +34,14 @@ pytestmark = pytest.mark.e2e
 
 
 
-def set_fault(shop, endpoint: str, spec: dict) -> None:
-    requests.put(f"{shop.sandbox_url}/_sandbox/faults/{endpoint}", json=spec,
-                 timeout=5).raise_for_status()
-
-
 @pytest.fixture(autouse=True)
-def clear_faults(shop):
+def no_fault_left(shop):
     yield
-    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)
+    clear_faults(shop.sandbox)
 
 
 def test_approved_card_is_paid_without_waiting_for_the_transmit(page: Page, shop):
-    set_fault(shop, "transmit", {"hang": True})  # Flex holds every /transmit unanswered
+    set_fault(shop.sandbox, "transmit", hang=True)  # Flex holds every /transmit unanswered
     checkout_id = open_checkout(page)
     fill_checkout(page, APPROVED)
     page.get_by_role("button", name="Pay", exact=True).click()
@@ -57,11 +55,11 @@ def test_approved_card_is_paid_without_waiting_for_the_transmit(page: Page, shop
 
     # The shopper sees "Paid" while Flex has not answered the /transmit: it is not on the path.
     assert outbox_row()[0] == "pending"
-    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex answers now
+    clear_faults(shop.sandbox)  # Flex answers now
 
     assert wait_for(lambda: outbox_row()[0] == "delivered"), outbox_row()
-    transmits = shop.poll_sandbox_calls(
-        "transmit", lambda call: call["request"]["orderId"] == checkout_id, timeout=8)
+    transmits = wait_for(lambda: [call for call in calls(shop.sandbox, "transmit")
+                                  if call["request"]["orderId"] == checkout_id], timeout=8)
     # The relay counts every send and sends only pending rows: Flex got one transmit per
     # attempt (one, unless the held call outlived its deadline and was sent again).
     assert len(transmits) == outbox_row()[1] >= 1
@@ -70,7 +68,7 @@ def test_approved_card_is_paid_without_waiting_for_the_transmit(page: Page, shop
 def test_declined_card_is_rescued_by_flex(page: Page, shop):
     checkout_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Rescued by Flex")
-    evaluate = [c for c in shop.sandbox_calls("evaluate")
+    evaluate = [c for c in calls(shop.sandbox, "evaluate")
                 if c["request"]["orderId"] == checkout_id]
     assert len(evaluate) == 1
     expect(page.get_by_text(evaluate[0]["response"]["orderSessionKey"]).first).to_be_visible()
@@ -111,10 +109,10 @@ def test_unknown_flex_answer_awaits_confirmation_in_a_neutral_look(page: Page):
 
 
 def test_awaiting_confirmation_page_updates_by_itself(page: Page, shop):
-    set_fault(shop, "evaluate", {"status": 503})  # Flex's answer does not arrive
+    set_fault(shop.sandbox, "evaluate", status=503)  # Flex's answer does not arrive
     checkout_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Awaiting confirmation")
-    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex is back
+    clear_faults(shop.sandbox)  # Flex is back
     with closing(sqlite3.connect(shop.database)) as conn, conn:  # the replay is due now
         conn.execute("UPDATE orders SET recover_at = 0 WHERE id = ?", (checkout_id,))
     # The relay replays /evaluate; the open page notices and shows the result, no reload.
@@ -141,7 +139,7 @@ def test_declined_order_offers_another_card_with_the_cart_kept(page: Page):
 
 
 def test_pay_button_shows_processing_and_announces_it(page: Page, shop):
-    set_fault(shop, "evaluate", {"delay_ms": 1500})  # a decline Flex takes its time over
+    set_fault(shop.sandbox, "evaluate", delay_ms=1500)  # a decline Flex takes its time over
     seen = []
     # While the POST is in flight Playwright cannot query the old page (it waits for the new
     # one), so the page reports what the shopper sees once app.js has handled the submit.
@@ -263,7 +261,7 @@ def test_sensejs_runs_once_per_funnel_page_under_one_sense_key(page: Page, shop)
     checkout_id = page.locator("input[name=checkout_id]").input_value()
     assert cart["senseKey"] == checkout["senseKey"] == checkout_id
     assert cart["initCount"] == checkout["initCount"] == 1
-    fingerprint = requests.get(f"{shop.sandbox_url}/_sandbox/sense/{checkout_id}", timeout=5)
+    fingerprint = requests.get(f"{shop.sandbox.url}/_sandbox/sense/{checkout_id}", timeout=5)
     assert fingerprint.status_code == 200 and len(fingerprint.json()) == 2
 
     fill_checkout(page, RESCUED)
@@ -273,7 +271,7 @@ def test_sensejs_runs_once_per_funnel_page_under_one_sense_key(page: Page, shop)
     expect_status(page, "Rescued by Flex")
     confirmation = page.evaluate("({...window.fcWidget})")
     assert (confirmation["senseKey"], confirmation["initCount"]) == (checkout_id, 1)
-    evaluate = [c for c in shop.sandbox_calls("evaluate")
+    evaluate = [c for c in calls(shop.sandbox, "evaluate")
                 if c["request"]["orderId"] == checkout_id]
     assert evaluate[0]["request"]["senseKey"] == checkout_id
 
@@ -286,7 +284,7 @@ def test_double_click_on_pay_creates_one_order(page: Page, shop):
     expect_status(page, "Paid")
     page.goto("/orders")
     expect(page.get_by_role("link", name=re.compile(checkout_id[:8]))).to_have_count(1)
-    tokenizes = [c for c in shop.sandbox_calls("tokenize")
+    tokenizes = [c for c in calls(shop.sandbox, "tokenize")
                  if c["request"]["payment_method"].get("sense_key") == checkout_id]
     assert len(tokenizes) == 1
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.support import expect_status, pay_in_browser, violations
+from tests.support import calls, expect_status, pay_in_browser, violations
 
 pytestmark = pytest.mark.e2e
 
@@ -18,11 +18,12 @@ THREE_D_SECURE = "4000 0084 0000 1629"
 
 
 def decide(shop, order_id: str, decision: str | None = None) -> None:
-    [evaluate] = [c for c in shop.sandbox_calls("evaluate") if c["request"]["orderId"] == order_id]
+    [evaluate] = [c for c in calls(shop.sandbox, "evaluate")
+                  if c["request"]["orderId"] == order_id]
     assert evaluate["response"]["status"] == "SUBMITTED"
     assert evaluate["request"]["threeDSecure"]["authenticationResponseStatus"] == "Y"
     key = evaluate["response"]["orderSessionKey"]
-    requests.post(f"{shop.sandbox_url}/_sandbox/orders/{key}/decide", timeout=5,
+    requests.post(f"{shop.sandbox.url}/_sandbox/orders/{key}/decide", timeout=5,
                   json={"decision": decision} if decision else {}).raise_for_status()
 
 
