@@ -49,6 +49,8 @@ from shop.webhooks.effects import apply_due
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# --- processes, ports, waiting ---------------------------------------------------------------
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -575,7 +577,7 @@ def settles_to(app, client, order_id: str, label: str, timeout: float = 15) -> b
                     timeout)
 
 
-# --- the browser (Playwright) ---------------------------------------------------------------
+# --- the browser (Playwright), and the shop process it browses -----------------------------
 
 CHECKOUT_FIELDS = (
     ("Email", "shopper@example.com"),
@@ -850,7 +852,7 @@ class ShopClock:
         return self
 
 
-# --- crash points -------------------------------------------------------------------------
+# --- the lifecycle: crash points --------------------------------------------------------
 
 class SimulatedCrash(BaseException):  # noqa: N818 - it stands for a kill, not an error
     """A process killed at a crash point (shop/crash.py): a BaseException, so that no
@@ -886,7 +888,7 @@ class CrashPoints:
         return self
 
 
-# --- Flex's webhook sender, played by the test ----------------------------------------------
+# --- the lifecycle: Flex's webhook sender, played by the test ----------------------------
 
 @dataclass
 class Sent:
@@ -976,7 +978,7 @@ def _body(event, merchant_order_id, order_session_key, happened_at, confirmation
     }, separators=(",", ":")).encode()
 
 
-# --- the Flex client, with what happens during a call ---------------------------------------
+# --- the lifecycle: the Flex client, with what happens during a call ---------------------
 
 class CallHooks:
     """Wraps calls of the shop's FlexClient: `during[name]` runs after Flex acted on the call
@@ -1004,7 +1006,7 @@ class CallHooks:
         return wrapped
 
 
-# --- the shop's order against Flex's record --------------------------------------------------
+# --- the lifecycle: the shop's order against Flex's record --------------------------------
 
 @dataclass(frozen=True)
 class FlexRecord:
