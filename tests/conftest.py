@@ -20,15 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ProcessWatch
+
 os.environ["FLASK_SKIP_DOTENV"] = "1"
 
 E2E = Path(__file__).parent / "e2e"
-# Tools that answer and exit within milliseconds (`git ls-files`): not what `slow` is about.
-QUICK_TOOLS = {"git"}
-PROCESS_EVENTS = {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn",
-                  "os.exec", "os.system", "os.kill", "os.killpg"}
-
-
 def pytest_collection_modifyitems(config, items):
     chosen, screenshots = [], []
     wants_screenshots = "screenshots" in (config.option.markexpr or "")
@@ -40,32 +36,6 @@ def pytest_collection_modifyitems(config, items):
     if screenshots:
         config.hook.pytest_deselected(items=screenshots)
         items[:] = chosen
-
-
-class ProcessWatch:
-    """Records the processes started or signalled during the setup and call of a test not
-    marked slow (Python's audit hooks see every subprocess, fork and kill). Teardown is not
-    watched: the session's fixtures end there, in whichever test happens to run last."""
-
-    def __init__(self):
-        self.watching = False
-        self.seen: list[str] = []
-
-    def __call__(self, event: str, args: tuple) -> None:
-        if self.watching and event in PROCESS_EVENTS and (what := self.describe(event, args)):
-            self.seen.append(what)
-
-    @staticmethod
-    def describe(event: str, args: tuple) -> str | None:
-        if event == "subprocess.Popen":
-            command = args[1] if isinstance(args[1], list | tuple) else [args[1]]
-            if Path(str(command[0])).name in QUICK_TOOLS:
-                return None
-            return f"started {' '.join(map(str, command))[:120]}"
-        if event in ("os.kill", "os.killpg"):
-            # signal 0 only asks whether the process exists
-            return f"sent signal {args[1]} to process {args[0]}" if args[1] else None
-        return f"{event} {args!r:.120}"
 
 
 WATCH = ProcessWatch()

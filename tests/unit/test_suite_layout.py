@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support import ProcessWatch
+
 TESTS = Path(__file__).resolve().parents[1]
 HELPERS = "tests.support"
 
@@ -61,3 +63,20 @@ def test_the_check_sees_relative_and_absolute_imports():
     assert [name for _, name in imported_modules(source, package)] == [
         "tests.integration.conftest", "tests.integration.test_shop", "tests.integration.test_x",
         "tests.e2e.conftest", "tests.support", "tests.support"]
+
+
+def test_the_slow_rule_sees_processes_started_and_signalled_not_quick_tools():
+    """tests/conftest.py fails a test not marked slow whose setup or call does any of these."""
+    watch = ProcessWatch()
+    gunicorn = ("subprocess.Popen", ("/usr/bin/python3", ["python3", "-m", "gunicorn"], None,
+                                     None))
+    watch(*gunicorn)
+    assert watch.seen == []  # not watching: a slow test, or a teardown
+    watch.watching = True
+    for event in (gunicorn, ("subprocess.Popen", ("/usr/bin/git", ["git", "ls-files"], None,
+                                                  None)),
+                  ("os.kill", (4242, 0)), ("os.kill", (4242, 9)), ("os.fork", ()),
+                  ("open", ("shop.sqlite", "r", 0))):
+        watch(*event)
+    assert watch.seen == ["started python3 -m gunicorn", "sent signal 9 to process 4242",
+                          "os.fork ()"]
