@@ -339,10 +339,12 @@ class Shopper:
             "csrf_token": hidden(page, "csrf_token"), "sku": sku, "quantity": quantity})
         assert answer.status_code == 302, answer.text[:300]
 
-    def checkout_form(self, card: str = spaced(APPROVED)) -> dict:
+    def checkout_form(self, card: str = spaced(APPROVED), page: str | None = None) -> dict:
         """The checkout form for the cart as it is, filled in with `card` (by default the
-        approved test card, spaced as a shopper types it)."""
-        page = self.get("/checkout")
+        approved test card, spaced as a shopper types it): the form of `page`, a checkout
+        page already open, or of the checkout page opened now (each opening is a new
+        checkout id)."""
+        page = self.get("/checkout") if page is None else page
         return {name: hidden(page, name)
                 for name in ("csrf_token", "checkout_id", "expected_total_cents")} | {
             "email": "shopper@example.com", "name": "Ada Lovelace", "card_number": card,

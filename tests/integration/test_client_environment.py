@@ -7,10 +7,9 @@ import pytest
 
 from flex import FlexClient
 from flex.errors import FlexUnavailableError
-from flex.models import Card
-from tests.support import calls, flex_config
+from tests.support import APPROVED, calls, card, flex_config
 
-CARD = Card("4242424242424242", "123", 12, 2034, "Ada Lovelace")
+CARD = card(APPROVED)
 
 
 def test_a_netrc_entry_for_the_flex_host_does_not_replace_the_bearer(
