@@ -1,8 +1,10 @@
-"""The helpers every test suite shares (fixtures live in the conftest.py files; test
-modules import helpers from here, never from each other): processes and free loopback ports,
-a loopback HTTP server, the shopper's form steps (Flask test client or HTTP), the Flex
-sandbox seen from outside, the shop's database, the browser's checkout steps, a throwaway
-PostgreSQL cluster, and the order lifecycle's clock, courier and records."""
+"""The helpers every test suite shares, in one module (fixtures live in the conftest.py
+files; a test module imports helpers from here, never from another test module or a
+conftest). Its sections, in order: processes, ports and waiting; the `slow` rule's process
+watch; a loopback HTTP server (and the shop and a webhook subscriber served by it); pages;
+the test cards; the shopper (Flask test client or HTTP); the Flex sandbox seen from outside;
+the flex library's inputs; the shop and its database; the browser and the shop process it
+browses; a throwaway PostgreSQL cluster; the order lifecycle's clock, courier and records."""
 
 from __future__ import annotations
 
