@@ -59,12 +59,17 @@ def database_url(request, engine, tmp_path):
     """A fresh, empty database on `engine` (on PostgreSQL: a schema of its own), removed
     after the test."""
     if engine == db.SQLITE:
-        yield f"sqlite:///{tmp_path / 'shop.sqlite'}"
-        return
-    cluster = request.getfixturevalue("postgres_cluster")
-    url = cluster.create_schema()
+        return f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh, empty schema of its own on the session's PostgreSQL cluster, dropped after
+    the test."""
+    url = postgres_cluster.create_schema()
     yield url
-    cluster.drop_schema(url)
+    postgres_cluster.drop_schema(url)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,8 @@ import pytest
 import requests
 
 from tests.support import (
+    APPROVED,
+    RESCUED,
     ROOT,
     Shopper,
     calls,
@@ -42,17 +44,14 @@ from tests.support import (
 
 pytestmark = pytest.mark.slow  # starts gunicorn nodes, relays, PostgreSQL
 
-APPROVED = "4242424242424242"  # the processor approves: paid, a transmit is queued
-RESCUED = "4000000000000002"  # the processor declines, Flex approves: rescued, no transmit
 CHECKOUTS, KILL_AFTER = 200, 104
 RELAY_DEADLINE = 5  # seconds; a relay leases a row for twice that
 
 
 @pytest.fixture
-def database_url(postgres_cluster):
-    url = postgres_cluster.create_schema()
-    yield url
-    postgres_cluster.drop_schema(url)
+def database_url(postgres_url):
+    """Every node of this module on PostgreSQL (SQLite is one machine's)."""
+    return postgres_url
 
 
 class Processes:

@@ -266,13 +266,6 @@ def _after_the_processor_answers(app, monkeypatch, action) -> None:
     monkeypatch.setattr(processor, "authorize", authorize_then_act)
 
 
-@pytest.fixture
-def postgres_url(postgres_cluster):
-    url = postgres_cluster.create_schema()
-    yield url
-    postgres_cluster.drop_schema(url)
-
-
 @pytest.mark.parametrize("card", [APPROVED, RESCUED])
 def test_a_postgresql_restart_mid_checkout_costs_a_retry_not_a_500(
         make_app, postgres_cluster, postgres_url, fresh_sandbox, monkeypatch, caplog, card):

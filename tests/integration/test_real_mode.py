@@ -12,9 +12,8 @@ import time
 import pytest
 import requests
 
-import flex_sandbox
 from app import create_app
-from tests.support import ROOT, Shopper, close_app, free_port, running
+from tests.support import ROOT, SandboxAt, Shopper, close_app, flex_settings, free_port, running
 
 pytestmark = pytest.mark.slow  # starts the sandbox and `flask` as processes
 
@@ -33,13 +32,7 @@ def real_env(url: str, tmp_path, **overrides) -> dict:
     env = {
         **os.environ,
         "DATABASE": str(tmp_path / "shop.sqlite"),
-        "FLEX_API_URL": f"{url}/v1",
-        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-        "FLEX_MID": flex_sandbox.DEFAULT_MID,
-        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
-        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "FLEX_SENSEJS_URL": f"{url}/widget.js",
+        **flex_settings(SandboxAt(url)),
         "FLEX_RELAY": "0",
     }
     env.update(overrides)

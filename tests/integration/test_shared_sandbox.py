@@ -20,6 +20,7 @@ import requests
 from flex_sandbox import shared
 from tests.support import (
     PRODUCTION,
+    RESCUED,
     ROOT,
     Shopper,
     calls,
@@ -31,7 +32,6 @@ from tests.support import (
     wait_until_up,
 )
 
-RESCUED = "4000000000000002"  # processor declines, Flex approves: refundable through Flex
 CONTROL_PATHS = ("/_sandbox/calls", "/_sandbox/reset", "/_sandbox/orders",
                  "/_sandbox/faults/evaluate", "/_sandbox/tokens/expire")
 
