@@ -353,10 +353,15 @@ class Shopper:
             "expiry": "12/34", "cvc": "123", "address": "1 Main St", "city": "Springfield",
             "state": "IL", "zip_code": "62701", "country": "US"}
 
+    def ready_to_pay(self, card: str = spaced(APPROVED), sku: str = "mug",
+                     quantity: int = 1) -> dict:
+        """Fills the cart and opens the checkout: its form, filled in with `card`."""
+        self.fill_cart(sku, quantity)
+        return self.checkout_form(card)
+
     def pay(self, card: str, sku: str = "mug", quantity: int = 1) -> str:
         """Fills the cart, pays with `card`; returns the order id (the checkout id)."""
-        self.fill_cart(sku, quantity)
-        form = self.checkout_form(card)
+        form = self.ready_to_pay(card, sku, quantity)
         answer = self.post("/checkout", form)
         assert answer.status_code == 302, answer.text[:500]
         assert answer.headers["Location"].rsplit("/", 1)[-1] == form["checkout_id"]

@@ -306,9 +306,7 @@ def shopper(shop):
 def rescued_order(shop):
     """An $18.00 order Flex rescued (so refunds go to Flex), and its page."""
     client = shop.test_client()
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = shopper.checkout_form("4000000000000002")
+    form = Shopper(client).ready_to_pay("4000000000000002")
     order_id = client.post("/checkout", data=form).headers["Location"].rsplit("/", 1)[-1]
     return client, order_id
 
@@ -440,8 +438,7 @@ def test_the_footprint_sees_a_real_order(make_app, fresh_sandbox, caplog):
     app = make_app()
     footprint = Footprint(app, fresh_sandbox)
     shopper = Shopper(app.test_client())
-    shopper.fill_cart()
-    assert shopper.post("/checkout", shopper.checkout_form()).status_code == 302
+    assert shopper.post("/checkout", shopper.ready_to_pay()).status_code == 302
     app.extensions["services"].flow.close()  # its vault call has finished
     with pytest.raises(AssertionError):
         footprint.assert_unchanged(caplog)

@@ -70,8 +70,7 @@ def crashed(server: ShopServer) -> bool:
 def test_kill_9_during_checkout_is_recovered(shop, fresh_sandbox, database_url, point, card):
     server = shop.start(SHOP_CRASH_AT=point, FLEX_RELAY="0")
     shopper = Shopper(server.url)
-    shopper.fill_cart()
-    form = shopper.checkout_form(card)
+    form = shopper.ready_to_pay(card)
     order_id = form["checkout_id"]
     with pytest.raises(requests.ConnectionError):
         shopper.post("/checkout", form)

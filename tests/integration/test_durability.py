@@ -46,8 +46,7 @@ def make_server(fresh_sandbox, database_url, tmp_path):
 def test_twenty_concurrent_submits_make_one_order(make_server, fresh_sandbox, database_url):
     server = make_server()
     shopper = Shopper(server.url)
-    shopper.fill_cart()
-    form = shopper.checkout_form("4242424242424242")
+    form = shopper.ready_to_pay("4242424242424242")
     with ThreadPoolExecutor(20) as pool:
         responses = list(pool.map(lambda _: shopper.post("/checkout", form), range(20)))
 

@@ -56,9 +56,7 @@ def test_bad_checkout_input_is_refused_before_any_payment_call(client, fresh_san
                                                                case):
     caplog.set_level(logging.INFO)
     changes, status, message = CHECKOUT_CASES[case]
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = shopper.checkout_form()
+    form = Shopper(client).ready_to_pay()
     form.update(changes)
     response = client.post("/checkout", data={k: v for k, v in form.items() if v is not None})
     assert response.status_code == status
@@ -120,9 +118,7 @@ def test_refund_of_an_unknown_order_is_a_404(client, fresh_sandbox):
 
 
 def test_oversized_body_is_a_413(client, fresh_sandbox):
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = {**shopper.checkout_form(), "address": "x" * 100_000}
+    form = {**Shopper(client).ready_to_pay(), "address": "x" * 100_000}
     response = client.post("/checkout", data=form)
     assert response.status_code == 413
     assert flex_calls(fresh_sandbox) == 0
@@ -140,14 +136,12 @@ def test_card_data_and_secrets_never_stored_logged_or_shown(app, client, caplog)
     pages, order_ids = [], []
     shopper = Shopper(client)
     for number in SENTINEL_CARDS:
-        shopper.fill_cart()
-        form = {**shopper.checkout_form(number), "cvc": SENTINEL_CVC}
+        form = {**shopper.ready_to_pay(number), "cvc": SENTINEL_CVC}
         pages.append(client.post("/checkout", data={**form, "zip_code": "bad"}).data)  # re-render
         order = client.post("/checkout", data={**shopper.checkout_form(number),
                                                "cvc": SENTINEL_CVC})
         order_ids.append(order.headers["Location"].rsplit("/", 1)[-1])
-    shopper.fill_cart()
-    client.post("/checkout", data={**shopper.checkout_form("4000000000000002"),
+    client.post("/checkout", data={**shopper.ready_to_pay("4000000000000002"),
                                    "cvc": SENTINEL_CVC})  # declined -> vault -> evaluate
     services = app.extensions["services"]
     assert services.relay.run_once() == 2
@@ -289,9 +283,7 @@ def test_flex_outage_still_says_the_payment_is_not_confirmed(client, fresh_sandb
 ])
 def test_ordinary_text_is_accepted(app, client, fresh_sandbox, field, value):
     """The refusals above do not catch what real shoppers type."""
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = {**shopper.checkout_form(), field: value}
+    form = {**Shopper(client).ready_to_pay(), field: value}
     response = client.post("/checkout", data=form)
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
 

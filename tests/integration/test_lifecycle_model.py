@@ -169,8 +169,7 @@ class LifecycleModel(RuleBasedStateMachine):
 
     def _checkout(self, card, quantity, crash, webhooks_during) -> str:
         shopper = Shopper(self.app.test_client())  # a new shopper: a cart of their own
-        shopper.fill_cart(quantity=quantity)
-        form = shopper.checkout_form(card)
+        form = shopper.ready_to_pay(card, quantity=quantity)
         self._send(lambda: shopper.post("/checkout", form), crash,
                    "evaluate" if webhooks_during else None)
         self.placed.append(form["checkout_id"])

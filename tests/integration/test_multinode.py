@@ -142,8 +142,7 @@ def sandbox_connections(pid: int, port: int) -> set[int]:
 def checkout(card: str, cart_node: str, pay_node: str) -> str:
     """One shopper: cart and checkout page on `cart_node`, the payment on `pay_node`."""
     shopper = Shopper(cart_node)
-    shopper.fill_cart()
-    form = shopper.checkout_form(card)
+    form = shopper.ready_to_pay(card)
     response = shopper.http.post(f"{pay_node}/checkout", data=form, allow_redirects=False,
                                  timeout=30)
     assert response.status_code == 302, response.text[:300]

@@ -299,9 +299,7 @@ def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_se
     app = make_app(DATABASE_URL=postgres_url, DATABASE_RETRY_SECONDS=0.5)
     client = app.test_client()
     _after_the_processor_answers(app, monkeypatch, postgres_cluster.pause)
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = shopper.checkout_form()
+    form = Shopper(client).ready_to_pay()
     try:
         answer = client.post("/checkout", data=form)
     finally:
@@ -321,9 +319,7 @@ def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_se
 def test_a_checkout_that_never_got_its_order_says_nothing_was_charged(client, fresh_sandbox):
     """The database was down before the order row (which comes before the charge) was
     written: the confirming page's link then tells the shopper nothing was charged."""
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    checkout_id = shopper.checkout_form()["checkout_id"]
+    checkout_id = Shopper(client).ready_to_pay()["checkout_id"]
     with client.session_transaction() as session:
         session["orders"] = [checkout_id]  # remembered by the checkout that then failed
     page = client.get(f"/orders/{checkout_id}")

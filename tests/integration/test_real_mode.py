@@ -110,9 +110,7 @@ def test_placeholder_from_env_example_is_refused(flex_process, tmp_path):
 def test_checkout_then_reset_against_the_separate_process(flex_process, shop_app, tmp_path):
     env = real_env(flex_process, tmp_path)
     client = shop_app(env).test_client()
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = shopper.checkout_form("4000000000000002")
+    form = Shopper(client).ready_to_pay("4000000000000002")
     order_page = client.post("/checkout", data=form, follow_redirects=True)
     assert "Rescued by Flex" in order_page.get_data(as_text=True)
     evaluations = sandbox_calls(flex_process, "evaluate")
@@ -127,9 +125,7 @@ def test_relay_as_its_own_process_delivers_what_the_web_process_queued(flex_proc
                                                                     tmp_path):
     env = real_env(flex_process, tmp_path, FLEX_RELAY_POLL_SECONDS="0.1")
     client = shop_app(env).test_client()  # FLEX_RELAY=0: the web process only queues
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = shopper.checkout_form()  # 4242…: approved, transmit queued
+    form = Shopper(client).ready_to_pay()  # 4242…: approved, transmit queued
     assert "Paid" in client.post("/checkout", data=form, follow_redirects=True).text
 
     def transmitted() -> list[dict]:

@@ -141,9 +141,7 @@ def test_declined_order_cannot_be_refunded(client):
 
 @pytest.mark.storage
 def test_replayed_checkout_returns_the_same_order(client, fresh_sandbox):
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = shopper.checkout_form()
+    form = Shopper(client).ready_to_pay()
     first = client.post("/checkout", data=form)
     second = client.post("/checkout", data=form)
     assert first.headers["Location"] == second.headers["Location"]
@@ -163,9 +161,7 @@ def test_customer_ip_sent_to_flex_believes_only_trusted_proxies(make_app, fresh_
 
 
 def test_csrf_is_enforced(client, fresh_sandbox):
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = shopper.checkout_form()
+    form = Shopper(client).ready_to_pay()
     del form["csrf_token"]
     response = client.post("/checkout", data=form)
     assert response.status_code == 400
@@ -174,9 +170,7 @@ def test_csrf_is_enforced(client, fresh_sandbox):
 
 
 def test_invalid_card_gets_a_clear_message_and_no_calls(client, fresh_sandbox):
-    shopper = Shopper(client)
-    shopper.fill_cart()
-    form = shopper.checkout_form()
+    form = Shopper(client).ready_to_pay()
     form["card_number"] = "4242 4242 4242 4241"
     response = client.post("/checkout", data=form)
     assert response.status_code == 400
