@@ -3,8 +3,6 @@ on loopback and the shop configured exactly as for Flex's real sandbox (FLEX_API
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from app import create_app
@@ -183,8 +181,9 @@ def test_invalid_card_gets_a_clear_message_and_no_calls(client, fresh_sandbox):
 def test_card_number_never_reaches_the_database(app, client):
     for card in (APPROVED, RESCUED, FLEX_DECLINED):
         pay(client, card)
-    services_of(app).relay.run_once()
-    time.sleep(0.2)  # let background vault calls finish writing their log rows
+    services = services_of(app)
+    services.relay.run_once()
+    services.flow.close()  # waits for the background vault calls, which log their rows
     for path in sqlite_files(app):
         data = path.read_bytes()
         for card in (APPROVED, RESCUED, FLEX_DECLINED):
