@@ -1,9 +1,12 @@
-"""A Flex sandbox serving real HTTP on loopback, shared by a test module, and the shop's
-database on either engine.
+"""The integration suite's fixtures: a Flex sandbox serving real HTTP on loopback, shared by
+a test module (`sandbox`, reset for each test: `fresh_sandbox`), a session on its API (`api`,
+`flex`), the shop built against it (`make_app`, `app`, `client`), the shop over real HTTP
+with the sandbox's webhooks subscribed to it (`webhook_shop`), and the shop's database on
+either engine. The helpers they use are in tests/support.py.
 
 Tests marked `storage` run once per engine: on SQLite, and on PostgreSQL in a throwaway
 cluster started once per session (skipped, with the reason, when PostgreSQL is not
-installed). Other tests run on SQLite only.
+installed); the PostgreSQL run is marked `slow`. Other tests run on SQLite only.
 """
 
 from __future__ import annotations
