@@ -160,7 +160,6 @@ class ShopServer:
                 self.kill()
 
 
-
 # --- the `slow` rule: who starts or signals a process (tests/conftest.py) ----------------
 
 # Tools that answer and exit within milliseconds (`git ls-files`): not what `slow` is about.
@@ -297,6 +296,7 @@ RESCUED = "4000000000000002"
 CHALLENGED = "4000000000000127"
 FLEX_DECLINED = "4000000000009995"
 FLEX_DOWN = "4000000000000119"  # Flex decides APPROVED, its /evaluate answer is lost
+THREE_D_SECURE = "4000008400001629"  # authenticated, then declined: Flex answers SUBMITTED
 CARDS = (APPROVED, APPROVED_MC, OTHER_APPROVED, RESCUED, CHALLENGED, FLEX_DECLINED, FLEX_DOWN)
 
 

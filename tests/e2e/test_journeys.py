@@ -32,8 +32,6 @@ from tests.support import (
 pytestmark = pytest.mark.e2e
 
 
-
-
 @pytest.fixture(autouse=True)
 def no_fault_left(shop):
     yield

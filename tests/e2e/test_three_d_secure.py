@@ -10,11 +10,9 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.support import calls, expect_status, pay_in_browser, violations
+from tests.support import THREE_D_SECURE, calls, expect_status, pay_in_browser, violations
 
 pytestmark = pytest.mark.e2e
-
-THREE_D_SECURE = "4000 0084 0000 1629"
 
 
 def decide(shop, order_id: str, decision: str | None = None) -> None:

@@ -32,8 +32,6 @@ CARDS = {
 }
 
 
-
-
 def transmit_payload(flex_client: FlexClient) -> dict:
     return flex_client.transmit_payload(purchase(), card("4242424242424242").summary, DECLINE)
 

@@ -18,7 +18,6 @@ from tests.support import ROOT, SandboxAt, Shopper, close_app, flex_settings, fr
 pytestmark = pytest.mark.slow  # starts the sandbox and `flask` as processes
 
 
-
 @pytest.fixture(scope="module")
 def flex_process():
     port = free_port()

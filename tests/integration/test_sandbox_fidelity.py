@@ -151,7 +151,6 @@ def test_an_empty_three_d_secure_object_is_decided_at_once(flex):
     assert answer["status"] == "APPROVED"
 
 
-
 # --- Flex's Node sample, as published (only its base URL changed) ------------------------------
 
 

@@ -15,6 +15,7 @@ from flex.recovery import LATER, Decision, Recovery, UnansweredEvaluate
 from shop.checkout.processor import three_d_secure_result
 from tests.support import (
     DECLINE,
+    THREE_D_SECURE,
     MemoryStore,
     calls,
     card,
@@ -25,8 +26,6 @@ from tests.support import (
     status_label,
     wait_for,
 )
-
-THREE_D_SECURE = "4000008400001629"
 
 
 @pytest.fixture
