@@ -30,6 +30,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -112,6 +113,12 @@ class Answer:
     status: int
     headers: Mapping[str, str]  # case-insensitive `get`
     content: bytes
+
+    @cached_property
+    def json(self) -> object:
+        """The body parsed as JSON ("" for an empty body), once for both the report and the
+        caller; raises ValueError if it is not JSON."""
+        return json.loads(self.content) if self.content else ""
 
 
 class NoAnswer(Exception):
@@ -422,7 +429,7 @@ def parse(endpoint: str, response: Answer) -> dict:
     """The JSON body of an answer, or the typed error it stands for."""
     status = response.status
     try:
-        answer = json.loads(response.content) if response.content else {}
+        answer = response.json or {}
     except ValueError:
         raise FlexUnavailableError(f"{endpoint}: malformed JSON (HTTP {status})", status=status,
                                    body=_text(response)) from None
@@ -470,6 +477,7 @@ def _redacted_body(response: Answer | None) -> object:
     if response is None:
         return None
     try:
-        return redact(json.loads(response.content)) if response.content else ""
+        body = response.json
     except ValueError:
         return _text(response)
+    return redact(body)
