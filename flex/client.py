@@ -1,11 +1,11 @@
-"""FlexClient: every call this integration makes to Flex's API.
+"""FlexClient: every call this integration makes to Flex's API, one method per endpoint.
 
-One pool of kept-alive connections (urllib3's, which `requests` is built on, used directly:
-see `_transport`); a bearer token cached until shortly before it expires and renewed by one
-thread at a time; explicit (connect, read) timeouts and a total deadline on
-every call, the token fetch and the wait for it included; bounded, jittered retries only
-where a retry is safe; typed results and errors; and a hook that reports each attempt,
-redacted, for logs and the integration inspector.
+Each call builds its request and reads Flex's answer into a typed result; a bearer token is
+cached until shortly before it expires and renewed by one thread at a time. What every call
+shares is in the private HTTP layer, flex/_http.py: kept-alive connections, explicit
+(connect, read) timeouts and one deadline per call (the token fetch and the wait for it
+included), bounded jittered retries only where a retry is safe, typed errors, and a hook
+that reports each attempt, redacted, for logs and the integration inspector.
 
 API reference: https://docs.flexfactor.io (paths below are relative to `FlexConfig.api_url`).
 """
@@ -103,8 +103,9 @@ class FlexClient:
     def __init__(self, config: FlexConfig, *,
                  on_call: Callable[[CallReport], None] | None = None,
                  http: urllib3.PoolManager | None = None):
-        """`http`: the urllib3 pool manager to send through; by default one set up from the
-        environment (proxy, CA bundle) as `requests` would, once, here."""
+        """`on_call`: called with a redacted CallReport after every attempt. `http`: a urllib3
+        pool manager to send through; by default the environment (proxy, CA bundle) is read
+        once, here, as `requests` reads it (flex/_http.py)."""
         self.config = config
         self._http = Caller(config, transport_for(config.api_url, config.pool_size, http),
                             on_call=on_call, bearer=self._bearer)
@@ -133,14 +134,16 @@ class FlexClient:
 
     def authenticate(self, *, force: bool = False, ref: str | None = None,
                      deadline: float | None = None) -> str:
-        """The bearer token: cached, or fetched (POST /oauth2/token) when missing, near expiry
-        or `force`d. Raises FlexAuthError for bad credentials."""
+        """The bearer token, cached ~10 min: fetched (POST /oauth2/token) when missing, near expiry
+        or `force`d. Raises FlexAuthError for bad credentials.
+        API reference: https://docs.flexfactor.io ("Authentication")."""
         return self._bearer(self._expires(deadline), ref, force=force)
 
     def tokenize(self, card: Card, *, email: str = "", sense_key: str = "",
                  ref: str | None = None, deadline: float | None = None) -> VaultedCard:
-        """Vaults a card (POST /tokenize, API reference "Tokenize"); returns its token and
-        BIN. Raises FlexValidationError for a card Flex rejects."""
+        """Vaults a card (POST /tokenize) and returns its token, BIN and last 4 digits.
+        Raises FlexValidationError for a card Flex rejects.
+        API reference: https://docs.flexfactor.io ("Tokenize")."""
         body = payloads.tokenize_body(card, email=email, sense_key=sense_key)
         params = {"mid": self.config.mid, "environment": self.config.tokenization_key}
         answer = self._http.call(Request("tokenize", "POST", "/tokenize", self._expires(deadline),
@@ -157,17 +160,19 @@ class FlexClient:
 
     def transmit(self, payload: dict, *, ref: str | None = None,
                  deadline: float | None = None) -> TransmitResult:
-        """Tells Flex about a sale the processor approved (POST /transmit, API reference
-        "Transmit"). Safe to resend. Raises FlexValidationError for a malformed payload."""
+        """Tells Flex about a sale the processor approved (POST /transmit); safe to resend.
+        Raises FlexValidationError for a malformed payload.
+        API reference: https://docs.flexfactor.io ("Transmit")."""
         answer = self._http.call(Request("transmit", "POST", "/transmit", self._expires(deadline),
                                      body=payload, ref=ref))
         return TransmitResult(transmit_id=answer.get("transmitId"), raw=answer)
 
     def evaluate(self, payload: dict, *, ref: str | None = None,
                  deadline: float | None = None) -> Evaluation:
-        """Asks Flex to rescue a declined sale (POST /evaluate, API reference "Evaluate").
+        """Asks Flex to rescue a declined sale (POST /evaluate): APPROVED, DECLINED, CHALLENGE...
         Replaying the same idempotencyKey returns the first decision. Raises
-        FlexValidationError, or FlexUnavailableError when the decision is unknown."""
+        FlexValidationError, or FlexUnavailableError when the decision is unknown.
+        API reference: https://docs.flexfactor.io ("Evaluate")."""
         answer = self._http.call(Request("evaluate", "POST", "/evaluate", self._expires(deadline),
                                      body=payload, ref=ref))
         status, key = str(answer.get("status") or "").upper(), answer.get("orderSessionKey")
@@ -179,9 +184,10 @@ class FlexClient:
 
     def refund(self, order_session_key: str, amount_cents: int, message: str = "", *,
                ref: str | None = None, deadline: float | None = None) -> RefundResult:
-        """Refunds `amount_cents` (integer cents; sent as dollars) of a Flex-charged order
-        (POST /orders/{orderSessionKey}/refund, API reference "Refund"). Raises
-        FlexRefundRefused (e.g. more than is left), FlexNotFoundError, FlexValidationError."""
+        """Refunds `amount_cents` (integer cents, sent as dollars) of a Flex-charged order.
+        POST /orders/{orderSessionKey}/refund; never retried once it may have been sent.
+        Raises FlexRefundRefused (e.g. more than is left), FlexNotFoundError,
+        FlexValidationError. API reference: https://docs.flexfactor.io ("Refund")."""
         # Flex's refund takes no idempotency key, so a retry after the request may have
         # reached Flex could refund twice: retry only when it provably never left here.
         answer = self._http.call(Request(
@@ -193,8 +199,9 @@ class FlexClient:
 
     def get_order(self, order_session_key: str, *, ref: str | None = None,
                   deadline: float | None = None) -> FlexOrder:
-        """One Flex order (GET /orders/{orderSessionKey}, API reference "Get order").
-        Raises FlexNotFoundError for an unknown key."""
+        """One Flex order, amounts in cents (GET /orders/{orderSessionKey}).
+        Raises FlexNotFoundError for an unknown key.
+        API reference: https://docs.flexfactor.io ("Get order")."""
         answer = self._http.call(Request("order", "GET", f"/orders/{_segment(order_session_key)}",
                                      self._expires(deadline), ref=ref))
         return _order(answer)
@@ -203,9 +210,10 @@ class FlexClient:
                     from_: date | str | None = None, to: date | str | None = None,
                     page: int = 1, page_size: int = 20, ref: str | None = None,
                     deadline: float | None = None) -> OrderPage:
-        """Searches Flex's orders, newest first (GET /orders, API reference "List orders").
+        """Searches Flex's orders, newest first, `page_size` (≤ 100) per page (GET /orders).
         `query` matches the merchant's order id or the email; `from_`/`to` are dates on
-        orderPlacedDate; `page` counts from 1; `page_size` at most 100."""
+        orderPlacedDate; `page` counts from 1.
+        API reference: https://docs.flexfactor.io ("List orders")."""
         if isinstance(status, OrderStatus):
             status = status.name
         params = {"query": query, "status": status, "from": _iso(from_), "to": _iso(to),
@@ -223,17 +231,18 @@ class FlexClient:
 
     def find_order_by_reference(self, merchant_order_id: str, *, ref: str | None = None,
                                 deadline: float | None = None) -> FlexOrder | None:
-        """The newest Flex order for the merchant's order id, or None: how to settle an
-        /evaluate whose answer never arrived (GET /orders?query=)."""
+        """The newest Flex order for the merchant's order id, or None (GET /orders?query=):
+        how to settle an /evaluate whose answer never arrived.
+        API reference: https://docs.flexfactor.io ("List orders")."""
         page = self.find_orders(query=merchant_order_id, page_size=100, ref=ref,
                                 deadline=deadline)
         return next((o for o in page.items if o.merchant_order_id == merchant_order_id), None)
 
     def outcome(self, order_session_key: str, *, ref: str | None = None,
                 deadline: float | None = None) -> OutcomeResult:
-        """Deprecated by Flex: use get_order (GET /orders/{id}). A Flex order's decision
-        (POST /outcome, API reference "Outcome"); status NOTFOUND for an unknown key
-        (`.found` is False). Kept for integrations that still call it; warns when called."""
+        """Deprecated by Flex, use get_order: a Flex order's decision (POST /outcome).
+        Status NOTFOUND for an unknown key (`.found` is False). Kept for integrations that
+        still call it; warns when called. API reference: https://docs.flexfactor.io ("Outcome")."""
         warnings.warn("Flex deprecated POST /outcome: look the order up with "
                       "FlexClient.get_order (GET /orders/{id})", DeprecationWarning,
                       stacklevel=2)
@@ -247,9 +256,10 @@ class FlexClient:
     def capture(self, order_session_key: str, amount_cents: int, currency: str,
                 idempotency_key: str, *, ref: str | None = None,
                 deadline: float | None = None) -> CaptureResult:
-        """Captures `amount_cents` (integer cents, at most the authorized amount) of a
-        CAPTUREREQUIRED order (POST /capture, API reference "Capture"). Raises FlexRefused
-        (wrong state, too much), FlexConflictError (key reused), FlexNotFoundError."""
+        """Captures `amount_cents` (integer cents, ≤ the authorized amount) (POST /capture).
+        For a CAPTUREREQUIRED order. Raises FlexRefused (wrong state, too much),
+        FlexConflictError (key reused), FlexNotFoundError.
+        API reference: https://docs.flexfactor.io ("Capture")."""
         body = payloads.capture_body(order_session_key, amount_cents, currency, idempotency_key)
         answer = self._http.call(Request("capture", "POST", "/capture", self._expires(deadline),
                                      body=body, ref=ref))
@@ -258,9 +268,9 @@ class FlexClient:
 
     def cancel(self, order_session_key: str, idempotency_key: str | None = None, *,
                ref: str | None = None, deadline: float | None = None) -> CancelResult:
-        """Voids a CAPTUREREQUIRED order (POST /orders/{orderSessionKey}/cancel, API reference
-        "Cancel order"); safe to repeat. Raises FlexRefused (already captured),
-        FlexNotFoundError, FlexConflictError."""
+        """Voids a CAPTUREREQUIRED order (POST /orders/{orderSessionKey}/cancel); repeatable.
+        Raises FlexRefused (already captured), FlexNotFoundError, FlexConflictError.
+        API reference: https://docs.flexfactor.io ("Cancel order")."""
         answer = self._http.call(Request(
             "cancel", "POST", f"/orders/{_segment(order_session_key)}/cancel",
             self._expires(deadline), body=payloads.cancel_body(idempotency_key), ref=ref))
@@ -268,9 +278,10 @@ class FlexClient:
 
     def external_cancel(self, merchant_order_id: str, idempotency_key: str | None = None, *,
                         ref: str | None = None, deadline: float | None = None) -> CancelResult:
-        """Voids the order Flex holds for the merchant's order id (POST
-        /orders/{merchantOrderId}/external-cancel, API reference "External cancel"): the
-        fallback when /evaluate went unanswered. No such order: `found` False, not raised."""
+        """Voids the order Flex holds for the merchant's order id, if any (external-cancel).
+        POST /orders/{merchantOrderId}/external-cancel: the fallback when /evaluate went
+        unanswered. No such order: `found` False, not raised.
+        API reference: https://docs.flexfactor.io ("External cancel")."""
         try:
             answer = self._http.call(Request(
                 "external-cancel", "POST",
