@@ -15,21 +15,12 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shop import (
-    access,
-    cart,
-    cli,
-    db,
-    health,
-    inspector,
-    order_pages,
-    sandbox_demo,
-    security,
-    services,
-    storefront,
-    webhooks,
-    wording,
-)
+from shop import cli, health, security, services, wording
+from shop.backoffice import access, inspector, sandbox_demo
+from shop.checkout import cart, storefront
+from shop.orders import order_pages
+from shop.storage import db
+from shop.webhooks import receiver
 
 # Every setting, its default, and so its type. Each can be set in the environment.
 DEV_SECRET_KEY = "dev-only-secret-key"  # noqa: S105 - refused when SHOP_ENV=production
@@ -72,7 +63,7 @@ DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
     # The back office's login (required with SHOP_ENV=production): a username, and the hash
-    # of the password printed by `python -m shop.access`, never the password itself.
+    # of the password printed by `python -m shop.backoffice.access`, never the password itself.
     "MERCHANT_USERNAME": "",
     "MERCHANT_PASSWORD_HASH": "",
 }
@@ -111,14 +102,14 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(name)s %(message)s")
     csrf = CSRFProtect(app)
-    csrf.exempt(webhooks.bp)  # Flex signs its webhooks; every other POST carries a CSRF token
+    csrf.exempt(receiver.bp)  # Flex signs its webhooks; every other POST carries a CSRF token
     access.init_app(app)  # first: production refuses to start without the merchant login
     db.init_app(app)
     services.init_app(app)
-    webhooks.init_app(app)
+    receiver.init_app(app)
     security.init_app(app)
     cli.init_app(app)
-    for blueprint in (storefront.bp, order_pages.bp, inspector.bp, webhooks.bp, sandbox_demo.bp):
+    for blueprint in (storefront.bp, order_pages.bp, inspector.bp, receiver.bp, sandbox_demo.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     _template_helpers(app)

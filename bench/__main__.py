@@ -574,7 +574,7 @@ outside the GIL, so it is under-counted there and measured apart below):
    only) made SQLite update through the due index, walking every due row behind the picked
    ones, so a claim grew dearer as the backlog grew, just when the relay was behind. Without
    it (SQLite's writer lock makes the statement atomic) the update goes by key
-   (shop/leases.py; tests/integration/test_storage.py checks the plan). Found in issue 23's
+   (shop/storage/leases.py; tests/integration/test_storage.py checks the plan). Found in issue 23's
    follow-up by timing the relay's store calls apart; the same statement serves the webhook
    sweep and the capture/cancel replays.
 4. `python -m bench.cpu` with `FLEX_RELAY_SENDERS` 16 and 8 taking turns, twice, 2 rounds of

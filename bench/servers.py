@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import requests
 
-from flex import sandbox as flex_sandbox
+import flex_sandbox
 from tests.support import PostgresCluster, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ class Sandbox(Process):
 
     def __init__(self, cpus: tuple[int, ...] | None = None):
         port = free_port()
-        super().__init__(gunicorn("flex.sandbox:create_sandbox_app()", port, 1, 32),
+        super().__init__(gunicorn("flex_sandbox:create_sandbox_app()", port, 1, 32),
                          {"FLEX_SANDBOX_FAULTS": ""}, f"http://127.0.0.1:{port}/widget.js",
                          cpus)
         self.base_url = self.url.rsplit("/", 1)[0]

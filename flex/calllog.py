@@ -1,7 +1,7 @@
 """Keeps every Flex call (already redacted by the client), for an inspector page.
 
 Pass `CallLog(store).record` as FlexClient's `on_call` hook, with a `CallLogStore` you
-implement on your database (the demo shop's is in shop/flex_store.py). Calls are filed under
+implement on your database (the demo shop's is in shop/storage/flex_store.py). Calls are filed under
 the `ref` the caller gave the client (the merchant order id), so each order has a timeline.
 `CallLog.record_step` files a step the merchant timed itself (its processor's authorization)
 beside them, so the timeline shows the vault running alongside the authorization. Each call

@@ -4,7 +4,7 @@ Your order database holds the queue: write the approved order and its outbox row
 transaction, so a crash can never leave a paid order without its transmit. A `Relay` then
 delivers due rows at least once, with capped exponential backoff, through an `OutboxStore`
 you implement on that database (the demo shop's, for SQLite and PostgreSQL, is in
-shop/flex_store.py). Several relays may run, in one process or many: a row is claimed with a
+shop/storage/flex_store.py). Several relays may run, in one process or many: a row is claimed with a
 lease before it is sent, so two relays do not send the same row at the same time, and the
 rows of a relay that crashed come back when its lease ends. Rows are claimed several at a
 time, and marked delivered several at a time, each in one statement: the database work per

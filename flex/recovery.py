@@ -93,7 +93,7 @@ class UnknownRefund:
 
 class RecoveryStore(Protocol):
     """Where unanswered calls wait, implemented by the merchant on the order database (the
-    demo shop's, for SQLite and PostgreSQL, is shop/recovery_store.py). Each write is one
+    demo shop's, for SQLite and PostgreSQL, is shop/recovery/store.py). Each write is one
     transaction; settling an order already settled (e.g. by a webhook) changes nothing."""
 
     def due_evaluates(self, now: float, limit: int) -> list[UnansweredEvaluate]:

@@ -8,9 +8,9 @@ from flask.cli import AppGroup
 
 from flex.errors import FlexError
 from flex.recovery import LATER
-
-from . import db, lifecycle
-from .services import services
+from shop.orders import lifecycle
+from shop.services import services
+from shop.storage import db
 
 flex_cli = AppGroup("flex", help="The Flex integration.")
 shop_cli = AppGroup("shop", help="The demo shop.")

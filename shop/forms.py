@@ -24,8 +24,7 @@ from wtforms.validators import (
 )
 
 from flex.models import Card, luhn_valid
-
-from .money import MoneyError, parse_dollars
+from shop.money import MoneyError, parse_dollars
 
 CARD_LENGTHS = range(13, 20)  # ISO/IEC 7812 PANs in use: 13 to 19 digits
 MAX_EXPIRY_YEARS = 20  # cards are issued for a few years; a later year is a typo

@@ -8,7 +8,7 @@ import logging
 
 from flask import Blueprint
 
-from .db import database
+from shop.storage.db import database
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, g, request
 
-from .services import services
+from shop.services import services
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ HSTS = "max-age=31536000; includeSubDomains"
 def demo_tools() -> bool:
     """The demo reset and the sandbox's "simulate" buttons are for development: with
     SHOP_ENV=production they do not exist. (The back office is behind a login there:
-    shop/access.py.)"""
+    shop/backoffice/access.py.)"""
     return current_app.config["SHOP_ENV"] != "production"
 
 

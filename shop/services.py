@@ -19,15 +19,16 @@ from flex.errors import FlexAuthError, FlexError
 from flex.models import Card, Purchase
 from flex.outbox import Relay
 from flex.recovery import Recovery
-
-from . import crash, db, lifecycle
-from .flex_store import SqlCallLog, SqlOutbox
-from .processor import SimulatedProcessor
-from .recovery import Sweep
-from .recovery_store import SqlRecoveryStore
+from shop import crash
+from shop.checkout.processor import SimulatedProcessor
+from shop.orders import lifecycle
+from shop.recovery.store import SqlRecoveryStore
+from shop.recovery.sweep import Sweep
+from shop.storage import db
+from shop.storage.flex_store import SqlCallLog, SqlOutbox
 
 if TYPE_CHECKING:  # a shop talking to the real Flex never imports the simulator
-    from flex.sandbox.shared import SharedSandbox
+    from flex_sandbox.shared import SharedSandbox
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def sandbox_directory(app: Flask) -> str:
 
 def _embedded_sandbox(config: dict, directory: str) -> SharedSandbox:
     # Imported here: a shop talking to the real Flex never loads the simulator.
-    from flex.sandbox import shared
+    from flex_sandbox import shared
 
     # One sandbox process beside the database, shared by every worker and CLI process that
     # uses it: a card vaulted through one worker is refunded through another. If it dies
@@ -262,7 +263,7 @@ def _embedded_sandbox(config: dict, directory: str) -> SharedSandbox:
 
 def _sandbox_settings(config: dict, server: SharedSandbox
                       ) -> tuple[FlexConfig, SenseJS, str, str]:
-    from flex import sandbox
+    import flex_sandbox as sandbox
 
     flex_config = FlexConfig(
         api_url=server.api_url,

@@ -17,10 +17,9 @@ from flask import Flask
 from markupsafe import Markup, escape
 
 from flex.cit import AUTHORIZED, DECLINED
-
-from . import authorizations
-from .money import format_dollars
-from .orders import FLEX_REFUSED_AMOUNT, PENDING, REFUNDABLE, Order, Status
+from shop.money import format_dollars
+from shop.orders import authorizations
+from shop.orders.records import FLEX_REFUSED_AMOUNT, PENDING, REFUNDABLE, Order, Status
 
 STATUS_LABELS = {
     Status.AWAITING: "Awaiting confirmation",

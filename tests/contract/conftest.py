@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
+import flex_sandbox
 from flex import FlexClient, FlexConfig
-from flex import sandbox as flex_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ("FLEX_API_URL", "FLEX_APP_KEY", "FLEX_APP_SECRET", "FLEX_MID", "FLEX_SITE_ID",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from flex.sandbox import shared
+from flex_sandbox import shared
 from tests.support import ShopServer, free_port, hidden, processes_mentioning, wait_for
 
 

@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 
 from flex.calllog import CallLog
 from flex.client import CallReport
-from shop.db import Database
-from shop.flex_store import SqlCallLog
+from shop.storage.db import Database
+from shop.storage.flex_store import SqlCallLog
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from flex import sandbox as flex_sandbox
+import flex_sandbox
 from tests.integration.conftest import MERCHANT_PASSWORD, PRODUCTION
 from tests.support import ShopServer
 

@@ -15,10 +15,10 @@ import pytest
 import requests
 from werkzeug.security import generate_password_hash
 
+import flex_sandbox
 from app import create_app
 from flex import FlexClient, FlexConfig
-from flex import sandbox as flex_sandbox
-from shop import db
+from shop.storage import db
 from tests.support import PostgresCluster, postgres_bindir
 
 ENGINES = (db.SQLITE, db.POSTGRESQL)

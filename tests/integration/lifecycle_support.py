@@ -23,8 +23,8 @@ import requests
 
 from flex.errors import FlexUnavailableError
 from flex.webhooks import sign
-from shop import orders
-from shop.db import get_db
+from shop.orders import records
+from shop.storage.db import get_db
 
 KEY = base64.b64encode(b"the lifecycle tests' webhook subscriber key").decode()
 HOST = "localhost"  # the Flask test client's Host header: the host Flex signs
@@ -64,7 +64,7 @@ class ShopClock:
     def install(self, monkeypatch) -> ShopClock:
         """Points `time` in every loaded shop/flex module (not the sandbox) at this clock."""
         for name, module in list(sys.modules.items()):
-            if (name.split(".")[0] in ("shop", "flex") and not name.startswith("flex.sandbox")
+            if (name.split(".")[0] in ("shop", "flex") and not name.startswith("flex_sandbox")
                     and getattr(module, "time", None) is real_time):
                 monkeypatch.setattr(module, "time", self.time)
         return self
@@ -276,7 +276,7 @@ def shop_record(app, order_id: str, *, label: bool = True) -> ShopRecord:
     the page)."""
     page = app.test_client().get(f"/orders/{order_id}").get_data(as_text=True) if label else ""
     with app.test_request_context():
-        order = orders.get(get_db(), order_id)
+        order = records.get(get_db(), order_id)
     return ShopRecord(status_label(page) if label else "", order.amount_cents, order.refunded_cents,
                       order.refund_reserved_cents, order.chargeback_at is not None,
                       order.order_session_key)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from shop import db
+from shop.storage import db
 from tests.support import checkout_form, fill_cart, hidden
 
 from .conftest import calls, flex_settings

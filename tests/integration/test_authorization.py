@@ -13,7 +13,7 @@ import pytest
 
 from app import create_app
 from flex import FlexOrder, OrderStatus
-from shop import authorizations
+from shop.orders import authorizations
 from shop.services import ConfigError
 from tests.support import hidden, wait_for
 

@@ -45,7 +45,7 @@ def test_twenty_concurrent_submits_make_one_order(make_server, fresh_sandbox, da
     assert {r.status_code for r in responses} == {302}
     assert {r.headers["Location"] for r in responses} == {f"/orders/{form['checkout_id']}"}
     assert db_rows(database_url, "SELECT COUNT(*) FROM orders") == [(1,)]
-    assert server.log.read_text().count("shop.processor authorization") == 1
+    assert server.log.read_text().count("shop.checkout.processor authorization") == 1
     tokenizes = [c for c in calls(fresh_sandbox, "tokenize")
                  if c["request"]["payment_method"]["sense_key"] == form["checkout_id"]]
     assert len(tokenizes) == 1

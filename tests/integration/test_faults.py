@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from shop import db
+from shop.storage import db
 from tests.support import hidden
 
 from .conftest import calls, db_rows, set_fault

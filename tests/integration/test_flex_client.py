@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+import flex
+import flex_sandbox
 from flex import (
     Address,
     Card,
@@ -24,7 +26,6 @@ from flex import (
     ProcessorResult,
     Purchase,
 )
-from flex import sandbox as flex_sandbox
 
 from .conftest import calls, flex_config, set_fault
 
@@ -319,7 +320,7 @@ def test_reports_carry_no_card_data_or_secrets(flex_client, reports):
 
 
 def test_the_readme_quickstart_runs_against_the_sandbox(fresh_sandbox, capsys):
-    readme = (Path(flex_sandbox.__file__).parents[1] / "README.md").read_text()
+    readme = (Path(flex.__file__).parent / "README.md").read_text()
     code = readme.split("```python\n", 1)[1].split("```", 1)[0]
     assert "http://127.0.0.1:8100/v1" in code
     for credential in (flex_sandbox.DEFAULT_APP_KEY, flex_sandbox.DEFAULT_APP_SECRET,

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from flex import sandbox as flex_sandbox
+import flex_sandbox
 
 from .conftest import calls, set_fault
 

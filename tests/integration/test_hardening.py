@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
+import flex_sandbox
 from app import DEV_SECRET_KEY, create_app
-from flex import sandbox as flex_sandbox
 from flex.cit import DECLINED, CitResult
 from flex.models import CardSummary, ProcessorResult
-from shop import checkout
+from shop.checkout import payment
 from tests.support import checkout_form, fill_cart, hidden
 
 from .conftest import PRODUCTION, calls, sign_in, sqlite_files
@@ -27,7 +27,7 @@ def flex_calls(server) -> int:
 
 def authorizations(caplog) -> int:
     return sum("authorization" in r.getMessage() for r in caplog.records
-               if r.name == "shop.processor")
+               if r.name == "shop.checkout.processor")
 
 
 CHECKOUT_CASES = {
@@ -299,4 +299,4 @@ def test_flex_amount_refusal_is_read_from_the_fields_flex_named(refused_fields, 
         CardSummary("VISA", "400000", "0002", 12, 2034, "Ada Lovelace"),
         evaluate_payload={"orderId": "o-1"}, flex_error="evaluate: refused",
         refused_fields=refused_fields)
-    assert checkout.flex_refused_amount(result) is refused_amount
+    assert payment.flex_refused_amount(result) is refused_amount

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from shop import db, lifecycle, orders
+from shop.orders import lifecycle, records
 from shop.services import services
+from shop.storage import db
 
 from .conftest import db_rows
 from .test_shop import FLEX_DOWN, RESCUED, pay, status_label
@@ -78,7 +79,7 @@ def test_a_portal_refund_and_a_chargeback_while_awaiting_confirmation_survive(
     sweep(shop)  # recovery's own lookup finds the order settled: nothing left to do
 
     with shop.app_context():
-        order = orders.get(db.get_db(), order_id)
+        order = records.get(db.get_db(), order_id)
     flex = flex_order(fresh_sandbox, order_id)
     assert (order.outcome, order.refunded_cents, order.chargeback_at is not None) == (
         "rescued", flex["refunded_cents"], flex["chargeback"]) == ("rescued", 500, True)
@@ -137,7 +138,7 @@ def test_captured_still_applies_after_a_cancel_event_declined_the_order(app, dat
             " 'CAPTUREREQUIRED')")
     with app.app_context():
         assert lifecycle.captured(db.get_db(), "o-1")
-        assert orders.get(db.get_db(), "o-1").outcome == "rescued"
+        assert records.get(db.get_db(), "o-1").outcome == "rescued"
         assert not lifecycle.captured(db.get_db(), "o-1")  # once
 
 
@@ -175,7 +176,7 @@ def test_the_event_history_keeps_what_each_attempt_did(shop, fresh_sandbox, data
     order_id, _ = pay(client, RESCUED)
     key = flex_order(fresh_sandbox, order_id)["order_session_key"]
     with shop.app_context():
-        refund_id = lifecycle.reserve_refund(db.get_db(), order_id, 400, orders.FLEX_CHANNEL)
+        refund_id = lifecycle.reserve_refund(db.get_db(), order_id, 400, records.FLEX_CHANNEL)
         services().client.refund(key, 400, "Customer request", ref=order_id)  # in flight
     stamp = datetime.now(UTC).isoformat()
     assert deliver(client, "order.refunded", order_id, key, stamp=stamp).status_code == 200
@@ -196,13 +197,13 @@ def test_the_event_history_keeps_what_each_attempt_did(shop, fresh_sandbox, data
 
 
 def test_a_long_wait_adds_one_history_line_not_one_per_try(shop, fresh_sandbox, database_url):
-    from shop.webhook_effects import apply_due
+    from shop.webhooks.effects import apply_due
 
     client = shop.test_client()
     order_id, _ = pay(client, RESCUED)
     key = flex_order(fresh_sandbox, order_id)["order_session_key"]
     with shop.app_context():  # the shop's own refund is in flight for the whole test
-        lifecycle.reserve_refund(db.get_db(), order_id, 400, orders.FLEX_CHANNEL)
+        lifecycle.reserve_refund(db.get_db(), order_id, 400, records.FLEX_CHANNEL)
     assert deliver(client, "order.refunded", order_id, key).status_code == 200
     for _ in range(3):
         db_rows(database_url, "UPDATE webhook_events SET next_attempt_at = 0")

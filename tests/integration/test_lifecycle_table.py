@@ -1,4 +1,4 @@
-"""Every cell of the order lifecycle table (shop/lifecycle.py TABLE): an order is put in each
+"""Every cell of the order lifecycle table (shop/orders/lifecycle.py TABLE): an order is put in each
 state against the sandbox, Flex's signed event for it is delivered to the receiver, and the
 cell's rule is checked: APPLY changes the order now, WAIT keeps the event and the sweep
 applies it once the order settles, ASK looks Flex's order up and ends agreeing with it, SAME
@@ -22,10 +22,10 @@ import requests
 from app import create_app
 from flex.models import Address, CardSummary, LineItem, Purchase
 from flex.webhooks import sign
-from shop import lifecycle, orders
-from shop.db import connect
-from shop.lifecycle import EVENTS, TABLE, Rule, State
+from shop.orders import lifecycle, records
+from shop.orders.lifecycle import EVENTS, TABLE, Rule, State
 from shop.services import services
+from shop.storage.db import connect
 from shop.wording import status_label
 
 from .conftest import close_app, flex_settings
@@ -56,10 +56,10 @@ def _conn(app):
     return connect(app.config["DATABASE_URL"])
 
 
-def _order(app, order_id: str) -> orders.Order:
+def _order(app, order_id: str) -> records.Order:
     conn = _conn(app)
     try:
-        return orders.get(conn, order_id)
+        return records.get(conn, order_id)
     finally:
         conn.close()
 

@@ -15,9 +15,10 @@ from click.testing import CliRunner
 from werkzeug.security import check_password_hash
 
 from app import create_app
-from flex.sandbox import shared
-from shop import access, db
+from flex_sandbox import shared
+from shop.backoffice import access
 from shop.services import ConfigError
+from shop.storage import db
 from tests.support import checkout_form, fill_cart, free_port, hidden, wait_for
 
 from .conftest import (
@@ -174,8 +175,8 @@ def test_demo_mode_is_open_and_says_so(client, fresh_sandbox):
 
 
 def test_hash_password_command_prints_a_hash_the_login_accepts():
-    """`python -m shop.access`: runs without the app, so a production .env missing the hash
-    does not stop the command that makes it."""
+    """`python -m shop.backoffice.access`: runs without the app, so a production .env missing
+    the hash does not stop the command that makes it."""
     result = CliRunner().invoke(access.hash_password, input="s3cret pass\ns3cret pass\n")
     assert result.exit_code == 0, result.output
     line = result.output.strip().splitlines()[-1]

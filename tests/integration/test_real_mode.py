@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+import flex_sandbox
 from app import create_app
-from flex import sandbox as flex_sandbox
 from tests.support import checkout_form, fill_cart, free_port, wait_until_up
 
 from .conftest import close_app
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def flex_process():
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "flex.sandbox", "--port", str(port)],
+        [sys.executable, "-m", "flex_sandbox", "--port", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

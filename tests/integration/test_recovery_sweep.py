@@ -8,8 +8,8 @@ import pytest
 
 from app import create_app
 from flex.models import Card
-from shop import db
 from shop.services import ConfigError
+from shop.storage import db
 from tests.support import wait_for
 
 from .conftest import db_rows, set_fault

@@ -9,8 +9,8 @@ from datetime import datetime
 from flex import FlexClient, payloads
 from flex.models import Address, Card, ProcessorResult, Purchase
 from flex.outbox import Relay
-from shop import db
-from shop.flex_store import SqlOutbox, enqueue_transmit, transmit_counts
+from shop.storage import db
+from shop.storage.flex_store import SqlOutbox, enqueue_transmit, transmit_counts
 
 from .conftest import calls, flex_config, set_fault
 

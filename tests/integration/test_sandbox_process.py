@@ -1,4 +1,4 @@
-"""`python -m flex.sandbox` as its own process: it prints the credentials to put in `.env`,
+"""`python -m flex_sandbox` as its own process: it prints the credentials to put in `.env`,
 and takes its webhook subscriber from the environment."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 
 import requests
 
-from flex import sandbox as flex_sandbox
+import flex_sandbox
 from tests.support import ROOT, free_port, wait_until_up
 
 from .test_flex_sandbox import access_token, evaluation
@@ -27,7 +27,7 @@ def test_the_process_prints_credentials_and_sends_webhooks_from_env():
     hook = Subscriber()
     port = free_port()
     env = {**os.environ, "FLEX_SANDBOX_WEBHOOK_URL": hook.url, "FLEX_SANDBOX_WEBHOOK_KEY": KEY}
-    process = subprocess.Popen([sys.executable, "-m", "flex.sandbox", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "flex_sandbox", "--port", str(port)],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     try:

@@ -17,8 +17,8 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from flex import sandbox as flex_sandbox
-from flex.sandbox.webhooks import signed_headers
+import flex_sandbox
+from flex_sandbox.webhooks import signed_headers
 
 from .conftest import set_fault
 from .test_flex_sandbox import access_token, evaluation

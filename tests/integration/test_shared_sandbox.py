@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from flex.sandbox import shared
+from flex_sandbox import shared
 from tests.support import (
     ROOT,
     Shopper,

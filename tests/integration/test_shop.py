@@ -9,8 +9,8 @@ import time
 import pytest
 
 from app import create_app
-from shop import db
 from shop.services import ConfigError, services
+from shop.storage import db
 from tests.support import checkout_form, fill_cart, hidden
 
 from .conftest import calls, db_rows, sqlite_files

@@ -14,13 +14,14 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from flex import sandbox as flex_sandbox
+import flex_sandbox
 from flex.webhooks import sign
-from shop import db, orders
-from shop.db import get_db
+from shop.orders import records
 from shop.services import ConfigError, services
-from shop.webhook_effects import apply_due
-from shop.webhook_events import SqlNonceStore
+from shop.storage import db
+from shop.storage.db import get_db
+from shop.webhooks.effects import apply_due
+from shop.webhooks.events import SqlNonceStore
 from tests.support import hidden, wait_for
 
 from .conftest import clear_faults, db_rows, set_fault
@@ -111,7 +112,7 @@ def refunds_of(url: str, order_id: str) -> list[tuple]:
 
 def session_key(client, order_id: str) -> str:
     with client.application.app_context():
-        return orders.get(get_db(), order_id).order_session_key
+        return records.get(get_db(), order_id).order_session_key
 
 
 def deliveries(sandbox) -> list[dict]:

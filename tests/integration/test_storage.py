@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from shop import db
+from shop.storage import db
 
 from .conftest import calls, db_rows, set_fault
 from .test_shop import pay
@@ -189,10 +189,11 @@ def test_healthz_answers_503_when_the_database_cannot_serve(client, database_url
 @pytest.mark.parametrize("queue", ["transmits", "actions", "webhooks"])
 def test_every_lease_skips_a_row_another_process_is_claiming(database_url, engine, queue):
     """The outbox, the capture/cancel replays and the webhook sweep share one claim
-    (shop/leases.py). On PostgreSQL a row locked by another claimer is skipped at once, not
+    (shop/storage/leases.py). On PostgreSQL a row locked by another claimer is skipped at once, not
     waited for, and the next due row is taken; on SQLite the statement is atomic as it is."""
-    from shop import authorizations, flex_store, leases
-    from shop import webhook_events as events
+    from shop.orders import authorizations
+    from shop.storage import flex_store, leases
+    from shop.webhooks import events
 
     db.migrate(database_url)
     rows = {"transmits": (flex_store.TRANSMITS, ("pending", 9e9, 9e9), "flex_outbox"),
@@ -242,9 +243,9 @@ def test_a_sqlite_claim_updates_its_rows_by_key_however_long_the_backlog(tmp_pat
     """On SQLite a claim is atomic under the writer lock, so it updates the rows it picked
     through the key: a second check of the due condition made SQLite walk every due row,
     and the relay's claims grew dearer the longer its backlog."""
-    from shop import flex_store
+    from shop.storage import flex_store
 
-    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    url = f"sqlite:///{tmp_path / 'shop.storage.db'}"
     db.migrate(url)
     conn = db.connect(url)
     try:

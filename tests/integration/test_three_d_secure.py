@@ -12,7 +12,7 @@ import requests
 
 from flex.cit import DECLINED, CitFlow
 from flex.recovery import LATER, Decision, Recovery, UnansweredEvaluate
-from shop.processor import three_d_secure_result
+from shop.checkout.processor import three_d_secure_result
 from tests.support import wait_for
 
 from .conftest import calls, db_rows

@@ -1,24 +1,24 @@
 """The lifecycle's docs are drawn from the table the code runs on: the committed diagram and
-the table in docs/LIFECYCLE.md are exactly what `python -m shop.lifecycle_diagram` makes."""
+the table in docs/LIFECYCLE.md are exactly what `python -m shop.orders.diagram` makes."""
 
 from __future__ import annotations
 
-from shop import lifecycle, lifecycle_diagram
+from shop.orders import diagram, lifecycle
 
 
 def test_the_committed_svg_is_drawn_from_the_table():
-    assert lifecycle_diagram.SVG_PATH.read_text() == lifecycle_diagram.svg(), (
-        "docs/lifecycle.svg is behind shop/lifecycle.py: run python -m shop.lifecycle_diagram")
+    assert diagram.SVG_PATH.read_text() == diagram.svg(), (
+        "docs/lifecycle.svg is behind shop/orders/lifecycle.py: run python -m shop.orders.diagram")
 
 
 def test_the_documented_table_is_the_table():
-    doc = lifecycle_diagram.DOC_PATH.read_text()
-    assert lifecycle_diagram.documented_table(doc) == lifecycle_diagram.markdown_table()
+    doc = diagram.DOC_PATH.read_text()
+    assert diagram.documented_table(doc) == diagram.markdown_table()
     assert "(lifecycle.svg)" in doc
 
 
 def test_the_diagram_shows_every_state_cell_and_transition():
-    drawn = lifecycle_diagram.svg()
+    drawn = diagram.svg()
     assert all(f">{state}<" in drawn for state in lifecycle.State)
     assert drawn.count('class="cell"') == len(lifecycle.State) * len(lifecycle.EVENTS)
     assert drawn.count('class="flow"') == len(lifecycle.FLOW)

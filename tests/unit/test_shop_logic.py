@@ -10,11 +10,12 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from flex.models import luhn_valid
-from shop import orders, wording
+from shop import wording
+from shop.checkout.processor import DECLINES
+from shop.checkout.storefront import TEST_CARDS
 from shop.forms import RefundForm, parse_expiry
 from shop.money import format_dollars
-from shop.processor import DECLINES
-from shop.storefront import TEST_CARDS
+from shop.orders import records
 
 
 @pytest.mark.parametrize("number", [
@@ -65,8 +66,8 @@ def app_context():
         yield
 
 
-def order(outcome: str, amount: int = 1000, refunded: int = 0) -> orders.Order:
-    return orders.Order(
+def order(outcome: str, amount: int = 1000, refunded: int = 0) -> records.Order:
+    return records.Order(
         id="o1", created_at=datetime.now(UTC), outcome=outcome, amount_cents=amount,
         refund_reserved_cents=refunded, refunded_cents=refunded, currency="USD",
         email="a@b.co", card_brand="VISA", card_first6="424242", card_last4="4242",
@@ -98,7 +99,7 @@ def test_a_chargeback_shows_and_stops_refunds():
 
 
 def test_every_status_has_its_label():
-    assert set(wording.STATUS_LABELS) == set(orders.Status)
+    assert set(wording.STATUS_LABELS) == set(records.Status)
 
 
 def test_a_pending_order_tells_the_shopper_not_to_pay_again():

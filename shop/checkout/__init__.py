@@ -1,0 +1,1 @@
+"""From catalog to payment: the storefront pages, the cart, the processor, the CIT checkout."""

@@ -1,0 +1,1 @@
+"""The recovery sweep: every order state resolves by itself."""

@@ -1,0 +1,1 @@
+"""Flex's signed webhooks: the receiver, the event store, and what each event does."""
