@@ -21,7 +21,9 @@ import tempfile
 from pathlib import Path
 
 from . import saturation
-from .__main__ import (
+from .load import drive
+from .saturation import Saturated
+from .scenarios import (
     APPROVED,
     CORES,
     LATENCY,
@@ -30,8 +32,6 @@ from .__main__ import (
     SATURATION_SCENARIOS,
     SATURATION_WARMUP,
 )
-from .load import drive
-from .saturation import Saturated
 from .servers import Sandbox, children
 
 ROUNDS = int(os.environ.get("CPU_ROUNDS", 5))
