@@ -28,7 +28,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -205,7 +205,7 @@ class Caller:
             headers["Content-Type"] = "application/json"
         target = request.path
         if request.params:
-            target += "?" + urlencode(request.params)
+            target += "?" + _query(tuple(request.params.items()))
         started = time.monotonic()
         response = error = None
         try:
@@ -237,6 +237,13 @@ class Caller:
             self._on_call(report)
         except Exception:  # a broken hook must never break a payment
             log.exception("flex on_call hook failed")
+
+
+@lru_cache(maxsize=64)
+def _query(params: tuple[tuple[str, object], ...]) -> str:
+    """A query string, kept for the next call with the same parameters (/tokenize's are the
+    same on every call)."""
+    return urlencode(params)
 
 
 # --- transports ----------------------------------------------------------------------------
