@@ -425,7 +425,7 @@ def parse(endpoint: str, response: Answer) -> dict:
     """The JSON body of an answer, or the typed error it stands for."""
     status = response.status
     try:
-        answer = response.json or {}
+        answer = response.json if response.content else {}
     except ValueError:
         raise FlexUnavailableError(f"{endpoint}: malformed JSON (HTTP {status})", status=status,
                                    body=_text(response)) from None
