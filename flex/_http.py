@@ -12,7 +12,7 @@ HTTP/1.1 these calls need (flex/_wire.py); through a proxy, or a urllib3 pool ma
 caller hands in, they go through urllib3, which `requests` is built on. Why not `requests`,
 urllib3 or `http.client` for every call: per call, in CPU, a `requests` session costs about
 three times urllib3's pool, which costs about 1.7 times `http.client`, which costs about
-three times flex/_wire.py, on every checkout (docs/PERFORMANCE.md, "the HTTP layer").
+three times flex/_wire.py, on every checkout (docs/PERFORMANCE.md, lever 1: the HTTP layer).
 """
 
 from __future__ import annotations

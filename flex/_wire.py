@@ -3,7 +3,7 @@ sends through it).
 
 Why not `http.client`: it reads every answer's headers through the `email` package, which,
 with its request building, cost about twice this module's CPU per call, on every checkout
-(docs/PERFORMANCE.md, "the HTTP layer"). This reads the status line (skipping 1xx), the
+(docs/PERFORMANCE.md, lever 1: the HTTP layer). This reads the status line (skipping 1xx), the
 headers, and the body by Content-Length, chunked, or until the server closes; it writes a
 request in one send. It is strict where strictness is cheap: bounded lines and headers, no
 control characters in what it writes.
