@@ -57,6 +57,8 @@ class Connection:
     def dropped(self) -> bool:
         """True when the idle connection is readable: the server closed it (or sent what no
         request asked for), so it cannot carry the next request (urllib3's check too)."""
+        if not hasattr(select, "poll"):  # Windows
+            return bool(select.select([self.sock], [], [], 0)[0])
         poller = select.poll()
         poller.register(self.sock, select.POLLIN)
         return bool(poller.poll(0))
