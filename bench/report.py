@@ -42,6 +42,7 @@ Goal = tuple[str, bool]  # (what is checked, with the number measured; met)
 
 
 def machine() -> str:
+    """The machine the run measured: CPU, cores, memory, Python, kernel."""
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or "unknown CPU")
@@ -51,8 +52,8 @@ def machine() -> str:
             f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
-
 def mark(met: bool) -> str:
+    """How the page writes a goal's verdict."""
     return "met" if met else "**MISSED**"
 
 
@@ -264,6 +265,7 @@ def settings_block() -> list[str]:
 
 
 def goals_block(goals: list[Goal]) -> list[str]:
+    """Every goal with its verdict and the number measured."""
     return [f"- {mark(met)}: {text}" for text, met in goals]
 
 
