@@ -7,21 +7,24 @@ for logs and the integration inspector.
 
 Connections: the environment is read once, as `requests` reads it (HTTPS_PROXY/NO_PROXY, proxy
 credentials, REQUESTS_CA_BUNDLE), when the client is created. Without a proxy for Flex's host
-(the usual case) the calls go over a small pool of kept-alive sockets that speak just the
-HTTP/1.1 these calls need (flex/_wire.py); through a proxy, or a urllib3 pool manager the
-caller hands in, they go through urllib3, which `requests` is built on. Why not `requests`,
-urllib3 or `http.client` for every call: per call, in CPU, a `requests` session costs about
-three times urllib3's pool, which costs about 1.7 times `http.client`, which costs about
-three times flex/_wire.py, on every checkout (docs/PERFORMANCE.md, lever 1: the HTTP layer).
+(the usual case) the calls go through a small pool of the standard library's kept-alive
+`http.client` connections; through a proxy, or a urllib3 pool manager the caller hands in,
+they go through urllib3, which `requests` is built on. Why not `requests` or urllib3 for
+every call: per call, in CPU, a `requests` session costs about three times urllib3's pool,
+which costs about 1.7 times `http.client`, on every checkout (docs/PERFORMANCE.md, lever 1:
+the HTTP layer). Why not less than `http.client`: the HTTP parser of a payment client should
+be one that is maintained and reviewed by many, not our own.
 """
 
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import logging
 import os
 import random
+import select
 import ssl
 import time
 import zlib
@@ -42,7 +45,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from . import _wire, purposes
+from . import purposes
 from .errors import (
     FlexAuthError,
     FlexConflictError,
@@ -252,7 +255,7 @@ def transport_for(api_url: str, pool_size: int, http: urllib3.PoolManager | None
                   ) -> KeptAlive | Urllib3:
     """How calls to `api_url` are sent: through `http` if given; else set up from the
     environment exactly as `requests` would, once: through urllib3's proxy manager when a
-    proxy covers the host, else over kept-alive connections of its own (flex/_wire.py)."""
+    proxy covers the host, else over kept-alive `http.client` connections."""
     if http is not None:
         return Urllib3(http, api_url)
     with requests.Session() as session:
@@ -281,7 +284,8 @@ def transport_for(api_url: str, pool_size: int, http: urllib3.PoolManager | None
             bundle = _bundle(verify)
             context.load_verify_locations(**{"capath" if os.path.isdir(bundle) else "cafile":
                                              bundle})
-    return KeptAlive(api_url, pool_size, context)
+    return KeptAlive(parts.scheme, parts.hostname, parts.port, parts.path.rstrip("/"),
+                     pool_size, context)
 
 
 def _bundle(verify: bool | str) -> str:
@@ -289,41 +293,46 @@ def _bundle(verify: bool | str) -> str:
 
 
 class KeptAlive:
-    """Up to `size` idle kept-alive connections to one origin (flex/_wire.py), reused newest
-    first; one the server closed meanwhile is dropped before it is used (as urllib3 does)."""
+    """Up to `size` idle `http.client` connections to one origin, reused newest first; a
+    connection the server closed meanwhile is dropped before it is used (as urllib3 does)."""
 
-    def __init__(self, api_url: str, size: int, context: ssl.SSLContext | None):
-        parts = urlsplit(api_url)
-        self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._host_header = parts.netloc.rpartition("@")[2]
-        self._base_path = parts.path.rstrip("/")
+    def __init__(self, scheme: str, host: str, port: int | None, base_path: str, size: int,
+                 context: ssl.SSLContext | None):
+        self._scheme, self._host, self._port = scheme, host, port
+        self._base_path = base_path
         self._size = size
         self._context = context
-        self._idle: deque[_wire.Connection] = deque()
+        self._idle: deque[http.client.HTTPConnection] = deque()
         self._closed = False
 
     def send(self, method: str, target: str, body: bytes | None, headers: dict,
              connect_timeout: float, read_timeout: float) -> Answer:
         """One HTTP exchange; raises NoAnswer (`never_sent` if it never left here)."""
         conn = self._take()
-        if conn is None:
+        if conn.sock is None:
+            conn.timeout = connect_timeout
             try:
-                conn = _wire.Connection.open(self._host, self._port, connect_timeout,
-                                             self._context)
+                conn.connect()
             except OSError as exc:
-                raise NoAnswer(_connect_failure(exc), never_sent=True) from None
+                conn.close()
+                timed_out = isinstance(exc, TimeoutError)
+                raise NoAnswer("connect timeout" if timed_out else "connection refused",
+                               never_sent=True) from None
+        conn.sock.settimeout(read_timeout)
         try:
-            status, answer_headers, content = conn.exchange(
-                method, self._base_path + target, self._host_header, headers, body,
-                read_timeout)
-        except OSError as exc:
+            conn.request(method, self._base_path + target, body=body, headers=headers)
+            response = conn.getresponse()
+            content = response.read()
+        except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise NoAnswer("read timeout" if isinstance(exc, TimeoutError)
                            else "connection error", never_sent=False) from None
-        self._give(conn)
-        encoding = (answer_headers.get("content-encoding") or "").lower()
-        return Answer(status, answer_headers, _decoded(content, encoding))
+        if response.will_close:
+            conn.close()
+        else:
+            self._give(conn)
+        encoding = (response.headers.get("Content-Encoding") or "").lower()
+        return Answer(response.status, response.headers, _decoded(content, encoding))
 
     def close(self) -> None:
         """Closes the idle connections (and those in use, when they come back)."""
@@ -331,29 +340,32 @@ class KeptAlive:
         while self._idle:
             self._idle.pop().close()
 
-    def _take(self) -> _wire.Connection | None:
+    def _take(self) -> http.client.HTTPConnection:
         while True:
             try:
                 conn = self._idle.pop()
             except IndexError:
-                return None
-            if not conn.dropped():
+                break
+            if not _dropped(conn):
                 return conn
             conn.close()
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._host, self._port, context=self._context)
+        return http.client.HTTPConnection(self._host, self._port)
 
-    def _give(self, conn: _wire.Connection) -> None:
-        if self._closed or not conn.reusable or len(self._idle) >= self._size:
+    def _give(self, conn: http.client.HTTPConnection) -> None:
+        if self._closed or len(self._idle) >= self._size:
             conn.close()
         else:
             self._idle.append(conn)
 
 
-def _connect_failure(exc: OSError) -> str:
-    if isinstance(exc, TimeoutError):
-        return "connect timeout"
-    if isinstance(exc, ssl.SSLError):
-        return "TLS handshake failed"
-    return "connection refused"
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """True when an idle connection is readable: the server closed it (or sent what no
+    request asked for), so it cannot carry the next request."""
+    poller = select.poll()
+    poller.register(conn.sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _decoded(content: bytes, encoding: str) -> bytes:
