@@ -313,11 +313,12 @@ class KeptAlive:
             conn.timeout = connect_timeout
             try:
                 conn.connect()
-            except OSError as exc:
+            except OSError as exc:  # ssl.SSLError is one: a certificate Flex's CA does not sign
                 conn.close()
-                timed_out = isinstance(exc, TimeoutError)
-                raise NoAnswer("connect timeout" if timed_out else "connection refused",
-                               never_sent=True) from None
+                reason = ("connect timeout" if isinstance(exc, TimeoutError)
+                          else "TLS handshake failed" if isinstance(exc, ssl.SSLError)
+                          else "connection refused")
+                raise NoAnswer(reason, never_sent=True) from None
         conn.sock.settimeout(read_timeout)
         try:
             conn.request(method, self._base_path + target, body=body, headers=headers)
@@ -363,6 +364,8 @@ class KeptAlive:
 def _dropped(conn: http.client.HTTPConnection) -> bool:
     """True when an idle connection is readable: the server closed it (or sent what no
     request asked for), so it cannot carry the next request."""
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([conn.sock], [], [], 0)[0])
     poller = select.poll()
     poller.register(conn.sock, select.POLLIN)
     return bool(poller.poll(0))
