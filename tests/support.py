@@ -4,21 +4,21 @@ conftest). Its sections, in order: processes, ports and waiting; the `slow` rule
 watch; a loopback HTTP server (and the shop and a webhook subscriber served by it); pages;
 the test cards; the shopper (Flask test client or HTTP); the Flex sandbox seen from outside;
 the flex library's inputs; the shop and its database; the browser and the shop process it
-browses; a throwaway PostgreSQL cluster; the order lifecycle's clock, courier and records."""
+browses; the order lifecycle's clock, courier and records. The throwaway PostgreSQL server
+is the bench's (bench/postgres.py), which the tests share."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -162,8 +162,9 @@ class ShopServer:
 
 # --- the `slow` rule: who starts or signals a process (tests/conftest.py) ----------------
 
-# Tools that answer and exit within milliseconds (`git ls-files`): not what `slow` is about.
-QUICK_TOOLS = {"git"}
+# Tools that answer and exit within milliseconds (`git ls-files`, `openssl req` making a
+# test certificate): not what `slow` is about.
+QUICK_TOOLS = {"git", "openssl"}
 PROCESS_EVENTS = {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn",
                   "os.exec", "os.system", "os.kill", "os.killpg"}
 
@@ -198,13 +199,14 @@ class ProcessWatch:
 
 class LoopbackServer:
     """A WSGI app served over real HTTP on a free loopback port by a thread (werkzeug's
-    threaded server: HTTP/1.1, a thread per connection); `stop()` ends and joins it."""
+    threaded server: HTTP/1.1, kept-alive connections, a thread each), over TLS with
+    `ssl_context`; `stop()` ends and joins it."""
 
-    def __init__(self, app):
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+    def __init__(self, app, ssl_context: ssl.SSLContext | None = None):
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
         self.port = self._server.server_port
         self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
+        self.url = f"{'https' if ssl_context else 'http'}://{self.host}"
         # A short poll interval: stop() returns within it.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"loopback-{self.port}")
@@ -754,104 +756,6 @@ def chromium_path() -> str | None:
         if candidate and Path(candidate).exists():
             return candidate
     return None  # Playwright's own build, if `playwright install chromium` fetched one
-
-
-# --- PostgreSQL -----------------------------------------------------------------------------
-
-def postgres_bindir() -> Path | None:
-    """The directory of PostgreSQL's server binaries (initdb, pg_ctl), if installed."""
-    candidates = []
-    if pg_config := shutil.which("pg_config"):
-        found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
-        candidates.append(Path(found.stdout.strip()))
-    versions = Path("/usr/lib/postgresql").glob("*/bin")  # Debian keeps initdb off the PATH
-    candidates += sorted(versions, key=lambda p: int(p.parent.name), reverse=True)
-    return next((d for d in candidates if (d / "initdb").exists()), None)
-
-
-class PostgresCluster:
-    """A throwaway PostgreSQL server: initdb in a temp dir, listening only on a unix socket
-    there, run as an unprivileged user when the tests run as root (initdb refuses root).
-    Durability settings are off: a test cluster is never recovered, only discarded."""
-
-    def __init__(self, bindir: Path):
-        self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="shop-pg-"))
-        self.data = self.root / "data"
-        self.user = self._run_as()
-
-    def _run_as(self) -> dict:
-        if os.geteuid() != 0:
-            return {}
-        account = next(a for a in ("postgres", "nobody") if _has_user(a))
-        entry = pwd.getpwnam(account)
-        os.chown(self.root, entry.pw_uid, entry.pw_gid)
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-
-    def _pg(self, tool: str, *args: str) -> None:
-        done = subprocess.run([str(self.bindir / tool), *args], capture_output=True, text=True,
-                              cwd=self.root, **self.user)
-        if done.returncode:
-            server_log = self.root / "log"
-            raise RuntimeError(f"{tool} failed: {done.stderr}"
-                               f"{server_log.read_text() if server_log.exists() else ''}")
-
-    def start(self) -> PostgresCluster:
-        self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--no-sync", "--no-instructions")
-        self.resume()
-        self._admin("CREATE DATABASE shop", database="postgres")
-        return self
-
-    def stop(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def restart(self) -> None:
-        """`pg_ctl restart -m fast`, as an operator would: every connection is closed, and
-        the server is back when this returns."""
-        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-l", str(self.root / "log"),
-                 "-w", "restart")
-
-    def pause(self) -> None:
-        """Stops the server (fast) without removing it; `resume()` starts it again."""
-        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def resume(self) -> None:
-        options = (f"-k {self.root} -c listen_addresses='' -c fsync=off"
-                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
-        self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
-                 "-w", "start")
-
-    def url(self, schema: str = "public") -> str:
-        """The URL of the database `shop`, with `schema` first on the search path."""
-        return (f"postgresql://postgres@/shop?host={self.root}"
-                f"&options=-csearch_path%3D{schema}")
-
-    def create_schema(self) -> str:
-        """A new empty schema (milliseconds, where CREATE DATABASE takes most of a second);
-        returns the URL that uses it."""
-        name = f"test_{uuid.uuid4().hex[:12]}"
-        self._admin(f"CREATE SCHEMA {name}")
-        return self.url(name)
-
-    def drop_schema(self, url: str) -> None:
-        self._admin(f"DROP SCHEMA IF EXISTS {url.rsplit('%3D', 1)[1]} CASCADE")
-
-    def _admin(self, sql: str, database: str = "shop") -> None:
-        import psycopg
-
-        url = f"postgresql://postgres@/{database}?host={self.root}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql)
-
-
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 # --- the order lifecycle (test_lifecycle_*) --------------------------------------------------

@@ -18,17 +18,16 @@ import requests
 
 import flex_sandbox
 from app import create_app
+from bench.postgres import PostgresCluster, postgres_bindir
 from flex import FlexClient
 from shop.storage import db
 from tests.support import (
     WEBHOOK_KEY,
     LiveShop,
-    PostgresCluster,
     access_token,
     close_app,
     flex_config,
     flex_settings,
-    postgres_bindir,
 )
 
 

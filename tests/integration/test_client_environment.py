@@ -1,13 +1,20 @@
-"""The client reads proxy settings from the environment once, when it is created, and never
-lets a ~/.netrc entry replace its bearer token."""
+"""The client reads proxy settings and the CA bundle from the environment once, when it is
+created, verifies TLS with that bundle, and never lets a ~/.netrc entry replace its bearer
+token."""
 
 from __future__ import annotations
 
-import pytest
+import shutil
+import ssl
+import subprocess
+import time
 
-from flex import FlexClient
+import pytest
+from werkzeug.wrappers import Request, Response
+
+from flex import FlexClient, FlexConfig
 from flex.errors import FlexUnavailableError
-from tests.support import APPROVED, calls, card, flex_config
+from tests.support import APPROVED, LoopbackServer, calls, card, flex_config
 
 CARD = card(APPROVED)
 
@@ -42,3 +49,48 @@ def test_proxy_from_the_environment_is_used_unless_no_proxy_covers_the_host(
     finally:
         bypassed.close()
         proxied.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A loopback HTTPS server with a certificate made for 127.0.0.1 (openssl), answering
+    every request, on kept-alive connections, with a transmit's answer. Yields (its API URL,
+    the certificate's file)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    @Request.application
+    def transmit_answer(request: Request) -> Response:
+        return Response(b'{"transmitId": "t-1"}', 200, content_type="application/json")
+
+    server = LoopbackServer(transmit_answer, ssl_context=context)
+    yield f"{server.url}/v1", cert
+    server.stop()
+
+
+def test_tls_is_verified_against_the_ca_bundle_from_the_environment(tls_server, monkeypatch):
+    api_url, cert = tls_server
+    config = FlexConfig(api_url=api_url, app_key="k", app_secret="s", mid="m",
+                        tokenization_key="t", deadline=2.0, max_retries=0)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    trusting = FlexClient(config)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # read once, at creation
+    default = FlexClient(config)  # the usual bundle, which never signed this certificate
+    try:
+        trusting._token, trusting._token_expires = "tok", time.time() + 3600
+        default._token, default._token_expires = "tok", time.time() + 3600
+        assert trusting.transmit({}).transmit_id == "t-1"
+        assert trusting.transmit({}).transmit_id == "t-1"  # on the same kept-alive connection
+        with pytest.raises(FlexUnavailableError, match="TLS handshake failed"):
+            default.transmit({})
+    finally:
+        trusting.close()
+        default.close()
