@@ -7,8 +7,11 @@ follow such a citation, so no tracked file may name them.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,144 @@ def test_no_tracked_file_cites_notes_outside_the_repository():
     offenders = {str(path.relative_to(ROOT)): found for path in files
                  if (found := mentions(path.read_text(encoding="utf-8", errors="replace")))}
     assert offenders == {}, "cite docs/FLEX_API.md (or nothing) instead"
+
+
+# --- Every repository path the docs cite exists ---------------------------------------------
+
+# The documents a reader follows: the README, the library's README and docs/.
+CITING = ("README.md", "flex/README.md", "docs")
+# The repository's top-level folders: a cited path starting with one of them is checked. A
+# folder that is gone stays listed, so that a citation of it fails rather than being skipped.
+FOLDERS = (".ci", "bench", "deploy", "docs", "flex", "flex_sandbox", "shop", "static",
+           "templates", "tests")
+FILE_SUFFIXES = (".py", ".md", ".sql", ".html", ".css", ".js", ".conf", ".toml", ".txt",
+                 ".svg", ".png")
+HOST_PARTS = {"com", "io", "org", "net"}  # `shop.example.com` is a host, not a module
+
+# A token starts where no word, dot, slash, colon or dash is before it: `/orders/<id>`,
+# `http://127.0.0.1:5000/flex` and `/etc/nginx/conf.d/shop.conf` are not repository paths.
+TOKEN = re.compile(r"(?<![\w./:@~-])[\w.-]*\w(?:/[\w.-]+)*/?")
+RUN_MODULE = re.compile(r"\bpython3? -m ([\w.]+)")
+IMPORT = re.compile(r"^\s*(?:from ([\w.]+) import ([\w, ]+)$|import ([\w.]+)$)")
+
+
+def python_packages() -> set[str]:
+    return {path.parent.name for path in ROOT.glob("*/__init__.py")}
+
+
+def defined_names(module: Path) -> set[str]:
+    """The names a module binds at its top level (definitions, assignments, imports)."""
+    names: set[str] = set()
+    body = list(ast.parse(module.read_text(encoding="utf-8")).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(target.id for target in targets if isinstance(target, ast.Name))
+        elif isinstance(node, ast.If | ast.Try):
+            body.extend([*node.body, *node.orelse, *getattr(node, "finalbody", [])])
+    return names
+
+
+def dotted_name_exists(name: str) -> bool:
+    """`shop.orders.lifecycle`, `flex.payloads.is_authorization`, `flex_sandbox.serve`: the
+    modules exist and the first name after them is defined there (the rest is attributes)."""
+    here = ROOT
+    for index, part in enumerate(name.split(".")):
+        if (here / part / "__init__.py").is_file():
+            here = here / part
+        elif (here / f"{part}.py").is_file():
+            rest = name.split(".")[index + 1:]
+            return not rest or rest[0] in defined_names(here / f"{part}.py")
+        else:
+            return here != ROOT and part in defined_names(here / "__init__.py")
+    return True
+
+
+def runnable_module_exists(name: str) -> bool:
+    """`python -m name` runs a file of this repository (or an installed tool, e.g. pytest)."""
+    path = ROOT.joinpath(*name.split("."))
+    if path.parts[len(ROOT.parts)] not in python_packages() and not (ROOT / f"{name}.py").exists():
+        return importlib.util.find_spec(name) is not None
+    return path.with_suffix(".py").is_file() or (path / "__main__.py").is_file()
+
+
+def tracked_file_names() -> set[str]:
+    return {path.name for path in tracked_text_files()} | {
+        path.name for path in ROOT.rglob("*.png") if ".git" not in path.parts}
+
+
+def citations(line: str, packages: set[str], file_names: set[str]) -> dict[str, Callable]:
+    """What one line cites, each with the check that it exists (first reading wins)."""
+    found: dict[str, Callable[[str], bool]] = dict.fromkeys(RUN_MODULE.findall(line),
+                                                            runnable_module_exists)
+    if (imported := IMPORT.match(line.strip("`"))) and (
+            (imported[1] or imported[3]).split(".")[0] in packages):
+        module, names, alone = imported.groups()
+        for name in [alone] if alone else [f"{module}.{name.strip()}" for name in
+                                           names.split(",") if name.strip()]:
+            found.setdefault(name, dotted_name_exists)
+    for token in (match.group(0).rstrip(".") for match in TOKEN.finditer(line)):
+        if "/" in token:
+            if token.split("/")[0] in FOLDERS:
+                found.setdefault(token, lambda path: (ROOT / path).exists())
+        elif token.endswith(FILE_SUFFIXES) and not token.startswith("."):
+            found.setdefault(token, file_names.__contains__)
+        elif "." in token and token.split(".")[0] in packages and not (
+                HOST_PARTS & set(token.split("."))):
+            found.setdefault(token, dotted_name_exists)
+    return found
+
+
+def stale_citations(text: str, file_names: set[str]) -> list[str]:
+    """Each repository path, file name, module or import the text cites that does not exist,
+    as `line N: citation`."""
+    packages = python_packages()
+    return [f"line {number}: {name}"
+            for number, line in enumerate(text.splitlines(), 1)
+            for name, exists in citations(line, packages, file_names).items()
+            if not exists(name)]
+
+
+def test_the_citation_finder_checks_paths_modules_and_imports_and_spares_the_rest():
+    names = {"lifecycle.py", "001_orders.sql"}
+    assert stale_citations("`shop/orders/lifecycle.py` `FLOW`, docs/LIFECYCLE.md.", names) == []
+    assert stale_citations("see `shop/lifecycle.py` and\n[shot](docs/screenshots/gone.png)",
+                           names) == ["line 1: shop/lifecycle.py",
+                                      "line 2: docs/screenshots/gone.png"]
+    assert stale_citations("`templates/`, `tests/…`, `flex_sandbox/views/`", names) == []
+    assert stale_citations("`001_orders.sql` and `webhook_effects.py`", names) == [
+        "line 1: webhook_effects.py"]
+    # URLs, outside paths, hosts, env vars and runtime files are not repository paths.
+    assert stale_citations(
+        "GET /orders/<id>, /flex/webhooks, http://127.0.0.1:5000/flex, FLEX_SANDBOX_FAULTS, "
+        "`/etc/nginx/conf.d/shop.conf`, (`shop.example.com`), `instance/shop.sqlite`, "
+        "https://docs.flexfactor.io/v1/evaluate, `.venv/bin/pytest`, 0002/0127/9995", names) == []
+    # Modules: run with -m, named dotted, or imported in a sample.
+    assert stale_citations("python -m flex_sandbox --port 8100; python -m pytest", names) == []
+    assert stale_citations("`python -m shop.orders.diagram`, `python -m shop.access`",
+                           names) == ["line 1: shop.access"]
+    assert stale_citations("`flex.payloads.is_authorization`, `webhook_effects.apply_due`, "
+                           "`flex_sandbox.CREDENTIALS`, `flex.purpose(…)`", names) == []
+    assert stale_citations("`shop.webhook_effects.apply_due`, `flex.payloads.nothing`",
+                           names) == ["line 1: shop.webhook_effects.apply_due",
+                                      "line 1: flex.payloads.nothing"]
+    assert stale_citations("from flex import Card, purpose\nfrom flex import sandbox\n"
+                           "import flex_sandbox\nimport flex.gone", names) == [
+        "line 2: flex.sandbox", "line 4: flex.gone"]
+
+
+def test_every_repository_path_the_docs_cite_exists():
+    tracked_folders = {path.relative_to(ROOT).parts[0] for path in tracked_text_files()
+                       if len(path.relative_to(ROOT).parts) > 1}
+    assert tracked_folders <= set(FOLDERS), "add the new top-level folder to FOLDERS"
+    documents = [ROOT / "README.md", ROOT / "flex" / "README.md",
+                 *sorted((ROOT / "docs").glob("*.md"))]
+    file_names = tracked_file_names()
+    stale = {str(path.relative_to(ROOT)): found for path in documents
+             if (found := stale_citations(path.read_text(encoding="utf-8"), file_names))}
+    assert stale == {}, "these citations name nothing in the repository"
