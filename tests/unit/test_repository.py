@@ -10,7 +10,9 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -199,3 +201,60 @@ def test_every_repository_path_the_docs_cite_exists():
     stale = {str(path.relative_to(ROOT)): found for path in documents
              if (found := stale_citations(path.read_text(encoding="utf-8"), file_names))}
     assert stale == {}, "these citations name nothing in the repository"
+
+
+# --- flex/ is the library alone; flex_sandbox/ stands beside it -----------------------------
+
+# What a module of the library must never import: a web framework, the shop or the simulator.
+NOT_IN_THE_LIBRARY = {"flask", "werkzeug", "jinja2", "shop", "app", "flex_sandbox"}
+
+
+def imported_modules(source: str, package_depth: int) -> set[str]:
+    """Top-level names of every module the source imports, wherever the import statement is
+    (in a function too) and including `importlib.import_module("…")` with a literal; a relative
+    import that climbs out of the package is reported as "..". """
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level > package_depth:
+            found.add("..")
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and ast.unparse(node.func) in {"importlib.import_module", "import_module",
+                                             "__import__"}):
+            found.add(node.args[0].value.split(".")[0])
+    return found
+
+
+def test_the_import_finder_sees_every_form_of_import():
+    source = ("import os, flask.json\nfrom werkzeug.serving import x\nfrom . import y\n"
+              "def f():\n    from shop.orders import lifecycle\n"
+              "    importlib.import_module('jinja2')\n    from .. import z\n")
+    assert imported_modules(source, package_depth=1) == {"os", "flask", "werkzeug", "shop",
+                                                         "jinja2", ".."}
+
+
+def test_no_module_of_the_library_imports_a_web_framework_the_shop_or_the_simulator():
+    modules = sorted((ROOT / "flex").rglob("*.py"))
+    assert ROOT / "flex" / "client.py" in modules
+    offenders = {}
+    for module in modules:
+        depth = len(module.relative_to(ROOT / "flex").parts)
+        if bad := imported_modules(module.read_text(encoding="utf-8"), depth) & (
+                NOT_IN_THE_LIBRARY | {".."}):
+            offenders[str(module.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}, "flex/ must stay liftable: requests and the standard library only"
+
+
+def test_the_simulator_runs_from_its_own_package_beside_the_library(tmp_path):
+    # Only flex/ and flex_sandbox/ are copied: the simulator needs neither the shop nor app.py.
+    for package in ("flex", "flex_sandbox"):
+        shutil.copytree(ROOT / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    run = subprocess.run([sys.executable, "-E", "-s", "-m", "flex_sandbox", "--help"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "--port" in run.stdout
