@@ -144,7 +144,7 @@ def citations(line: str, packages: set[str], file_names: set[str]) -> dict[str, 
     for token in (match.group(0).rstrip(".") for match in TOKEN.finditer(line)):
         if "/" in token:
             if token.split("/")[0] in FOLDERS:
-                found.setdefault(token, lambda path: (ROOT / path).exists())
+                found.setdefault(token, in_repository)
         elif token.endswith(FILE_SUFFIXES) and not token.startswith("."):
             found.setdefault(token, file_names.__contains__)
         elif "." in token and token.split(".")[0] in packages and not (
@@ -153,14 +153,38 @@ def citations(line: str, packages: set[str], file_names: set[str]) -> dict[str, 
     return found
 
 
+def tree_entries(text: str) -> dict[int, list[str]]:
+    """The paths a drawn tree names (`├── orders/` under `│   shop/` is shop/orders/), by line:
+    an entry may list several names (`templates/, static/`) or a glob (`*.py`)."""
+    entries: dict[int, list[str]] = {}
+    folders: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not (connector := re.search("[├└]── ", line)):
+            continue
+        depth = connector.start() // 4
+        names = [name.strip(" …") for name in re.split(r"\s{2,}", line[connector.end():])[0]
+                 .split(", ")]
+        entries[number] = ["/".join([*folders[:depth], name]) for name in names if name]
+        if len(names) == 1 and names[0].endswith("/"):
+            folders[depth:] = [names[0].rstrip("/")]
+    return entries
+
+
+def in_repository(path: str) -> bool:
+    return any(ROOT.glob(path)) if "*" in path else (ROOT / path).exists()
+
+
 def stale_citations(text: str, file_names: set[str]) -> list[str]:
     """Each repository path, file name, module or import the text cites that does not exist,
     as `line N: citation`."""
-    packages = python_packages()
-    return [f"line {number}: {name}"
-            for number, line in enumerate(text.splitlines(), 1)
-            for name, exists in citations(line, packages, file_names).items()
-            if not exists(name)]
+    packages, tree = python_packages(), tree_entries(text)
+    stale = []
+    for number, line in enumerate(text.splitlines(), 1):
+        found = citations(line, packages, file_names)
+        for path in tree.get(number, []):
+            found.setdefault(path, in_repository)
+        stale += [f"line {number}: {name}" for name, exists in found.items() if not exists(name)]
+    return stale
 
 
 def test_the_citation_finder_checks_paths_modules_and_imports_and_spares_the_rest():
@@ -186,6 +210,12 @@ def test_the_citation_finder_checks_paths_modules_and_imports_and_spares_the_res
     assert stale_citations("`shop.webhook_effects.apply_due`, `flex.payloads.nothing`",
                            names) == ["line 1: shop.webhook_effects.apply_due",
                                       "line 1: flex.payloads.nothing"]
+    # A drawn tree: each entry under its folders.
+    tree = ("├── flex/        the library\n│   └── cit.py\n├── shop/\n│   ├── orders/\n"
+            "│   │   └── lifecycle.py   one writer\n│   ├── orders.py\n│   └── *.py   the rest\n"
+            "└── templates/, static/, gone/   pages")
+    assert stale_citations(tree, names | {"cit.py", "orders.py"}) == [
+        "line 6: shop/orders.py", "line 8: gone/"]
     assert stale_citations("from flex import Card, purpose\nfrom flex import sandbox\n"
                            "import flex_sandbox\nimport flex.gone", names) == [
         "line 2: flex.sandbox", "line 4: flex.gone"]
