@@ -288,3 +288,33 @@ def test_the_simulator_runs_from_its_own_package_beside_the_library(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "--port" in run.stdout
+
+
+def imported_when_loaded(source: str) -> set[str]:
+    """Top-level names of the modules a source imports when it is loaded: statements at module
+    level (in `if` and `try` blocks too), not inside functions nor under `if TYPE_CHECKING:`."""
+    found: set[str] = set()
+    body = list(ast.parse(source).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+            body.extend([*node.body, *node.orelse])
+        elif isinstance(node, ast.Try):
+            body.extend([*node.body, *node.orelse, *node.finalbody,
+                         *(line for handler in node.handlers for line in handler.body)])
+    return found
+
+
+def test_the_shop_loads_without_the_simulator():
+    # So a production deploy (FLEX_API_URL set) may leave flex_sandbox/ out: only the function
+    # that starts the embedded demo sandbox imports it.
+    assert imported_when_loaded("import flask\nif TYPE_CHECKING:\n    import flex_sandbox\n"
+                                "def f():\n    import flex_sandbox\n") == {"flask"}
+    modules = [ROOT / "app.py", *sorted((ROOT / "shop").rglob("*.py"))]
+    offenders = [str(module.relative_to(ROOT)) for module in modules
+                 if "flex_sandbox" in imported_when_loaded(module.read_text(encoding="utf-8"))]
+    assert offenders == []
