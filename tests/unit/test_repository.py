@@ -1,8 +1,13 @@
-"""The repository is self-contained: nothing in it points at notes that live outside it.
+"""The repository's layout keeps its promises.
 
-Flex's API facts live in docs/FLEX_API.md. Earlier drafts cited working notes kept next to the
-repository (a Flex API reference and a design note); a reader who copies the code cannot
-follow such a citation, so no tracked file may name them.
+- It is self-contained: nothing in it points at notes that live outside it. Flex's API facts
+  live in docs/FLEX_API.md. Earlier drafts cited working notes kept next to the repository (a
+  Flex API reference and a design note); a reader who copies the code cannot follow such a
+  citation, so no tracked file may name them.
+- Every path, module and import the README, flex/README.md and docs/ cite exists, so a move
+  that forgets a document fails here rather than misleading a reader.
+- `flex/` is the library alone (no web framework, shop or simulator inside), and the
+  simulator, `flex_sandbox/`, runs from its own package beside it.
 """
 
 from __future__ import annotations
