@@ -34,14 +34,18 @@ OUTSIDE_NOTES = re.compile("|".join((
 )))
 
 
-def tracked_text_files() -> list[Path]:
+def tracked_files() -> list[Path]:
     try:
         listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True,
                                  capture_output=True, timeout=30).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"not a git checkout: {exc}")
     files = [ROOT / name for name in listing.decode().split("\0") if name]
-    return [path for path in files if path.is_file() and b"\0" not in path.read_bytes()[:8192]]
+    return [path for path in files if path.is_file()]
+
+
+def tracked_text_files() -> list[Path]:
+    return [path for path in tracked_files() if b"\0" not in path.read_bytes()[:8192]]
 
 
 def mentions(text: str) -> list[str]:
@@ -69,8 +73,6 @@ def test_no_tracked_file_cites_notes_outside_the_repository():
 
 # --- Every repository path the docs cite exists ---------------------------------------------
 
-# The documents a reader follows: the README, the library's README and docs/.
-CITING = ("README.md", "flex/README.md", "docs")
 # The repository's top-level folders: a cited path starting with one of them is checked. A
 # folder that is gone stays listed, so that a citation of it fails rather than being skipped.
 FOLDERS = (".ci", "bench", "deploy", "docs", "flex", "flex_sandbox", "shop", "static",
@@ -125,18 +127,15 @@ def dotted_name_exists(name: str) -> bool:
 
 def runnable_module_exists(name: str) -> bool:
     """`python -m name` runs a file of this repository (or an installed tool, e.g. pytest)."""
-    path = ROOT.joinpath(*name.split("."))
-    if path.parts[len(ROOT.parts)] not in python_packages() and not (ROOT / f"{name}.py").exists():
+    top = name.split(".")[0]
+    if top not in python_packages() and not (ROOT / f"{top}.py").is_file():
         return importlib.util.find_spec(name) is not None
+    path = ROOT.joinpath(*name.split("."))
     return path.with_suffix(".py").is_file() or (path / "__main__.py").is_file()
 
 
-def tracked_file_names() -> set[str]:
-    return {path.name for path in tracked_text_files()} | {
-        path.name for path in ROOT.rglob("*.png") if ".git" not in path.parts}
-
-
-def citations(line: str, packages: set[str], file_names: set[str]) -> dict[str, Callable]:
+def citations(line: str, packages: set[str], file_names: set[str]
+              ) -> dict[str, Callable[[str], bool]]:
     """What one line cites, each with the check that it exists (first reading wins)."""
     found: dict[str, Callable[[str], bool]] = dict.fromkeys(RUN_MODULE.findall(line),
                                                             runnable_module_exists)
@@ -230,9 +229,10 @@ def test_every_repository_path_the_docs_cite_exists():
     tracked_folders = {path.relative_to(ROOT).parts[0] for path in tracked_text_files()
                        if len(path.relative_to(ROOT).parts) > 1}
     assert tracked_folders <= set(FOLDERS), "add the new top-level folder to FOLDERS"
+    # The documents a reader follows: the README, the library's README and docs/.
     documents = [ROOT / "README.md", ROOT / "flex" / "README.md",
                  *sorted((ROOT / "docs").glob("*.md"))]
-    file_names = tracked_file_names()
+    file_names = {path.name for path in tracked_files()}
     stale = {str(path.relative_to(ROOT)): found for path in documents
              if (found := stale_citations(path.read_text(encoding="utf-8"), file_names))}
     assert stale == {}, "these citations name nothing in the repository"
