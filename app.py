@@ -16,9 +16,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shop import cli, health, security, services, wording
-from shop.backoffice import access, inspector, sandbox_demo
+from shop.backoffice import access, inspector, order_list, sandbox_demo
 from shop.checkout import cart, storefront
-from shop.orders import order_pages
+from shop.orders import order_page
 from shop.storage import db
 from shop.webhooks import receiver
 
@@ -109,9 +109,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     receiver.init_app(app)
     security.init_app(app)
     cli.init_app(app)
-    for blueprint in (storefront.bp, order_pages.bp, inspector.bp, receiver.bp, sandbox_demo.bp):
+    # Each blueprint is named after its module; its pages are in templates/<its name>/.
+    for blueprint in (storefront.bp, order_page.bp, receiver.bp, health.bp,  # the shop
+                      order_list.bp, inspector.bp, sandbox_demo.bp):  # the back office
         app.register_blueprint(blueprint)
-    app.register_blueprint(health.bp)
     _template_helpers(app)
     _error_pages(app)
     return app
@@ -173,8 +174,8 @@ def _database_unavailable(app: Flask, exc: Exception):
     app.logger.warning("database unavailable during %s %s: %s", request.method, request.path,
                        exc, exc_info=exc)
     checkout_id = request.form.get("checkout_id", "") if request.method == "POST" else ""
-    if request.endpoint == "shop.checkout_page" and checkout_id in session.get("orders", []):
-        return render_template("confirming.html", order_id=checkout_id), 202
+    if request.endpoint == "storefront.checkout_page" and checkout_id in session.get("orders", []):
+        return render_template("storefront/confirming.html", order_id=checkout_id), 202
     message = "The shop cannot reach its records for a moment. Please try again in a minute."
     return render_template("error.html", code=503, title="Briefly unavailable",
                            message=message), 503, {"Retry-After": "30"}

@@ -1,8 +1,9 @@
 """What the shop says to people: status labels, the shopper's message on an order page, the
 account of a capture or cancel, the demo's guided tour (the README's "First two minutes", word
-for word), and amounts in dollars (the templates' `money` filter). The
-data layer (orders.py, authorizations.py) decides where an order stands; this module only
-words it, so the sentences live in one place.
+for word), every other sentence a page shows (PAGE_TEXT), moments in UTC (`utc`) and amounts
+in dollars (the templates' `money` filter). The data layer (shop/orders/records.py,
+authorizations.py) decides where an order stands; this module only words it, so the sentences
+live in one place and the templates keep labels and markup only.
 
 The status labels are the UI contract ("Paid", "Rescued by Flex", "Declined", ...): tests
 and the docs quote them.
@@ -19,7 +20,7 @@ from markupsafe import Markup, escape
 from flex.cit import AUTHORIZED, DECLINED
 from shop.money import format_dollars
 from shop.orders import authorizations
-from shop.orders.records import FLEX_REFUSED_AMOUNT, PENDING, REFUNDABLE, Order, Status
+from shop.orders.records import FLEX_REFUSED_AMOUNT, PENDING, REFUNDABLE, Order, Refund, Status
 
 STATUS_LABELS = {
     Status.AWAITING: "Awaiting confirmation",
@@ -55,19 +56,76 @@ TOUR_STEPS = (
     "Stop the demo with Ctrl-C in its terminal.",
 )
 
-_MARKS = re.compile(r"\*\*(.+?)\*\*|`(.+?)`")
+# Every other sentence a page shows, by name: templates write `say.cart_empty`, or
+# `say.cart_empty|marked(href)` when the sentence has marks (see `marked`).
+PAGE_TEXT = {
+    # the layout's footer
+    "demo_store": "Demo store — test cards only, no real money.",
+    "talking_to": "Talking to the {mode}.",
+    "open_back_office": "Demo mode: the back office (orders, refunds, Flex calls) is open to "
+                        "everyone; production puts it behind a login.",
+    # the storefront
+    "catalog_lede": "Pick something, check out with a test card, and watch Flex rescue a "
+                    "declined payment.",
+    "cart_empty": "Your cart is empty. [Back to the shop].",
+    "check_the_form": "Please check the payment form",
+    "paying": "Processing your payment. Please wait and do not pay again.",
+    "test_cards_demo": "Test cards — choose one to fill in the whole form with a demo shopper.",
+    "test_cards": "Test cards — choose a number to fill the card field; any future expiry, any "
+                  "3-digit CVC.",
+    "confirming": "We are confirming your payment",
+    "confirming_lede": "Our records are catching up, so we cannot show the result yet. Please "
+                       "do not pay again.",
+    "confirming_next": "Your order's page shows what happened as soon as it is confirmed, "
+                       "within a few minutes. You are charged only if the payment went through.",
+    # the order page
+    "private_link": "Come back to this order any time with its [private link] (keep it to "
+                    "yourself).",
+    "cart_kept": "Your cart is kept.",
+    "demo_tools": "What only Flex's portal or the card network can do. The sandbox does it and "
+                  "sends Flex's signed webhook to this shop, which records it below.",
+    "no_webhooks_for_order": "None received for this order.",
+    "timeline": "The processor authorization and every Flex call for this order, one action at "
+                "a time (the checkout, each refund, each webhook's lookups), each to its own "
+                "scale, with why each call was made: the vault (/tokenize) runs beside the "
+                "authorization.",
+    "no_calls_for_order": "No calls recorded for this order.",
+    # the back office
+    "no_orders": "No orders yet. [Go shopping].",
+    "login_lede": "The back office: orders, refunds, captures and the Flex inspector.",
+    "no_calls_match": "No Flex calls match.",
+    "webhooks_intro": "Flex posts signed events to `{url}`. Each is verified, stored once (a "
+                      "redelivery is counted, never applied twice), then applied to its order.",
+    "delivery_log": "The embedded sandbox's own [delivery log] (JSON) shows every attempt it "
+                    "made.",
+    "no_rejections": "None: every delivery so far had a valid signature, a fresh date and a "
+                     "new nonce.",
+    "no_webhooks": "No webhook received yet.",
+}
+
+_MARKS = re.compile(r"\*\*(.+?)\*\*|`(.+?)`|\[(.+?)\]")
 
 
-def tour_step(step: str) -> Markup:
-    """A tour step as HTML: **bold** as <strong>, `code` as <code>, the rest escaped."""
+def marked(text: str, href: str | None = None, **values: object) -> Markup:
+    """A sentence as HTML: **bold** as <strong>, `code` as <code>, [words] as a link to
+    `href` (if given), and each {name} replaced by `values[name]`; everything else escaped."""
+    def fill(part: str) -> Markup:
+        return escape(part).format(**values) if values else escape(part)
+
     html, last = [], 0
-    for match in _MARKS.finditer(step):
-        html.append(escape(step[last:match.start()]))
-        bold, code = match.groups()
-        html.append(Markup("<strong>%s</strong>") % bold if bold is not None
-                    else Markup("<code>%s</code>") % code)
+    for match in _MARKS.finditer(text):
+        html.append(fill(text[last:match.start()]))
+        bold, code, link = match.groups()
+        if bold is not None:
+            html.append(Markup("<strong>%s</strong>") % fill(bold))
+        elif code is not None:
+            html.append(Markup("<code>%s</code>") % fill(code))
+        elif href is not None:
+            html.append(Markup('<a href="%s">%s</a>') % (href, fill(link)))
+        else:  # no link to make: the brackets stay, as written
+            html.append(fill(match.group(0)))
         last = match.end()
-    html.append(escape(step[last:]))
+    html.append(fill(text[last:]))
     return Markup("").join(html)
 
 
@@ -113,7 +171,7 @@ def merchant_note(order: Order) -> str | None:
     refunded = (f"; {format_dollars(order.refunded_cents)} of it had been refunded before"
                 if order.refunded_cents else "")
     return (f"The cardholder disputed the {format_dollars(order.amount_cents)} charge with "
-            f"their bank on {_utc(order.chargeback_at)} (Flex's chargeback notice{refunded}). "
+            f"their bank on {utc(order.chargeback_at)} (Flex's chargeback notice{refunded}). "
             "The bank has returned the money to the cardholder, so this order can no longer "
             "be refunded here.")
 
@@ -128,11 +186,19 @@ def authorization_hint(order: Order) -> str:
 def disputed_on(order: Order) -> str:
     """When Flex reported the chargeback, for the order's facts (Flex's notice names no
     amount: a dispute is about the charge, so the facts show the charge as disputed)."""
-    return _utc(order.chargeback_at)
+    return utc(order.chargeback_at)
 
 
-def _utc(epoch_seconds: float) -> str:
-    return f"{datetime.fromtimestamp(epoch_seconds, UTC):%Y-%m-%d %H:%M:%S} UTC"
+def utc(when: datetime | float, time_only: bool = False) -> str:
+    """A moment as every page and sentence shows it: "2026-12-06 18:35:02 UTC", or with
+    `time_only` "18:35:02 UTC" (where the date is beside it). `when` is a datetime (naive
+    means UTC) or epoch seconds. The templates' `utc` filter."""
+    if not isinstance(when, datetime):
+        when = datetime.fromtimestamp(when, UTC)
+    elif when.tzinfo is None:  # the database's times are UTC
+        when = when.replace(tzinfo=UTC)
+    shown = when.astimezone(UTC).strftime("%H:%M:%S" if time_only else "%Y-%m-%d %H:%M:%S")
+    return f"{shown} UTC"
 
 
 def _declined_message(order: Order) -> str:
@@ -159,16 +225,31 @@ def _declined_message(order: Order) -> str:
     return "Your bank declined this payment. No money was taken; please try another card."
 
 
+def refund_status(refund: Refund) -> str:
+    """A refund's status in the order page's list of refunds."""
+    if refund.unknown:
+        return "unknown: Flex did not answer, held until confirmed"
+    return refund.status
+
+
+def refund_help(order: Order) -> str:
+    """Under the refund amount: how much is left, and who pays it back."""
+    if not order.refundable_cents:
+        return "Nothing is left to refund."
+    through = "Flex" if order.rescued else "the processor"
+    return f"Up to {format_dollars(order.refundable_cents)}, refunded by {through}."
+
+
 def authorization_summary(action: authorizations.Action) -> str:
     """What became of a capture or cancel, for the order page (times in UTC)."""
     name = "Capture" if action.action == authorizations.CAPTURE else "Cancel"
     what = f"{name} of {format_dollars(action.amount_cents)}" if action.amount_cents else name
     tries = f"{action.attempts} attempt{'s' if action.attempts != 1 else ''}"
     if action.state == authorizations.DONE:
-        when = datetime.fromtimestamp(action.settled_at or action.created_at, UTC)
+        when = utc(action.settled_at or action.created_at)
         if action.action == authorizations.CANCEL:
-            return f"Authorization cancelled, not charged ({when:%Y-%m-%d %H:%M:%S} UTC, {tries})."
-        return f"{what} confirmed by Flex ({when:%Y-%m-%d %H:%M:%S} UTC, {tries})."
+            return f"Authorization cancelled, not charged ({when}, {tries})."
+        return f"{what} confirmed by Flex ({when}, {tries})."
     if action.state == authorizations.PENDING:
         return (f"{what} sent to Flex, not confirmed yet ({tries} so far): the shop asks "
                 "again automatically with the same idempotency key, so it happens once.")
@@ -180,11 +261,14 @@ def authorization_summary(action: authorizations.Action) -> str:
 def register(app: Flask) -> None:
     """Makes the wording available to templates as filters: `order|status_label`,
     `order|shopper_message`, `order|merchant_note`, `order|disputed_on`,
-    `order|authorization_hint`, `action|authorization_summary`, `step|tour_step`,
-    `cents|money`; and as globals, `tour_steps` and `next_steps`."""
+    `order|authorization_hint`, `order|refund_help`, `refund|refund_status`,
+    `action|authorization_summary`, `text|marked`, `when|utc`, `cents|money`; and as
+    globals, `say` (PAGE_TEXT), `tour_steps` and `next_steps`."""
     for wording in (status_label, shopper_message, merchant_note, disputed_on,
-                    authorization_hint, authorization_summary, tour_step):
+                    authorization_hint, refund_help, refund_status, authorization_summary,
+                    marked, utc):
         app.add_template_filter(wording)
+    app.jinja_env.globals["say"] = PAGE_TEXT
     app.jinja_env.globals["tour_steps"] = TOUR_STEPS
     app.jinja_env.globals["next_steps"] = NEXT_STEPS_WHILE_CONFIRMING
     app.add_template_filter(format_dollars, "money")

@@ -102,7 +102,7 @@ def may_see_order(order_id: str) -> bool:
 def order_link(order_id: str) -> str:
     """The order page's private link: whoever holds it sees the order (the shopper's
     receipt). It never expires, like a receipt; it opens this one order's page only."""
-    return url_for("orders.detail", order_id=order_id, key=_links().dumps(order_id),
+    return url_for("order_page.detail", order_id=order_id, key=_links().dumps(order_id),
                    _external=True)
 
 
@@ -116,7 +116,7 @@ def login():
         return redirect(_next_page(), 303)
     form = LoginForm()
     if not form.validate_on_submit():
-        return render_template("login.html", form=form), 400 if form.is_submitted() else 200
+        return render_template("access/login.html", form=form), 400 if form.is_submitted() else 200
     account = current_app.extensions["merchant_login"]
     name_ok = hmac.compare_digest(form.username.data.encode(), account.username.encode())
     password_ok = check_password_hash(account.password_hash if name_ok else _DUMMY_HASH,
@@ -124,7 +124,7 @@ def login():
     if not (name_ok and password_ok):
         log.warning("merchant login refused from %s", request.remote_addr)
         form.password.errors = ["Wrong username or password."]
-        return render_template("login.html", form=form), 401
+        return render_template("access/login.html", form=form), 401
     session.clear()  # nothing from before the login carries over
     login_user(Merchant(account.username))
     log.info("merchant %s signed in from %s", account.username, request.remote_addr)
@@ -136,7 +136,7 @@ def logout():
     logout_user()
     session.clear()
     flash("Signed out.", "info")
-    return redirect(url_for("shop.catalog_page"), 303)
+    return redirect(url_for("storefront.catalog_page"), 303)
 
 
 def _next_page() -> str:
@@ -147,7 +147,7 @@ def _next_page() -> str:
     if (target.startswith("/") and not target.startswith("//") and "\\" not in target
             and not parts.scheme and not parts.netloc):
         return target
-    return url_for("orders.history")
+    return url_for("order_list.orders")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ this blueprint."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, render_template, request
 
 from shop.backoffice.access import merchant_only
@@ -38,15 +40,11 @@ def calls():
     }
     query = {"endpoint": filters["endpoint"] or None, "status_class": filters["status"] or None,
              "order_id": filters["order"] or None}
-    page = max(1, request.args.get("page", 1, type=int))
-    found, total = search_calls(conn, page=page, **query)
-    pages = max(1, -(-total // CALLS_PER_PAGE))
-    if page > pages:  # past the end (the log was reset, or a hand-made URL): the last page
-        page = pages
-        found, total = search_calls(conn, page=page, **query)
+    found, total, page, pages = _paged(lambda page: search_calls(conn, page=page, **query),
+                                       CALLS_PER_PAGE)
     queue = transmit_counts(conn)
     return render_template(
-        "flex_calls.html",
+        "inspector/calls.html",
         tabs=TABS,
         calls=found,
         total=total,
@@ -64,15 +62,11 @@ def calls():
 def webhooks():
     """Webhooks received, newest first, what each changed, and the deliveries refused."""
     conn = get_db()
-    page = max(1, request.args.get("page", 1, type=int))
-    found, total = events.page_of_events(conn, page)
-    pages = max(1, -(-total // events.EVENTS_PER_PAGE))
-    if page > pages:
-        page = pages
-        found, total = events.page_of_events(conn, page)
+    found, total, page, pages = _paged(lambda page: events.page_of_events(conn, page),
+                                       events.EVENTS_PER_PAGE)
     sandbox_url = services().sandbox_url
     return render_template(
-        "flex_webhooks.html",
+        "inspector/webhooks.html",
         tabs=TABS,
         events=found,
         total=total,
@@ -81,3 +75,16 @@ def webhooks():
         rejections=events.rejections(conn),
         delivery_log=f"{sandbox_url}/_sandbox/webhooks" if sandbox_url else None,
     )
+
+
+def _paged(fetch: Callable[[int], tuple[list, int]], per_page: int):
+    """The requested page of a list shown `per_page` at a time (templates/_shared/pager.html
+    links the others): (rows, total, page, pages). `fetch(page)` answers (rows, total). A page
+    past the end (the log was reset, or a hand-made URL) shows the last one."""
+    page = max(1, request.args.get("page", 1, type=int))
+    rows, total = fetch(page)
+    pages = max(1, -(-total // per_page))
+    if page > pages:
+        page = pages
+        rows, total = fetch(page)
+    return rows, total, page, pages

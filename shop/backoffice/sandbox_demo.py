@@ -18,7 +18,7 @@ from shop.services import services
 from shop.storage.db import get_db
 from shop.webhooks import events
 
-bp = Blueprint("demo", __name__, url_prefix="/orders")
+bp = Blueprint("sandbox_demo", __name__, url_prefix="/orders")
 
 CONTROL_TIMEOUT = (1.0, 5.0)  # (connect, read) seconds for the sandbox's control endpoints
 WEBHOOK_WAIT_SECONDS = 5.0  # how long the button waits to show the webhook's effect
@@ -27,6 +27,13 @@ WEBHOOK_WAIT_SECONDS = 5.0  # how long the button waits to show the webhook's ef
 def available() -> bool:
     """The buttons are shown and answer: the embedded sandbox, outside production."""
     return demo_tools() and services().sandbox_url is not None
+
+
+@bp.app_context_processor
+def demo_sandbox() -> dict:
+    """Tells the order page to show the buttons. Set here, not by the order page, so that
+    deleting this module (and its registration in app.py) leaves no demo tools behind."""
+    return {"demo_sandbox": available()}
 
 
 @bp.post("/<order_id>/simulate/portal-refund")
@@ -54,7 +61,7 @@ def chargeback(order_id: str):
 def _back_to_the_tools(order_id: str):
     """The order page, with the demo tools still open: the next simulation is one click."""
     session["demo_tools_open"] = order_id
-    return redirect(url_for("orders.detail", order_id=order_id), 303)
+    return redirect(url_for("order_page.detail", order_id=order_id), 303)
 
 
 def _rescued_or_404(order_id: str) -> records.Order:

@@ -14,7 +14,7 @@ from shop.security import demo_tools
 from shop.services import services
 from shop.storage.db import get_db
 
-bp = Blueprint("shop", __name__)
+bp = Blueprint("storefront", __name__)
 
 # The test cards shown on the checkout page, one row each: (number, processor, Flex
 # /evaluate, order shows). The page and its fill buttons read this one list.
@@ -47,7 +47,7 @@ ISSUED_CHECKOUTS = 5  # checkout ids remembered per session (a few open tabs)
 
 @bp.get("/")
 def catalog_page():
-    return render_template("catalog.html", products=catalog.PRODUCTS)
+    return render_template("storefront/catalog.html", products=catalog.PRODUCTS)
 
 
 @bp.post("/cart/add")
@@ -57,13 +57,13 @@ def add_to_cart():
         abort(400, "Choose a product and a quantity from 1 to 10.")
     cart.add(form.sku.data, form.quantity.data)
     flash(f"Added {catalog.get(form.sku.data).name} to your cart.", "success")
-    return redirect(url_for("shop.cart_page"))
+    return redirect(url_for("storefront.cart_page"))
 
 
 @bp.get("/cart")
 def cart_page():
     lines = cart.lines()
-    return render_template("cart.html", lines=lines, total_cents=cart.total_cents(lines),
+    return render_template("storefront/cart.html", lines=lines, total_cents=cart.total_cents(lines),
                            sensejs=services().sensejs, sense_key=funnel.cart_sense_key())
 
 
@@ -73,7 +73,7 @@ def update_cart():
     if not form.validate() or catalog.get(form.sku.data) is None:
         abort(400, "Choose a product and a quantity from 0 to 10.")
     cart.set_quantity(form.sku.data, form.quantity.data)
-    return redirect(url_for("shop.cart_page"))
+    return redirect(url_for("storefront.cart_page"))
 
 
 @bp.route("/checkout", methods=("GET", "POST"))
@@ -84,12 +84,12 @@ def checkout_page():
         # and recovery settles it if its request died. CSRFProtect has checked the token.
         replayed = records.get(get_db(), request.form.get("checkout_id", ""))
         if replayed is not None:
-            return redirect(url_for("orders.detail", order_id=replayed.id))
+            return redirect(url_for("order_page.detail", order_id=replayed.id))
 
     lines = cart.lines()
     if not lines:
         flash("Your cart is empty.", "info")
-        return redirect(url_for("shop.cart_page"))
+        return redirect(url_for("storefront.cart_page"))
     total = cart.total_cents(lines)
     form = CheckoutForm()
     if request.method == "GET":
@@ -112,7 +112,7 @@ def checkout_page():
         cart.clear()
     session["checkouts"] = [c for c in _issued() if c != checkout_id]
     funnel.placed(order.id)
-    return redirect(url_for("orders.detail", order_id=order.id))
+    return redirect(url_for("order_page.detail", order_id=order.id))
 
 
 def _issued() -> list[str]:
@@ -131,8 +131,9 @@ def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | No
     if not form.country.data:
         form.country.data = "US"
     return render_template(
-        "checkout.html", form=form, lines=lines, total_cents=total, checkout_id=checkout_id,
-        sensejs=services().sensejs, sense_key=checkout_id, test_cards=_test_cards(),
+        "storefront/checkout.html", form=form, lines=lines, total_cents=total,
+        checkout_id=checkout_id, sensejs=services().sensejs, sense_key=checkout_id,
+        test_cards=_test_cards(),
         form_error=form_error, demo_shopper=_demo_fill(form) if demo_tools() else None,
     ), status
 

@@ -35,7 +35,7 @@ from shop.webhooks import effects, events
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("webhooks", __name__)
+bp = Blueprint("receiver", __name__)
 
 DEMO_KEY_FILE = "flex-webhook.key"  # beside the database, shared by the shop's processes
 SUBSCRIBE_TIMEOUT = (1.0, 2.0)  # (connect, read) seconds: it runs inside a shopper's request
@@ -103,7 +103,7 @@ class DemoSubscription:
         if not self._lock.acquire(blocking=False):  # another request is subscribing
             return
         try:
-            url = url_for("webhooks.receive", _external=True)
+            url = url_for("receiver.receive", _external=True)
             requests.put(f"{self.sandbox_url}/_sandbox/webhooks",
                          json={"url": url, "key": self.key},
                          timeout=SUBSCRIBE_TIMEOUT).raise_for_status()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flex.calllog import LoggedCall
-from shop.orders.order_pages import waterfalls
+from shop.orders.timeline import waterfalls
 
 
 def call(call_id: int, endpoint: str, start: float, ms: int, *, why: str | None = None,

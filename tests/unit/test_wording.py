@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from shop.wording import TOUR_STEPS, tour_step
+from shop.wording import TOUR_STEPS, marked, utc
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -29,7 +30,19 @@ def test_the_readme_lists_the_tours_steps_word_for_word():
     assert readme_steps() == list(TOUR_STEPS)
 
 
-def test_a_tour_step_marks_buttons_and_commands_and_escapes_the_rest():
-    html = tour_step("Click **Pay** <now> after `make demo` & wait")
+def test_marks_bold_code_and_links_fill_values_and_escape_the_rest():
+    html = marked("Click **Pay** <now> after `make demo` & wait")
     assert html == ("Click <strong>Pay</strong> &lt;now&gt; after <code>make demo</code> "
                     "&amp; wait")
+    linked = marked("Go [back & retry] to `{url}`.", "/cart?a=1&b=2", url="<http://x/>")
+    assert linked == ('Go <a href="/cart?a=1&amp;b=2">back &amp; retry</a> to '
+                      "<code>&lt;http://x/&gt;</code>.")
+    assert marked("See [the log].") == "See [the log]."  # no link given: written as it is
+
+
+def test_every_moment_is_shown_in_one_format_in_utc():
+    assert utc(0) == "1970-01-01 00:00:00 UTC"  # epoch seconds, as the database keeps them
+    paris = datetime(2026, 12, 6, 19, 35, 2, tzinfo=timezone(timedelta(hours=1)))
+    assert utc(paris) == "2026-12-06 18:35:02 UTC"
+    assert utc(paris, time_only=True) == "18:35:02 UTC"
+    assert utc(datetime(2026, 12, 6, 18, 35, 2)) == "2026-12-06 18:35:02 UTC"  # naive is UTC

@@ -1,40 +1,26 @@
-"""Order history, order detail with its checkout waterfall, refunds, and the demo reset."""
+"""One order's page, which its shopper sees too (behind its session or signed link), and
+the merchant's actions on it: refund, and in authorization mode capture or cancel. The
+actions are back-office only (merchant_only) and answer Post/Redirect/Get to this page, which
+shows their errors; the merchant's list of every order is shop/backoffice/order_list.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-
 from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 
-from flex.calllog import LoggedCall
 from flex.purposes import purpose
 from shop import wording
-from shop.backoffice import sandbox_demo
 from shop.backoffice.access import may_see_order, merchant_only, order_link
 from shop.checkout import funnel, payment
 from shop.forms import RefundForm
 from shop.money import format_dollars
-from shop.orders import authorizations, lifecycle, records
-from shop.security import demo_only
+from shop.orders import authorizations, records
+from shop.orders.timeline import waterfalls
 from shop.services import services
 from shop.storage.db import get_db
 from shop.storage.flex_store import calls_for_order
 from shop.webhooks import events
 
-bp = Blueprint("orders", __name__, url_prefix="/orders")
-
-# Calls logged without an action: one starting this long after the previous ones starts a
-# new chart, and a refund, capture or cancel is an action of its own.
-BURST_GAP_SECONDS = 1.0
-OWN_CHART = {"refund", "capture", "cancel"}
-SCALE = 1000  # the bars' SVG viewBox width
-
-
-@bp.get("")
-@merchant_only
-def history():
-    return render_template("orders.html", orders=records.recent(get_db()))
+bp = Blueprint("order_page", __name__, url_prefix="/orders")
 
 
 @bp.get("/<order_id>")
@@ -63,7 +49,7 @@ def detail(order_id: str):
         status = refused["status"]
     conn = get_db()
     return render_template(
-        "order.html",
+        "order_page/order.html",
         order=order,
         items=records.items(conn, order_id),
         refunds=records.refunds(conn, order_id),
@@ -73,7 +59,6 @@ def detail(order_id: str):
         authorization=authorizations.get(conn, order_id),
         authorization_error=refused["message"] if refused else None,
         webhooks=events.for_order(conn, order_id),
-        demo_sandbox=sandbox_demo.available(),
         sensejs=services().sensejs, sense_key=funnel.confirmation_sense_key(order_id),
         order_link=order_link(order_id),
         demo_tools_open=session.pop("demo_tools_open", None) == order_id,
@@ -107,7 +92,7 @@ def _authorization_action(order_id: str, action: str):
     except authorizations.ActionRefused as exc:
         session["authorization_error"] = {"order_id": order_id, "message": str(exc),
                                           "status": 409}
-        return redirect(url_for("orders.detail", order_id=order_id, _anchor="authorization"),
+        return redirect(url_for("order_page.detail", order_id=order_id, _anchor="authorization"),
                         303)
     message = wording.authorization_summary(done)
     if done.state == authorizations.REFUSED:
@@ -115,7 +100,7 @@ def _authorization_action(order_id: str, action: str):
                                           "status": 409}
     else:
         flash(message, "success" if done.state == authorizations.DONE else "info")
-    return redirect(url_for("orders.detail", order_id=order_id), 303)
+    return redirect(url_for("order_page.detail", order_id=order_id), 303)
 
 
 @bp.post("/<order_id>/refund")
@@ -136,19 +121,11 @@ def refund(order_id: str):
             error, status = str(exc), 409
         else:
             flash(f"Refunded {format_dollars(amount_cents)}.", "success")
-            return redirect(url_for("orders.detail", order_id=order_id), 303)
+            return redirect(url_for("order_page.detail", order_id=order_id), 303)
     # A refused amount that looked like a card number was already cleared by the form.
     session["refund_error"] = {"order_id": order_id, "message": error, "status": status,
                                "amount": (form.amount.data or "")[:40]}
-    return redirect(url_for("orders.detail", order_id=order_id, _anchor="refund"), 303)
-
-
-@bp.post("/reset")
-@demo_only
-def reset():
-    lifecycle.forget_all(get_db())
-    flash("Demo reset: every order was removed.", "info")
-    return redirect(url_for("orders.history"), 303)
+    return redirect(url_for("order_page.detail", order_id=order_id, _anchor="refund"), 303)
 
 
 def _order_or_404(order_id: str) -> records.Order:
@@ -161,78 +138,3 @@ def _order_or_404(order_id: str) -> records.Order:
 def _first_error(form: RefundForm) -> str:
     return next((error for errors in form.errors.values() for error in errors),
                 "Check the refund amount.")
-
-
-@dataclass(frozen=True)
-class Bar:
-    call: LoggedCall
-    offset_ms: int  # from the start of its chart
-    x: float  # position and length in SVG units of SCALE
-    width: float
-
-
-@dataclass(frozen=True)
-class Waterfall:
-    """The calls of one action (the checkout, a later refund...), drawn to one scale: its
-    duration is that action's, from its first call's start to its last call's end."""
-
-    started_at: datetime
-    span_ms: int
-    bars: list[Bar]
-
-    @property
-    def why(self) -> str:
-        """What the action was for: its first call's purpose (a token renewal says less)."""
-        calls = [bar.call for bar in self.bars]
-        first = next((c for c in calls if c.endpoint != "token"), calls[0])
-        return first.why
-
-
-def waterfalls(calls: list[LoggedCall]) -> list[Waterfall]:
-    """Groups an order's calls by action (the calls made under one `flex.purpose`: the
-    checkout, one refund, one webhook's lookups) and places each call on its action's time
-    scale, so a reader sees what ran in parallel (the vault beside the authorization) and how
-    long each action took. Calls logged without an action (the relay's /transmit, rows older
-    than actions) are grouped by time, in bursts."""
-    actions: dict[str, list[LoggedCall]] = {}
-    loose: list[LoggedCall] = []
-    for call in sorted(calls, key=lambda c: (c.started_at, c.id)):
-        if call.action:
-            actions.setdefault(call.action, []).append(call)
-        else:
-            loose.append(call)
-    groups = [*actions.values(), *_bursts(loose)]
-    groups.sort(key=lambda group: (group[0].started_at, group[0].id))
-    return [_chart(group) for group in groups]
-
-
-def _bursts(calls: list[LoggedCall]) -> list[list[LoggedCall]]:
-    bursts: list[list[LoggedCall]] = []
-    for call in calls:
-        if bursts and not _starts_chart(bursts[-1], call):
-            bursts[-1].append(call)
-        else:
-            bursts.append([call])
-    return bursts
-
-
-def _starts_chart(burst: list[LoggedCall], call: LoggedCall) -> bool:
-    if call.started_at > _end(burst) + BURST_GAP_SECONDS:
-        return True
-    return call.endpoint in OWN_CHART and all(c.endpoint != call.endpoint for c in burst)
-
-
-def _end(burst: list[LoggedCall]) -> float:
-    return max(call.created_at for call in burst)
-
-
-def _chart(burst: list[LoggedCall]) -> Waterfall:
-    start = burst[0].started_at
-    span_ms = max(1, round((_end(burst) - start) * 1000))
-    bars = []
-    for call in burst:
-        offset_ms = max(0, round((call.started_at - start) * 1000))
-        x = min(SCALE * offset_ms / span_ms, SCALE - 2)
-        width = max(SCALE * call.ms / span_ms, 2)  # even a 0 ms call stays visible
-        bars.append(Bar(call, offset_ms, round(x, 1), round(min(width, SCALE - x), 1)))
-    return Waterfall(datetime.fromtimestamp(start, UTC), span_ms, bars)
