@@ -18,13 +18,15 @@ from .conftest import db_rows, flex_settings
 
 pytestmark = pytest.mark.storage
 
-# crash point, card -> the order's final outcome after recovery, processor ledger entries
+# crash point, card -> the order's final outcome after recovery, processor ledger entries.
+# The vault call runs in parallel with the processor's authorization, so a kill when /tokenize
+# answers may come before or after the processor's (declining) answer: either ledger is right.
 CHECKOUT_CRASHES = {
-    ("after_order_insert", "4242424242424242"): ("declined", 0),
-    ("after_authorize", "4242424242424242"): ("paid", 1),
-    ("after_authorize", "4000000000000002"): ("declined", 1),
-    ("after_vault", "4000000000000002"): ("declined", 1),
-    ("after_evaluate_sent", "4000000000000002"): ("rescued", 1),
+    ("after_order_insert", "4242424242424242"): ("declined", {0}),
+    ("after_authorize", "4242424242424242"): ("paid", {1}),
+    ("after_authorize", "4000000000000002"): ("declined", {1}),
+    ("after_vault", "4000000000000002"): ("declined", {0, 1}),
+    ("after_evaluate_sent", "4000000000000002"): ("rescued", {1}),
 }
 
 
@@ -94,7 +96,8 @@ def test_kill_9_during_checkout_is_recovered(shop, fresh_sandbox, database_url, 
     output = shop.recover()
     outcome, charges = CHECKOUT_CRASHES[point, card]
     assert db_rows(database_url, "SELECT outcome, recovering FROM orders") == [(outcome, 0)]
-    assert db_rows(database_url, "SELECT COUNT(*) FROM processor_ledger") == [(charges,)]
+    [(ledger_entries,)] = db_rows(database_url, "SELECT COUNT(*) FROM processor_ledger")
+    assert ledger_entries in charges
     assert len(sandbox_orders(fresh_sandbox, order_id)) == (outcome == "rescued")
     assert order_id in output
     if outcome == "paid":
