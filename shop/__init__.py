@@ -1,1 +1,2 @@
-"""The merchant's own systems, simulated: catalog, cart, order store, processor, pages."""
+"""The merchant's side, simulated: the storefront and checkout, orders and their lifecycle,
+Flex's webhooks, recovery, the back office and the database, one package each."""

@@ -70,9 +70,7 @@ PAGE_TEXT = {
     "cart_empty": "Your cart is empty. [Back to the shop].",
     "check_the_form": "Please check the payment form",
     "paying": "Processing your payment. Please wait and do not pay again.",
-    "test_cards_demo": "Test cards — choose one to fill in the whole form with a demo shopper.",
-    "test_cards": "Test cards — choose a number to fill the card field; any future expiry, any "
-                  "3-digit CVC.",
+    "test_cards": "Test cards — choose one to fill in the whole form with a demo shopper.",
     "confirming": "We are confirming your payment",
     "confirming_lede": "Our records are catching up, so we cannot show the result yet. Please "
                        "do not pay again.",

@@ -1,1 +1,2 @@
-"""What an integrator deletes or puts behind a login: sign-in, the inspector, demo tools."""
+"""The merchant's back office, what an integrator deletes or puts behind a login: sign-in,
+the order list, the Flex inspector and the demo tools."""

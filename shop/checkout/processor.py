@@ -104,8 +104,8 @@ class SimulatedProcessor:
 
 def three_d_secure_result(reference: str) -> ThreeDSecure:
     """A frictionless 3-D Secure 2 authentication, derived from the reference so a replayed
-    authorization returns the same values. (The ledger keeps no 3DS data: a checkout that
-    crash recovery finishes from `lookup` is evaluated without it.)"""
+    authorization returns the same values. (The ledger keeps no 3DS data, and needs none:
+    recovery never sends an /evaluate for a crashed checkout, it looks the order up at Flex.)"""
     digest = hashlib.sha256(reference.encode()).digest()
     return ThreeDSecure(
         version="2.2.0", eci="05",  # Visa: fully authenticated

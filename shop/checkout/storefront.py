@@ -133,7 +133,8 @@ def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | No
     return render_template(
         "storefront/checkout.html", form=form, lines=lines, total_cents=total,
         checkout_id=checkout_id, sensejs=services().sensejs, sense_key=checkout_id,
-        test_cards=_test_cards(),
+        # Production's shoppers are real people: no test cards, no demo shopper.
+        test_cards=_test_cards() if demo_tools() else [],
         form_error=form_error, demo_shopper=_demo_fill(form) if demo_tools() else None,
     ), status
 

@@ -128,12 +128,14 @@ def request(conn: Connection, client: FlexClient, order: Order, action: str) -> 
     return _send(conn, client, found)
 
 
-def settle_authorizations(conn: Connection, client: FlexClient, *, limit: int = 20) -> int:
-    """Replays due captures and cancels whose answer never arrived (timeout, 5xx, a crash
-    mid-call), each with its own idempotency key; returns how many got a final answer."""
+def settle_authorizations(conn: Connection, client: FlexClient, *, limit: int = 20,
+                          due_by: float | None = None) -> int:
+    """Replays captures and cancels due by `due_by` (epoch seconds; default: now) whose
+    answer never arrived (timeout, 5xx, a crash mid-call), each with its own idempotency
+    key; returns how many got a final answer."""
     settled = 0
     for _ in range(limit):
-        due = _claim(conn, _lease(client))
+        due = _claim(conn, _lease(client), due_by)
         if due is None:
             break
         settled += _send(conn, client, due).state != PENDING
@@ -145,11 +147,12 @@ def _lease(client: FlexClient) -> float:
     return 2 * client.config.deadline
 
 
-def _claim(conn: Connection, lease: float) -> Action | None:
+def _claim(conn: Connection, lease: float, due_by: float | None) -> Action | None:
     """Leases the pending action due first that nobody is calling Flex for (the shop's one
-    lease statement, shop/storage/leases.py)."""
+    lease statement, shop/storage/leases.py). Another caller's lease holds by the real clock."""
     now = time.time()
-    row = claim(conn, ACTIONS, (PENDING, now, now), now + lease, "order_id")
+    due = now if due_by is None else due_by
+    row = claim(conn, ACTIONS, (PENDING, due, now), now + lease, "order_id")
     return get(conn, row[0]) if row else None
 
 

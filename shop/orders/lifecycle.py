@@ -106,7 +106,7 @@ _A, _W, _Q, _S, _K = Rule.APPLY, Rule.WAIT, Rule.ASK, Rule.SAME, Rule.KEEP
 _ROWS = {  #                   completed capture- cancelled expired refunded chargeback
     #                                    required
     State.PENDING:               (_W,    _W,      _W,       _W,     _W,      _W),
-    State.AWAITING_CONFIRMATION: (_A,    _W,      _Q,       _Q,     _Q,      _Q),
+    State.AWAITING_CONFIRMATION: (_A,    _Q,      _Q,       _Q,     _Q,      _Q),
     State.PAID:                  (_K,    _K,      _K,       _K,     _K,      _K),
     State.RESCUED:               (_S,    _S,      _Q,       _Q,     _Q,      _A),
     State.AUTHORIZED:            (_Q,    _S,      _Q,       _Q,     _Q,      _Q),

@@ -66,8 +66,8 @@ class Sweep:
         done += [self.settle_pending_refund(refund) for refund in refunds]
         done += self.recovery.run_once(now)
         with self.database.connection() as conn:  # authorization mode: capture/cancel unanswered
-            authorizations = settle_authorizations(conn, self.client)
-        webhooks = apply_due(self.database, self.client)  # webhook events that had to wait
+            authorizations = settle_authorizations(conn, self.client, due_by=now)
+        webhooks = apply_due(self.database, self.client, due_by=now)  # events that had to wait
         for item in done:
             log.info("recovery: %s %s: %s (%s)", item.kind, item.order_id, item.result,
                      item.reason)

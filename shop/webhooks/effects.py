@@ -56,12 +56,13 @@ def apply(conn: Connection, client, event: WebhookEvent, order_id: str | None,
         return None
 
 
-def apply_due(database: Database, client, limit: int = 20) -> int:
-    """The sweep (run by the relay loop): applies stored events that wait and are due;
-    returns how many were applied."""
+def apply_due(database: Database, client, limit: int = 20, *,
+              due_by: float | None = None) -> int:
+    """The sweep (run by the relay loop): applies stored events that wait and are due by
+    `due_by` (epoch seconds; default: now); returns how many were applied."""
     applied = 0
     with database.connection() as conn:
-        for event_id in events.claim_due(conn, LEASE_SECONDS, limit):
+        for event_id in events.claim_due(conn, LEASE_SECONDS, limit, due_by=due_by):
             try:
                 body, order_id, attempts = events.body_of(conn, event_id)
                 applied += apply(conn, client, parse(body), order_id, attempts) is not None

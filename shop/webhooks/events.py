@@ -139,11 +139,14 @@ DUE = Queue("webhook_events", "event_id", "applied_at IS NULL AND next_attempt_a
             "next_attempt_at", "next_attempt_at")
 
 
-def claim_due(conn: Connection, lease_seconds: float, limit: int = 20) -> list[str]:
-    """Up to `limit` event ids not applied yet and due, each leased for `lease_seconds` to
-    this caller (shop/storage/leases.py: two sweeps never apply one event at the same time)."""
+def claim_due(conn: Connection, lease_seconds: float, limit: int = 20, *,
+              due_by: float | None = None) -> list[str]:
+    """Up to `limit` event ids not applied yet and due by `due_by` (epoch seconds; default:
+    now), each leased for `lease_seconds` to this caller (shop/storage/leases.py: two sweeps
+    never apply one event at the same time)."""
     now = time.time()
-    return [row[0] for row in claim_rows(conn, DUE, (now,), now + lease_seconds, "event_id",
+    due = now if due_by is None else due_by
+    return [row[0] for row in claim_rows(conn, DUE, (due,), now + lease_seconds, "event_id",
                                          limit)]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 from contextlib import closing
 
 import pytest
@@ -76,30 +75,29 @@ def clear_faults(shop):
     requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)
 
 
-def test_approved_card_is_paid_and_transmitted_once_without_waiting(page: Page, shop):
-    set_fault(shop, "transmit", {"delay_ms": 2000})  # a slow Flex must not slow the shopper
+def test_approved_card_is_paid_without_waiting_for_the_transmit(page: Page, shop):
+    set_fault(shop, "transmit", {"hang": True})  # Flex holds every /transmit unanswered
     checkout_id = open_checkout(page)
     fill_checkout(page, APPROVED)
-    started = time.monotonic()
     page.get_by_role("button", name="Pay", exact=True).click()
     expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))
     expect_status(page, "Paid")
-    assert time.monotonic() - started < 1.5
-
-    transmits = shop.poll_sandbox_calls(
-        "transmit", lambda call: call["request"]["orderId"] == checkout_id, timeout=8)
-    assert len(transmits) == 1
 
     def outbox_row() -> tuple | None:
         with closing(sqlite3.connect(shop.database)) as conn:
             return conn.execute("SELECT state, attempts FROM flex_outbox WHERE order_id = ?",
                                 (checkout_id,)).fetchone()
 
-    # The relay counts every send and sends only pending rows: delivered after one attempt
-    # means Flex got it once and will not get it again.
-    assert wait_for(lambda: outbox_row() == ("delivered", 1)), outbox_row()
-    assert len([c for c in shop.sandbox_calls("transmit")
-                if c["request"]["orderId"] == checkout_id]) == 1
+    # The shopper sees "Paid" while Flex has not answered the /transmit: it is not on the path.
+    assert outbox_row()[0] == "pending"
+    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex answers now
+
+    assert wait_for(lambda: outbox_row()[0] == "delivered"), outbox_row()
+    transmits = shop.poll_sandbox_calls(
+        "transmit", lambda call: call["request"]["orderId"] == checkout_id, timeout=8)
+    # The relay counts every send and sends only pending rows: Flex got one transmit per
+    # attempt (one, unless the held call outlived its deadline and was sent again).
+    assert len(transmits) == outbox_row()[1] >= 1
 
 
 def test_declined_card_is_rescued_by_flex(page: Page, shop):

@@ -421,3 +421,12 @@ def test_the_demo_restarts_a_killed_sandbox_and_checkout_works_again(tmp_path):
         if sandbox.process:
             sandbox.process.terminate()
             sandbox.process.wait(10)
+
+
+def test_a_production_checkout_shows_no_test_cards(production, client, fresh_sandbox):
+    shopper = production()
+    fill_cart(shopper)
+    page = shopper.get("/checkout").text
+    assert "Card number" in page and "Use test card" not in page  # real shoppers type a card
+    fill_cart(client)
+    assert "Use test card 4000 0000 0000 0002" in client.get("/checkout").text  # the demo has them
