@@ -45,7 +45,7 @@ contract: $(VENV)/.dev
 screenshots: $(VENV)/.dev
 	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/test_screenshots.py
 
-# Run it on a quiet machine: it writes docs/PERFORMANCE.md and exits 1 if a goal is missed.
+# Run it on a quiet machine: it rewrites docs/PERFORMANCE.md's tables, exits 1 if a goal is missed.
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 

@@ -2,8 +2,9 @@
 
 The saturation measurement of `python -m bench` without the rest: a shop with Flex off (the
 floor) and one with Flex on take turns at 32 shoppers, ROUNDS times, and each round's CPU
-per checkout (web workers and relay, from /proc) is printed with the medians. On a busy
-machine the latency numbers are noise, but CPU time per checkout holds fairly well.
+per checkout (web workers and relay, from /proc) is printed with the medians, then the
+throughput, p95 and p99 ratios of all rounds. On a busy machine the latency numbers are
+noise, but CPU time per checkout holds fairly well.
 
 Options (environment): CPU_ROUNDS (default 5), CPU_CHECKOUTS per turn (default 200),
 CPU_PINNED=1: the shop on half the cores, the sandbox and the shoppers on the others,
@@ -21,7 +22,9 @@ import tempfile
 from pathlib import Path
 
 from . import saturation
-from .__main__ import (
+from .load import drive
+from .saturation import Saturated
+from .scenarios import (
     APPROVED,
     CORES,
     LATENCY,
@@ -30,8 +33,6 @@ from .__main__ import (
     SATURATION_SCENARIOS,
     SATURATION_WARMUP,
 )
-from .load import drive
-from .saturation import Saturated
 from .servers import Sandbox, children
 
 ROUNDS = int(os.environ.get("CPU_ROUNDS", 5))
@@ -97,6 +98,10 @@ def main() -> int:
           f"{statistics.median(web):.2f} + relay {statistics.median(relay):.2f} ms; "
           f"added total {statistics.median(added):.2f} ms (min {min(added):.2f}, "
           f"max {max(added):.2f}); lag p95 {results[1].lag_p95:.2f} s")
+    floor_run, ours_run = results
+    print(f"ours / floor, all rounds: throughput {ours_run.throughput / floor_run.throughput:.2f},"
+          f" p95 {ours_run.percentile(95) / floor_run.percentile(95):.2f}, p99 "
+          f"{ours_run.percentile(99) / floor_run.percentile(99):.2f}")
     return 0
 
 

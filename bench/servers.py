@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,12 +16,20 @@ from typing import NamedTuple
 import requests
 
 import flex_sandbox
-from tests.support import PostgresCluster, free_port
+
+from .postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS, THREADS = 2, 8
 PROCESSOR_MS = 80
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class Process:

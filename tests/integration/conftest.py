@@ -17,9 +17,9 @@ from werkzeug.security import generate_password_hash
 
 import flex_sandbox
 from app import create_app
+from bench.postgres import PostgresCluster, postgres_bindir
 from flex import FlexClient, FlexConfig
 from shop.storage import db
-from tests.support import PostgresCluster, postgres_bindir
 
 ENGINES = (db.SQLITE, db.POSTGRESQL)
 

@@ -1,11 +1,19 @@
-"""The client reads proxy settings from the environment once, when it is created, and never
-lets a ~/.netrc entry replace its bearer token."""
+"""The client reads proxy settings and the CA bundle from the environment once, when it is
+created, verifies TLS with that bundle, and never lets a ~/.netrc entry replace its bearer
+token."""
 
 from __future__ import annotations
 
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
 import pytest
 
-from flex import FlexClient
+from flex import FlexClient, FlexConfig
 from flex.errors import FlexUnavailableError
 from flex.models import Card
 
@@ -44,3 +52,73 @@ def test_proxy_from_the_environment_is_used_unless_no_proxy_covers_the_host(
     finally:
         bypassed.close()
         proxied.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A loopback HTTPS server with a certificate made for 127.0.0.1 (openssl), answering
+    each request on a kept-alive connection with a transmit's answer, until the client
+    closes it. Yields (its API URL, the certificate's file)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    answer = b'{"transmitId": "t-1"}'
+
+    def answer_on(raw: socket.socket) -> None:
+        try:
+            with context.wrap_socket(raw, server_side=True) as conn, \
+                    conn.makefile("rb") as reader:
+                while reader.readline() not in (b"", b"\r\n"):  # a request line
+                    while reader.readline() not in (b"", b"\r\n"):  # its headers
+                        pass
+                    reader.read(2)  # the test's body: {}
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: "
+                                 + str(len(answer)).encode() + b"\r\n\r\n" + answer)
+        except OSError:  # e.g. a client that refused the certificate
+            pass
+
+    def accept() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            connections.append(threading.Thread(target=answer_on, args=(raw,), daemon=True))
+            connections[-1].start()
+
+    connections: list[threading.Thread] = []
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}/v1", cert
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone may not)
+    listener.close()
+    for thread in [acceptor, *connections]:  # each ends when its client closes
+        thread.join(5)
+
+
+def test_tls_is_verified_against_the_ca_bundle_from_the_environment(tls_server, monkeypatch):
+    api_url, cert = tls_server
+    config = FlexConfig(api_url=api_url, app_key="k", app_secret="s", mid="m",
+                        tokenization_key="t", deadline=2.0, max_retries=0)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    trusting = FlexClient(config)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # read once, at creation
+    default = FlexClient(config)  # the usual bundle, which never signed this certificate
+    try:
+        trusting._token, trusting._token_expires = "tok", time.time() + 3600
+        default._token, default._token_expires = "tok", time.time() + 3600
+        assert trusting.transmit({}).transmit_id == "t-1"
+        assert trusting.transmit({}).transmit_id == "t-1"  # on the same kept-alive connection
+        with pytest.raises(FlexUnavailableError, match="TLS handshake failed"):
+            default.transmit({})
+    finally:
+        trusting.close()
+        default.close()

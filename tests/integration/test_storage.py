@@ -255,3 +255,57 @@ def test_a_sqlite_claim_updates_its_rows_by_key_however_long_the_backlog(tmp_pat
     finally:
         conn.close()
     assert plan[0].startswith("SEARCH flex_outbox USING") and "(order_id=?)" in plan[0], plan
+
+
+def test_call_log_rows_from_many_threads_are_each_stored_before_add_returns(database_url):
+    """SqlCallLog writes the rows that wait on each other in one transaction (a group commit),
+    and a row is in the database, in call order within its thread, when its add returns;
+    a failed write leaves the rows of the other threads for the next writer."""
+    from flex.calllog import LoggedCall
+    from shop.storage.flex_store import SqlCallLog
+
+    db.migrate(database_url)
+    store = SqlCallLog(db.Database(database_url))
+    seen_at_return: list[int] = []
+    starting_line = threading.Barrier(8)
+
+    def log(thread: int) -> None:
+        starting_line.wait()
+        for n in range(10):
+            store.add(LoggedCall(None, f"order-{thread}", "transmit", "POST", "/v1/transmit",
+                                 200, 5, 1, None, "{}", "{}", float(n)))
+            seen_at_return.append(len(db_rows(
+                database_url, "SELECT id FROM flex_calls WHERE order_id = ? AND created_at = ?",
+                f"order-{thread}", float(n))))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(log, range(8)))
+
+    assert seen_at_return == [1] * 80
+    for thread in range(8):
+        stamps = db_rows(database_url, "SELECT created_at FROM flex_calls WHERE order_id = ?"
+                         " ORDER BY id", f"order-{thread}")
+        assert [stamp for (stamp,) in stamps] == [float(n) for n in range(10)]
+
+    broken, writes = SqlCallLog(db.Database(database_url)), []
+    waiting = LoggedCall(None, "order-w", "token", "POST", "/v1/oauth2/token", 200, 5, 1, None,
+                         None, None, 1.0)
+    broken._waiting.append(waiting)  # another thread's row, queued behind a failing write
+
+    def fail_once(rows):
+        writes.append(list(rows))
+        if len(writes) == 1:
+            raise db.DatabaseUnavailable("the database did not answer")
+        SqlCallLog._write(broken, rows)
+
+    broken._write = fail_once
+    first = LoggedCall(None, "order-f", "tokenize", "POST", "/v1/tokenize", 200, 5, 1, None,
+                       None, None, 2.0)
+    with pytest.raises(db.DatabaseUnavailable):
+        broken.add(first)
+    broken.add(LoggedCall(None, "order-f", "transmit", "POST", "/v1/transmit", 200, 5, 1, None,
+                          None, None, 3.0))
+    assert [[c.order_id for c in batch] for batch in writes] == [
+        ["order-w", "order-f"], ["order-w", "order-f"]]  # the waiting row went with the next
+    assert db_rows(database_url, "SELECT created_at FROM flex_calls WHERE order_id IN"
+                   " ('order-w', 'order-f') ORDER BY id") == [(1.0,), (3.0,)]

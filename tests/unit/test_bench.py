@@ -1,12 +1,16 @@
-"""The benchmark's own bookkeeping: what counts as a new connection, its backlog plot, and
-which floor each layout is compared with."""
+"""The benchmark's own bookkeeping: what counts as a new connection, its backlog plot, which
+floor each layout is compared with, and how its report updates docs/PERFORMANCE.md."""
 
 from __future__ import annotations
 
+import ast
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
-from bench.__main__ import saturation_report
+import pytest
+
 from bench.plot import backlog_svg
+from bench.report import BLOCKS, DOC, saturation_report, update_doc
 from bench.saturation import Saturated, Turn, connections
 
 
@@ -81,3 +85,38 @@ def test_without_postgresql_its_row_says_why_and_sets_no_goal():
     assert any("not measured: PostgreSQL is not installed" in line for line in lines)
     assert not any("PostgreSQL" in text for text, _ in goals)
     assert all(met for _, met in goals)
+
+
+def test_the_report_rewrites_only_its_blocks_and_refuses_a_page_without_one(tmp_path):
+    page = tmp_path / "PERFORMANCE.md"
+    page.write_text("# Title\n\nHand-written prose.\n\n<!-- bench:goals -->\n- old goal\n"
+                    "<!-- /bench:goals -->\n\nMore prose.\n<!-- bench:run -->\n"
+                    "<!-- /bench:run -->\n")
+    update_doc({"goals": ["- met: new goal", "- **MISSED**: another"], "run": ["Machine: x."]},
+               page)
+    assert page.read_text() == (
+        "# Title\n\nHand-written prose.\n\n<!-- bench:goals -->\n- met: new goal\n"
+        "- **MISSED**: another\n<!-- /bench:goals -->\n\nMore prose.\n<!-- bench:run -->\n"
+        "Machine: x.\n<!-- /bench:run -->\n")
+    before = page.read_text()
+    with pytest.raises(ValueError, match="bench:latency"):
+        update_doc({"goals": ["- changed"], "latency": ["| table |"]}, page)
+    assert page.read_text() == before  # nothing written when a block is missing
+
+
+def test_the_performance_page_has_every_block_the_bench_writes():
+    text = DOC.read_text()
+    for name in BLOCKS:
+        assert text.count(f"<!-- bench:{name} -->") == 1, name
+        assert text.count(f"<!-- /bench:{name} -->") == 1, name
+
+
+def test_the_bench_imports_nothing_from_the_tests():
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    for module in bench.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names]
+        imported += [node.module or "" for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom)]
+        assert not [name for name in imported if name.split(".")[0] == "tests"], module.name

@@ -203,6 +203,14 @@ def test_transmit_result(flex, server):
     assert flex.transmit({"orderId": "order-1"}).transmit_id == "t-1"
 
 
+@pytest.mark.parametrize("body", [[], None, 0])
+def test_an_answer_that_is_json_but_not_an_object_is_no_answer(flex, server, body):
+    server.answer("POST", "/oauth2/token", 200, TOKEN)
+    server.answer("POST", "/transmit", 200, body)
+    with pytest.raises(FlexUnavailableError, match="unexpected body"):
+        flex.transmit({"orderId": "order-1"})
+
+
 def test_evaluate_capture_required(flex, server):
     server.answer("POST", "/evaluate", 200, {
         **ENVELOPE, "orderSessionKey": ORDER["id"], "orderId": ORDER["id"], "senseKey": None,

@@ -32,14 +32,14 @@ def test_the_word_reconcile_is_gone_from_code_templates_and_docs():
 
 
 def test_one_backoff_rule():
-    """Doubling delays are computed in flex/backoff.py only (the HTTP client's pause between
-    retries inside one call is its own, bounded by the call's deadline; the sandbox is Flex's
-    stand-in, not the shop)."""
+    """Doubling delays are computed in flex/backoff.py only (the HTTP layer's pause between
+    retries inside one call, flex/_http.py, is its own, bounded by the call's deadline; the
+    sandbox is Flex's stand-in, not the shop)."""
     doubling = re.compile(r"\*\s*2\s*\*\*\s*[(\w]")
     found = {str(path.relative_to(ROOT)) for path in _sources(".py")
              if doubling.search(path.read_text())
              and path.relative_to(ROOT).parts[0] != "flex_sandbox"}
-    assert found <= {"flex/backoff.py", "flex/client.py"}
+    assert found <= {"flex/backoff.py", "flex/_http.py"}
 
 
 def test_backoff_doubles_from_base_to_cap_with_jitter_in_the_upper_half():
