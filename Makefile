@@ -1,10 +1,11 @@
-# `make demo` runs the shop offline; `make test` runs lint, unit, integration and e2e tests.
+# `make demo` runs the shop offline; `make test` runs lint and every test (unit, integration,
+# e2e); `make test-fast` runs lint and the tests that start no process, for the edit-run loop.
 PYTHON ?= python3
 PORT ?= 5000
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint fuzz contract bench screenshots clean
+.PHONY: demo test test-fast lint fuzz contract bench screenshots clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,14 @@ TEST_WORKERS ?= 3
 test: lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
+# Everything not marked `slow` (no shop, sandbox, gunicorn, nginx, PostgreSQL or browser
+# process), for the edit-run loop: under a minute on two cores. These tests mostly wait
+# (deadlines, loopback calls), so eight workers, each taking single tests (no per-file fixture
+# is worth keeping on one worker here).
+FAST_WORKERS ?= 8
+test-fast: lint
+	$(BIN)/pytest -n $(FAST_WORKERS) --dist load -m "not slow"
+
 # The order lifecycle's model-based test, searching longer than `make test` does and with
 # new random examples each run (make fuzz FUZZ_EXAMPLES=2000 for a longer one).
 FUZZ_EXAMPLES ?= 500
@@ -42,8 +51,10 @@ fuzz: $(VENV)/.dev
 contract: $(VENV)/.dev
 	FLEX_CONTRACT_ENV=1 $(BIN)/pytest tests/contract -v -rs -p no:cacheprovider
 
+# The README's pictures: the only run of tests/e2e/test_screenshots.py (the `screenshots`
+# marker keeps it out of every other run).
 screenshots: $(VENV)/.dev
-	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/test_screenshots.py
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -m screenshots tests/e2e/test_screenshots.py
 
 # Run it on a quiet machine: it rewrites docs/PERFORMANCE.md's tables, exits 1 if a goal is missed.
 bench: $(VENV)/.dev

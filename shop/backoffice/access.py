@@ -44,9 +44,6 @@ LOGIN_SETTINGS = ("MERCHANT_USERNAME", "MERCHANT_PASSWORD_HASH")
 HASH_METHODS = ("scrypt:", "pbkdf2:")  # what werkzeug's generate_password_hash writes
 OWN_ORDERS_KEPT = 20  # order ids remembered per session (the cookie stays small)
 LINK_SALT = "order-link"
-# Compared against when the username is wrong, so a wrong name costs as long as a wrong
-# password and timing does not tell which one was wrong.
-_DUMMY_HASH = generate_password_hash("not-a-password")
 
 
 @dataclass(frozen=True)
@@ -119,8 +116,9 @@ def login():
         return render_template("access/login.html", form=form), 400 if form.is_submitted() else 200
     account = current_app.extensions["merchant_login"]
     name_ok = hmac.compare_digest(form.username.data.encode(), account.username.encode())
-    password_ok = check_password_hash(account.password_hash if name_ok else _DUMMY_HASH,
-                                      form.password.data)
+    # Checked even when the name is wrong: a wrong name then costs as long as a wrong
+    # password, and timing does not tell which one was wrong.
+    password_ok = check_password_hash(account.password_hash, form.password.data)
     if not (name_ok and password_ok):
         log.warning("merchant login refused from %s", request.remote_addr)
         form.password.errors = ["Wrong username or password."]

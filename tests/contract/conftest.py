@@ -13,15 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
 
 import flex_sandbox
 from flex import FlexClient, FlexConfig
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ("FLEX_API_URL", "FLEX_APP_KEY", "FLEX_APP_SECRET", "FLEX_MID", "FLEX_SITE_ID",
             "FLEX_TOKENIZATION_KEY")
 

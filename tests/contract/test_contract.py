@@ -163,7 +163,6 @@ def test_an_unavailable_flex_is_reported_as_unknown_not_declined(flex, target):
         requests.delete(f"{target.local.url}/_sandbox/faults", timeout=5)
 
 
-
 def test_a_sandbox_only_check_is_skipped_on_a_real_flex_with_its_reason(target):
     """What `make contract` prints for such a check when FLEX_API_URL names a real Flex."""
     real = type(target)(target.config, None)

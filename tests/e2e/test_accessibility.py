@@ -3,27 +3,24 @@ zero violations of any impact."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-import requests
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from tests.support import wait_for
-
-from .test_journeys import (
+from tests.support import (
     APPROVED,
     CHALLENGED,
     FLEX_DECLINED,
     FLEX_DOWN,
     RESCUED,
+    Shopper,
+    hidden,
     open_checkout,
+    violations,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
 
-AXE = Axe()
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
@@ -36,28 +33,15 @@ def orders(shop) -> dict[str, str]:
     )}
     made["chargeback"] = shop.buy(RESCUED)
     made["partially-refunded"] = shop.buy(RESCUED, quantity=2)  # last: the refund error below
-    with requests.Session() as http:  # a refund needs the page's CSRF token
-        page = http.get(f"{shop.url}/orders/{made['partially-refunded']}", timeout=10).text
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)[1]
-        http.post(f"{shop.url}/orders/{made['partially-refunded']}/refund", timeout=30,
-                  data={"csrf_token": token, "amount": "5.00"}).raise_for_status()
-        http.post(f"{shop.url}/orders/{made['chargeback']}/simulate/chargeback", timeout=30,
-                  data={"csrf_token": token}).raise_for_status()
-        charged_back = wait_for(lambda: "status-chargeback" in http.get(  # Flex's webhook
-            f"{shop.url}/orders/{made['chargeback']}", timeout=10).text, timeout=30)
+    with Shopper(shop.url) as merchant:
+        assert merchant.refund(made["partially-refunded"], "5.00").status_code == 303
+        page = merchant.get(f"/orders/{made['chargeback']}")
+        assert merchant.post(f"/orders/{made['chargeback']}/simulate/chargeback",
+                             {"csrf_token": hidden(page, "csrf_token")}).status_code == 303
+        charged_back = wait_for(lambda: "status-chargeback" in merchant.get(  # Flex's webhook
+            f"/orders/{made['chargeback']}"), timeout=30)
     assert charged_back, "the chargeback webhook never arrived"
     return made
-
-
-def violations(page: Page, name: str) -> list[str]:
-    """axe-core's violations on the page, and sideways scrolling (nothing may be clipped)."""
-    results = AXE.run(page)
-    found = [f"{name}: {v['id']} ({v['impact']}) on {[n['target'] for n in v['nodes']]}"
-             for v in results.response["violations"]]
-    width = page.viewport_size["width"]
-    if page.evaluate("document.documentElement.scrollWidth") > width:
-        found.append(f"{name}: wider than the {width} px screen")
-    return found
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from .test_journeys import RESCUED, expect_status, pay
+from tests.support import RESCUED, calls, expect_status, pay_in_browser
 
 pytestmark = pytest.mark.e2e
 
 
 def test_authorize_then_capture_at_shipment(authorization_page: Page, authorization_shop):
     page = authorization_page
-    order_id = pay(page, RESCUED)
+    order_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Awaiting capture")
     expect(page.get_by_text("Your card is charged when your order ships.")).to_be_visible()
     expect(page.get_by_label("Refund amount")).to_have_count(0)  # nothing charged yet
@@ -28,16 +28,17 @@ def test_authorize_then_capture_at_shipment(authorization_page: Page, authorizat
     capture = page.get_by_role("region", name="Later: capturing the authorized amount")
     expect(capture.get_by_role("listitem").filter(has_text="capture")).to_have_count(1)
 
-    captures = [c for c in authorization_shop.sandbox_calls("capture")
+    captures = [c for c in calls(authorization_shop.sandbox, "capture")
                 if c["request"]["orderId"] == flex_order_key(page)]
     assert [(c["request"]["amount"], c["status"]) for c in captures] == [(1800, 200)]
-    assert [c["request"]["transactionType"] for c in authorization_shop.sandbox_calls(
-        "evaluate") if c["request"]["orderId"] == order_id] == ["AUTHORIZATION"]
+    evaluates = [c for c in calls(authorization_shop.sandbox, "evaluate")
+                 if c["request"]["orderId"] == order_id]
+    assert [c["request"]["transactionType"] for c in evaluates] == ["AUTHORIZATION"]
 
 
 def test_authorize_then_cancel(authorization_page: Page, authorization_shop):
     page = authorization_page
-    order_id = pay(page, RESCUED)
+    order_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Awaiting capture")
 
     page.get_by_role("button", name="Cancel", exact=True).click()
@@ -48,11 +49,11 @@ def test_authorize_then_cancel(authorization_page: Page, authorization_shop):
     cancel = page.get_by_role("region", name="Later: cancelling the authorization")
     expect(cancel.get_by_role("listitem").filter(has_text="cancel")).to_have_count(1)
 
-    cancels = authorization_shop.sandbox_calls("cancel")
+    cancels = calls(authorization_shop.sandbox, "cancel")
     assert [(c["path"].split("/")[-2], c["status"]) for c in cancels] == [
         (flex_order_key(page), 200)]
     assert cancels[0]["request"]["idempotencyKey"]  # the key the shop recorded first
-    assert not [c for c in authorization_shop.sandbox_calls("capture")
+    assert not [c for c in calls(authorization_shop.sandbox, "capture")
                 if c["request"]["orderId"] == flex_order_key(page)]
     assert order_id in page.url
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
-from .test_journeys import open_checkout, sense_post
+from tests.support import open_checkout, sense_post
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from shop.wording import TOUR_STEPS
-
-from .test_journeys import RESCUED, expect_status
+from tests.support import RESCUED, expect_status, spaced
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +53,7 @@ def test_the_first_two_minutes_one_click_per_step(page: Page):
     # 3. Checkout: the test cards sit beside the form, on screen with Pay.
     click(page.get_by_role("link", name="Checkout"))
     expect(page.get_by_role("heading", name="Checkout", level=1)).to_be_visible()
-    rescue = page.get_by_role("button", name=f"Use test card {RESCUED}")
+    rescue = page.get_by_role("button", name=f"Use test card {spaced(RESCUED)}")
     pay = page.get_by_role("button", name="Pay", exact=True)
     expect(rescue).to_be_in_viewport()
     expect(pay).to_be_in_viewport()
@@ -63,7 +62,7 @@ def test_the_first_two_minutes_one_click_per_step(page: Page):
 
     # 4. The rescue card fills the whole form: a demo shopper.
     click(rescue)
-    expect(page.get_by_label("Card number", exact=True)).to_have_value(RESCUED)
+    expect(page.get_by_label("Card number", exact=True)).to_have_value(spaced(RESCUED))
     for label in CHECKOUT_LABELS:
         expect(page.get_by_label(label, exact=True)).not_to_have_value("")
     expect(page.get_by_label("Expiry (MM/YY)", exact=True)).to_have_value(re.compile(r"^12/\d\d$"))

@@ -10,73 +10,36 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.support import wait_for
+from tests.support import (
+    APPROVED,
+    CHALLENGED,
+    CHECKOUT_FIELDS,
+    FLEX_DECLINED,
+    FLEX_DOWN,
+    RESCUED,
+    calls,
+    clear_faults,
+    expect_status,
+    fill_checkout,
+    open_checkout,
+    pay_in_browser,
+    sense_post,
+    set_fault,
+    spaced,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
-APPROVED = "4242 4242 4242 4242"
-RESCUED = "4000 0000 0000 0002"
-CHALLENGED = "4000 0000 0000 0127"
-FLEX_DECLINED = "4000 0000 0000 9995"
-FLEX_DOWN = "4000 0000 0000 0119"
-
-CHECKOUT_FIELDS = (
-    ("Email", "shopper@example.com"),
-    ("Name on card", "Ada Lovelace"),
-    ("Card number", None),  # the card under test
-    ("Expiry (MM/YY)", "12/34"),
-    ("CVC", "123"),
-    ("Address", "1 Main St"),
-    ("City", "Springfield"),
-    ("State", "IL"),
-    ("ZIP", "62701"),
-    ("Country", "US"),
-)
-
-
-def open_checkout(page: Page, quantity: int = 1) -> str:
-    """Puts a Flex Mug in the cart, opens the checkout; returns the page's checkout id."""
-    page.goto("/")
-    mug = page.get_by_role("article").filter(has_text="Flex Mug")
-    mug.get_by_label("Quantity").fill(str(quantity))
-    mug.get_by_role("button", name="Add to cart").click()
-    page.get_by_role("link", name="Checkout").click()
-    expect(page).to_have_url(re.compile(r"/checkout$"))
-    return page.locator("input[name=checkout_id]").input_value()
-
-
-def fill_checkout(page: Page, card: str) -> None:
-    for label, value in CHECKOUT_FIELDS:
-        page.get_by_label(label, exact=True).fill(value or card)
-
-
-def pay(page: Page, card: str, quantity: int = 1) -> str:
-    """Checks out with `card`; returns the order id (the checkout id)."""
-    checkout_id = open_checkout(page, quantity)
-    fill_checkout(page, card)
-    page.get_by_role("button", name="Pay", exact=True).click()
-    expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))
-    return checkout_id
-
-
-def expect_status(page: Page, label: str) -> None:
-    """The order page's one role=status element carries exactly `label`."""
-    expect(page.get_by_role("status")).to_have_text(label)
-
-
-def set_fault(shop, endpoint: str, spec: dict) -> None:
-    requests.put(f"{shop.sandbox_url}/_sandbox/faults/{endpoint}", json=spec,
-                 timeout=5).raise_for_status()
-
 
 @pytest.fixture(autouse=True)
-def clear_faults(shop):
+def no_fault_left(shop):
     yield
-    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)
+    clear_faults(shop.sandbox)
 
 
 def test_approved_card_is_paid_without_waiting_for_the_transmit(page: Page, shop):
-    set_fault(shop, "transmit", {"hang": True})  # Flex holds every /transmit unanswered
+    set_fault(shop.sandbox, "transmit", hang=True)  # Flex holds every /transmit unanswered
     checkout_id = open_checkout(page)
     fill_checkout(page, APPROVED)
     page.get_by_role("button", name="Pay", exact=True).click()
@@ -90,20 +53,20 @@ def test_approved_card_is_paid_without_waiting_for_the_transmit(page: Page, shop
 
     # The shopper sees "Paid" while Flex has not answered the /transmit: it is not on the path.
     assert outbox_row()[0] == "pending"
-    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex answers now
+    clear_faults(shop.sandbox)  # Flex answers now
 
     assert wait_for(lambda: outbox_row()[0] == "delivered"), outbox_row()
-    transmits = shop.poll_sandbox_calls(
-        "transmit", lambda call: call["request"]["orderId"] == checkout_id, timeout=8)
+    transmits = wait_for(lambda: [call for call in calls(shop.sandbox, "transmit")
+                                  if call["request"]["orderId"] == checkout_id], timeout=8)
     # The relay counts every send and sends only pending rows: Flex got one transmit per
     # attempt (one, unless the held call outlived its deadline and was sent again).
     assert len(transmits) == outbox_row()[1] >= 1
 
 
 def test_declined_card_is_rescued_by_flex(page: Page, shop):
-    checkout_id = pay(page, RESCUED)
+    checkout_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Rescued by Flex")
-    evaluate = [c for c in shop.sandbox_calls("evaluate")
+    evaluate = [c for c in calls(shop.sandbox, "evaluate")
                 if c["request"]["orderId"] == checkout_id]
     assert len(evaluate) == 1
     expect(page.get_by_text(evaluate[0]["response"]["orderSessionKey"]).first).to_be_visible()
@@ -112,13 +75,13 @@ def test_declined_card_is_rescued_by_flex(page: Page, shop):
 
 @pytest.mark.parametrize("card", [CHALLENGED, FLEX_DECLINED], ids=["challenge", "flex-declined"])
 def test_challenge_and_flex_decline_are_declined_with_a_clear_message(page: Page, card):
-    pay(page, card)
+    pay_in_browser(page, card)
     expect_status(page, "Declined")
     expect(page.get_by_text("No money was taken", exact=False)).to_be_visible()
 
 
 def test_unknown_flex_answer_awaits_confirmation_in_a_neutral_look(page: Page):
-    checkout_id = pay(page, FLEX_DOWN)
+    checkout_id = pay_in_browser(page, FLEX_DOWN)
     expect_status(page, "Awaiting confirmation")
     status = page.get_by_role("status")
     # Both colours from one document once its stylesheet has loaded (the page reloads itself
@@ -144,10 +107,10 @@ def test_unknown_flex_answer_awaits_confirmation_in_a_neutral_look(page: Page):
 
 
 def test_awaiting_confirmation_page_updates_by_itself(page: Page, shop):
-    set_fault(shop, "evaluate", {"status": 503})  # Flex's answer does not arrive
-    checkout_id = pay(page, RESCUED)
+    set_fault(shop.sandbox, "evaluate", status=503)  # Flex's answer does not arrive
+    checkout_id = pay_in_browser(page, RESCUED)
     expect_status(page, "Awaiting confirmation")
-    requests.delete(f"{shop.sandbox_url}/_sandbox/faults", timeout=5)  # Flex is back
+    clear_faults(shop.sandbox)  # Flex is back
     with closing(sqlite3.connect(shop.database)) as conn, conn:  # the replay is due now
         conn.execute("UPDATE orders SET recover_at = 0 WHERE id = ?", (checkout_id,))
     # The relay replays /evaluate; the open page notices and shows the result, no reload.
@@ -160,7 +123,7 @@ def _rgb(hex_color: str) -> str:
 
 
 def test_declined_order_offers_another_card_with_the_cart_kept(page: Page):
-    pay(page, FLEX_DECLINED, quantity=2)
+    pay_in_browser(page, FLEX_DECLINED, quantity=2)
     expect_status(page, "Declined")
     page.get_by_role("link", name="Try another card").click()
     expect(page).to_have_url(re.compile(r"/checkout$"))
@@ -174,7 +137,7 @@ def test_declined_order_offers_another_card_with_the_cart_kept(page: Page):
 
 
 def test_pay_button_shows_processing_and_announces_it(page: Page, shop):
-    set_fault(shop, "evaluate", {"delay_ms": 1500})  # a decline Flex takes its time over
+    set_fault(shop.sandbox, "evaluate", delay_ms=1500)  # a decline Flex takes its time over
     seen = []
     # While the POST is in flight Playwright cannot query the old page (it waits for the new
     # one), so the page reports what the shopper sees once app.js has handled the submit.
@@ -225,7 +188,7 @@ def test_test_card_button_fills_the_card_field_on_a_phone(page: Page):
 
 
 def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
-    checkout_id = pay(page, RESCUED, quantity=2)  # 2 x $18.00
+    checkout_id = pay_in_browser(page, RESCUED, quantity=2)  # 2 x $18.00
     amount = page.get_by_label("Refund amount")
     amount.fill("ten dollars")
     page.get_by_role("button", name="Refund").click()
@@ -259,7 +222,7 @@ def test_rescued_order_partial_then_full_refund_then_refused(page: Page):
 
 
 def test_timeline_is_a_waterfall_of_the_checkout(page: Page):
-    pay(page, RESCUED)
+    pay_in_browser(page, RESCUED)
     chart = page.get_by_role("region", name="Checkout")
     steps = {name: chart.get_by_role("listitem").filter(has_text=name)
              for name in ("Processor authorization", "tokenize", "evaluate")}
@@ -280,10 +243,6 @@ def test_timeline_is_a_waterfall_of_the_checkout(page: Page):
     assert evaluate[0] >= tokenize[0] + tokenize[1] - 1  # … and the vault token
 
 
-def sense_post(response) -> bool:
-    return response.url.endswith("/v1/sense") and response.request.method == "POST"
-
-
 def test_sensejs_runs_once_per_funnel_page_under_one_sense_key(page: Page, shop):
     """Cart, checkout and confirmation each load SenseJS and init it once, all filing under
     one senseKey: the checkout id, which /evaluate then carries."""
@@ -300,7 +259,7 @@ def test_sensejs_runs_once_per_funnel_page_under_one_sense_key(page: Page, shop)
     checkout_id = page.locator("input[name=checkout_id]").input_value()
     assert cart["senseKey"] == checkout["senseKey"] == checkout_id
     assert cart["initCount"] == checkout["initCount"] == 1
-    fingerprint = requests.get(f"{shop.sandbox_url}/_sandbox/sense/{checkout_id}", timeout=5)
+    fingerprint = requests.get(f"{shop.sandbox.url}/_sandbox/sense/{checkout_id}", timeout=5)
     assert fingerprint.status_code == 200 and len(fingerprint.json()) == 2
 
     fill_checkout(page, RESCUED)
@@ -310,7 +269,7 @@ def test_sensejs_runs_once_per_funnel_page_under_one_sense_key(page: Page, shop)
     expect_status(page, "Rescued by Flex")
     confirmation = page.evaluate("({...window.fcWidget})")
     assert (confirmation["senseKey"], confirmation["initCount"]) == (checkout_id, 1)
-    evaluate = [c for c in shop.sandbox_calls("evaluate")
+    evaluate = [c for c in calls(shop.sandbox, "evaluate")
                 if c["request"]["orderId"] == checkout_id]
     assert evaluate[0]["request"]["senseKey"] == checkout_id
 
@@ -323,7 +282,7 @@ def test_double_click_on_pay_creates_one_order(page: Page, shop):
     expect_status(page, "Paid")
     page.goto("/orders")
     expect(page.get_by_role("link", name=re.compile(checkout_id[:8]))).to_have_count(1)
-    tokenizes = [c for c in shop.sandbox_calls("tokenize")
+    tokenizes = [c for c in calls(shop.sandbox, "tokenize")
                  if c["request"]["payment_method"].get("sense_key") == checkout_id]
     assert len(tokenizes) == 1
 
@@ -341,7 +300,7 @@ def test_checkout_and_refund_with_the_keyboard_only(page: Page):
     for label, value in CHECKOUT_FIELDS:
         tab_to(page, lambda el, label=label: el["label"] == label)
         page.keyboard.press("Control+A")
-        page.keyboard.type(value or RESCUED)
+        page.keyboard.type(value or spaced(RESCUED))
     tab_to(page, lambda el: el["text"] == "Pay")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/orders/{checkout_id}$"))

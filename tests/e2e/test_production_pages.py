@@ -8,12 +8,16 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-import flex_sandbox
-from tests.integration.conftest import MERCHANT_PASSWORD, PRODUCTION
-from tests.support import ShopServer
-
-from .test_accessibility import violations
-from .test_journeys import RESCUED, fill_checkout, open_checkout
+from tests.support import (
+    MERCHANT_PASSWORD,
+    PRODUCTION,
+    RESCUED,
+    ShopServer,
+    fill_checkout,
+    flex_settings,
+    open_checkout,
+    violations,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -25,13 +29,7 @@ def production_shop(shop, tmp_path_factory):
     server = ShopServer({
         **PRODUCTION,
         "DATABASE": str(directory / "shop.sqlite"),
-        "FLEX_API_URL": f"{shop.sandbox_url}/v1",
-        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-        "FLEX_MID": flex_sandbox.DEFAULT_MID,
-        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
-        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "FLEX_SENSEJS_URL": f"{shop.sandbox_url}/widget.js",
+        **flex_settings(shop.sandbox),
         "FLEX_RELAY": "0",
         "PROCESSOR_LATENCY_MS": "50",
     }, directory / "server.log").start()

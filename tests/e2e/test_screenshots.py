@@ -1,31 +1,32 @@
 """Walks the demo as the README shows it and screenshots each page, on a 1280 px desktop
 and a 390 px phone.
 
-Written to test-results/screenshots/, or to docs/screenshots/ (the README's pictures) with
-UPDATE_SCREENSHOTS=1 (`make screenshots`)."""
+Runs only when `-m screenshots` asks for it (tests/conftest.py deselects it otherwise):
+`make screenshots` writes docs/screenshots/ (the README's pictures, UPDATE_SCREENSHOTS=1);
+`pytest -m screenshots` alone writes test-results/screenshots/."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from .test_journeys import (
+from tests.support import (
     APPROVED,
     CHALLENGED,
     FLEX_DECLINED,
     FLEX_DOWN,
     RESCUED,
+    ROOT,
     expect_status,
     fill_checkout,
     open_checkout,
+    spaced,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.screenshots]  # only `make screenshots` runs it
 
-ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else
                  "test-results/screenshots")
 DESKTOP = {"width": 1280, "height": 800}
@@ -46,7 +47,8 @@ def test_screenshots_of_every_step(page: Page):
     shoot(page, "home")
 
     open_checkout(page)
-    page.get_by_role("button", name=f"Use test card {RESCUED}").click()  # a demo shopper too
+    # A demo shopper too.
+    page.get_by_role("button", name=f"Use test card {spaced(RESCUED)}").click()
     shoot(page, "checkout", full_page=False)  # what a 1280x800 screen shows: cards and Pay
     page.get_by_role("button", name="Pay", exact=True).click()
     expect_status(page, "Rescued by Flex")

@@ -10,25 +10,23 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from .test_accessibility import violations
-from .test_journeys import expect_status, pay
+from tests.support import THREE_D_SECURE, calls, expect_status, pay_in_browser, violations
 
 pytestmark = pytest.mark.e2e
 
-THREE_D_SECURE = "4000 0084 0000 1629"
-
 
 def decide(shop, order_id: str, decision: str | None = None) -> None:
-    [evaluate] = [c for c in shop.sandbox_calls("evaluate") if c["request"]["orderId"] == order_id]
+    [evaluate] = [c for c in calls(shop.sandbox, "evaluate")
+                  if c["request"]["orderId"] == order_id]
     assert evaluate["response"]["status"] == "SUBMITTED"
     assert evaluate["request"]["threeDSecure"]["authenticationResponseStatus"] == "Y"
     key = evaluate["response"]["orderSessionKey"]
-    requests.post(f"{shop.sandbox_url}/_sandbox/orders/{key}/decide", timeout=5,
+    requests.post(f"{shop.sandbox.url}/_sandbox/orders/{key}/decide", timeout=5,
                   json={"decision": decision} if decision else {}).raise_for_status()
 
 
 def test_3ds_card_awaits_confirmation_then_is_rescued(page: Page, shop):
-    order_id = pay(page, THREE_D_SECURE)
+    order_id = pay_in_browser(page, THREE_D_SECURE)
     expect_status(page, "Awaiting confirmation")
     expect(page.get_by_text("Please do not pay again", exact=False).first).to_be_visible()
     expect(page.get_by_role("link", name="Try another card")).to_have_count(0)

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from .test_journeys import RESCUED, expect_status, pay
+from tests.support import RESCUED, expect_status, pay_in_browser
 
 pytestmark = pytest.mark.e2e
 
 
 def test_portal_refund_then_chargeback_arrive_as_webhooks(page: Page, shop):
-    pay(page, RESCUED, quantity=2)  # 2 x $18.00
+    pay_in_browser(page, RESCUED, quantity=2)  # 2 x $18.00
     expect_status(page, "Rescued by Flex")
     webhooks = page.get_by_role("table").filter(has_text="What it changed")
 

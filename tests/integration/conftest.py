@@ -1,42 +1,42 @@
-"""A Flex sandbox serving real HTTP on loopback, shared by a test module, and the shop's
-database on either engine.
+"""The integration suite's fixtures: a Flex sandbox serving real HTTP on loopback, shared by
+a test module (`sandbox`, reset for each test: `fresh_sandbox`), a session on its API (`api`,
+`flex`), the shop built against it (`make_app`, `app`, `client`), the shop over real HTTP
+with the sandbox's webhooks subscribed to it (`webhook_shop`), and the shop's database on
+either engine. The helpers they use are in tests/support.py.
 
 Tests marked `storage` run once per engine: on SQLite, and on PostgreSQL in a throwaway
 cluster started once per session (skipped, with the reason, when PostgreSQL is not
-installed). Other tests run on SQLite only.
+installed); the PostgreSQL run is marked `slow`. Other tests run on SQLite only.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import requests
-from werkzeug.security import generate_password_hash
 
 import flex_sandbox
 from app import create_app
 from bench.postgres import PostgresCluster, postgres_bindir
-from flex import FlexClient, FlexConfig
+from flex import FlexClient
 from shop.storage import db
-
-ENGINES = (db.SQLITE, db.POSTGRESQL)
-
-MERCHANT_PASSWORD = "correct horse battery staple"  # noqa: S105 - the tests' merchant
-# What SHOP_ENV=production requires beyond the Flex settings: a real secret key and the
-# back office's login (a cheap hash: the tests sign in often).
-PRODUCTION = {
-    "SHOP_ENV": "production",
-    "SECRET_KEY": "a-long-random-test-secret",
-    "MERCHANT_USERNAME": "merchant",
-    "MERCHANT_PASSWORD_HASH": generate_password_hash(MERCHANT_PASSWORD, "pbkdf2:sha256:1000"),
-}
+from tests.support import (
+    WEBHOOK_KEY,
+    LiveShop,
+    access_token,
+    close_app,
+    flex_config,
+    flex_settings,
+)
 
 
 def pytest_generate_tests(metafunc):
     if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("storage"):
-        metafunc.parametrize("engine", ENGINES, indirect=True)
+        # The PostgreSQL run needs the cluster's processes: slow (`make test-fast` skips it).
+        metafunc.parametrize("engine", [db.SQLITE, pytest.param(db.POSTGRESQL,
+                                                                marks=pytest.mark.slow)],
+                             indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -61,29 +61,17 @@ def database_url(request, engine, tmp_path):
     """A fresh, empty database on `engine` (on PostgreSQL: a schema of its own), removed
     after the test."""
     if engine == db.SQLITE:
-        yield f"sqlite:///{tmp_path / 'shop.sqlite'}"
-        return
-    cluster = request.getfixturevalue("postgres_cluster")
-    url = cluster.create_schema()
+        return f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh, empty schema of its own on the session's PostgreSQL cluster, dropped after
+    the test."""
+    url = postgres_cluster.create_schema()
     yield url
-    cluster.drop_schema(url)
-
-
-def sqlite_files(app) -> list[Path]:
-    """The SQLite database file of an app on SQLite, and its write-ahead log if any."""
-    database = Path(db.database_url(app.config).split(":///", 1)[1])
-    return [p for p in (database, Path(f"{database}-wal")) if p.exists()]
-
-
-def db_rows(url: str, sql: str, *params) -> list[tuple]:
-    """Runs one query on the shop's database, as an operator would look at it."""
-    conn = db.connect(url)
-    try:
-        with conn:
-            cursor = conn.execute(sql, params)
-            return [tuple(row) for row in cursor] if cursor.description else []
-    finally:
-        conn.close()
+    postgres_cluster.drop_schema(url)
 
 
 @pytest.fixture(scope="module")
@@ -96,59 +84,6 @@ def sandbox():
 def fresh_sandbox(sandbox):
     requests.post(f"{sandbox.url}/_sandbox/reset", timeout=5).raise_for_status()
     return sandbox
-
-
-def flex_config(server, **overrides) -> FlexConfig:
-    settings = {
-        "api_url": server.api_url,
-        "app_key": flex_sandbox.DEFAULT_APP_KEY,
-        "app_secret": flex_sandbox.DEFAULT_APP_SECRET,
-        "mid": flex_sandbox.DEFAULT_MID,
-        "tokenization_key": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "site_id": flex_sandbox.DEFAULT_SITE_ID,
-        "connect_timeout": 1.0,
-        "read_timeout": 1.0,
-        "deadline": 3.0,
-        "backoff_base": 0.05,
-        "backoff_cap": 0.1,
-    }
-    return FlexConfig(**{**settings, **overrides})
-
-
-def flex_settings(server) -> dict[str, str]:
-    """The FLEX_* settings that point the shop at `server` as at a real Flex API."""
-    return {
-        "FLEX_API_URL": server.api_url,
-        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-        "FLEX_MID": flex_sandbox.DEFAULT_MID,
-        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
-        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "FLEX_SENSEJS_URL": f"{server.url}/widget.js",
-    }
-
-
-def calls(server, endpoint: str | None = None) -> list[dict]:
-    params = {"endpoint": endpoint} if endpoint else {}
-    return requests.get(f"{server.url}/_sandbox/calls", params=params, timeout=5).json()
-
-
-def set_fault(server, endpoint: str, **spec) -> None:
-    requests.put(f"{server.url}/_sandbox/faults/{endpoint}", json=spec,
-                 timeout=5).raise_for_status()
-
-
-def clear_faults(server) -> None:
-    """Removes every fault; calls held by a `hang` fault are answered now."""
-    requests.delete(f"{server.url}/_sandbox/faults", timeout=5).raise_for_status()
-
-
-def sign_in(client, password: str = MERCHANT_PASSWORD):
-    """Signs the merchant in through the login form; returns the answer (303 when it took)."""
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]*)"', page)[1]
-    return client.post("/login", data={"csrf_token": token, "username": "merchant",
-                                       "password": password})
 
 
 @pytest.fixture
@@ -187,12 +122,6 @@ def make_app(fresh_sandbox, database_url):
         close_app(app)
 
 
-def close_app(app) -> None:
-    """Stops what an app started: its relay, vault threads and connections."""
-    app.extensions["services"].close()
-    app.extensions["database"].close()
-
-
 @pytest.fixture
 def app(make_app):
     return make_app()
@@ -201,3 +130,34 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def api(fresh_sandbox):
+    """A requests session with a valid bearer for the fresh sandbox."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {access_token(fresh_sandbox)}"
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def flex(api, fresh_sandbox) -> Callable[..., requests.Response]:
+    """Calls Flex's API on the fresh sandbox: flex("POST", "/evaluate", json=…)."""
+    def call(method: str, path: str, **kwargs) -> requests.Response:
+        return api.request(method, f"{fresh_sandbox.api_url}{path}", timeout=5, **kwargs)
+    return call
+
+
+@pytest.fixture
+def webhook_shop(make_app, fresh_sandbox):
+    """(app, its LiveShop) with the sandbox delivering webhooks to it at once."""
+    app = make_app(FLEX_WEBHOOK_KEY=WEBHOOK_KEY)
+    live = LiveShop(app)
+    try:
+        requests.put(f"{fresh_sandbox.url}/_sandbox/webhooks", timeout=5, json={
+            "url": live.webhook_url, "key": WEBHOOK_KEY, "lost_answer_delay": 0,
+        }).raise_for_status()
+        yield app, live
+    finally:
+        live.stop()

@@ -19,9 +19,7 @@ import pytest
 
 from app import create_app
 from shop.storage import db
-from tests.support import checkout_form, fill_cart, hidden
-
-from .conftest import calls, flex_settings
+from tests.support import Shopper, calls, flex_settings, hidden
 
 # Luhn-valid numbers used only by this module, so finding their digits anywhere is a leak.
 AMEX = "378282246310005"
@@ -299,17 +297,16 @@ def shop(sandbox, tmp_path_factory):
 @pytest.fixture(scope="module")
 def shopper(shop):
     """A shopper with a mug in the cart, whose refused checkouts keep it there."""
-    client = shop.test_client()
-    fill_cart(client)
-    return client
+    shopper = Shopper(shop.test_client())
+    shopper.fill_cart()
+    return shopper
 
 
 @pytest.fixture(scope="module")
 def rescued_order(shop):
     """An $18.00 order Flex rescued (so refunds go to Flex), and its page."""
     client = shop.test_client()
-    fill_cart(client)
-    form = {**checkout_form(client), "card_number": "4000000000000002"}
+    form = Shopper(client).ready_to_pay("4000000000000002")
     order_id = client.post("/checkout", data=form).headers["Location"].rsplit("/", 1)[-1]
     return client, order_id
 
@@ -362,8 +359,8 @@ def case_id(case) -> str:
                          ids=[case_id(c) for c in CHECKOUT_FIELD_CASES])
 def test_bad_checkout_field_is_refused_and_nothing_is_stored(shopper, footprint, caplog, case):
     field, value, message = case
-    form = {**checkout_form(shopper), field: value}
-    response = shopper.post("/checkout", data=form)
+    form = {**shopper.checkout_form(), field: value}
+    response = shopper.post("/checkout", form)
     assert response.status_code == 400
     text = page_text(response)
     assert "Please check the payment form" in text
@@ -377,8 +374,8 @@ def test_bad_checkout_field_is_refused_and_nothing_is_stored(shopper, footprint,
 @pytest.mark.parametrize("case", CHECKOUT_FORM_CASES, ids=list(CHECKOUT_FORM_CASES))
 def test_tampered_checkout_form_is_refused(shopper, footprint, caplog, case):
     changes, status, message = CHECKOUT_FORM_CASES[case]
-    form = {**checkout_form(shopper), "card_number": SENTINEL_CARDS[1], **changes}
-    response = shopper.post("/checkout", data={k: v for k, v in form.items() if v is not None})
+    form = {**shopper.checkout_form(), "card_number": SENTINEL_CARDS[1], **changes}
+    response = shopper.post("/checkout", {k: v for k, v in form.items() if v is not None})
     assert response.status_code == status
     assert message in page_text(response)
     footprint.assert_unchanged(caplog)
@@ -405,7 +402,7 @@ def test_bad_refund_amount_is_refused_and_nothing_is_refunded(rescued_order, foo
 def test_bad_quantity_is_refused_and_the_cart_is_unchanged(shop, footprint, caplog, endpoint,
                                                            quantity):
     client = shop.test_client()
-    fill_cart(client, "tee", 2)
+    Shopper(client).fill_cart("tee", 2)
     csrf = hidden(client.get("/").get_data(as_text=True), "csrf_token")
     response = client.post(endpoint, data={"csrf_token": csrf, "sku": "tee",
                                            "quantity": quantity})
@@ -430,7 +427,7 @@ def test_unknown_product_is_refused(shop, footprint, caplog, sku):
                          ids=[f"{m} {p} {sorted(k)} {s}" for m, p, k, s in ODD_REQUESTS])
 def test_odd_methods_content_types_and_oversized_bodies(shopper, footprint, caplog, case):
     method, path, kwargs, status = case
-    response = shopper.open(path, method=method, **kwargs)
+    response = shopper.client.open(path, method=method, **kwargs)
     assert response.status_code == status
     assert "<h1>" in response.get_data(as_text=True)  # the shop's own error page, not a trace
     footprint.assert_unchanged(caplog)
@@ -440,9 +437,8 @@ def test_the_footprint_sees_a_real_order(make_app, fresh_sandbox, caplog):
     """The check every case above relies on does notice a stored order."""
     app = make_app()
     footprint = Footprint(app, fresh_sandbox)
-    client = app.test_client()
-    fill_cart(client)
-    assert client.post("/checkout", data=checkout_form(client)).status_code == 302
+    shopper = Shopper(app.test_client())
+    assert shopper.post("/checkout", shopper.ready_to_pay()).status_code == 302
     app.extensions["services"].flow.close()  # its vault call has finished
     with pytest.raises(AssertionError):
         footprint.assert_unchanged(caplog)

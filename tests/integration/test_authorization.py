@@ -15,10 +15,19 @@ from app import create_app
 from flex import FlexOrder, OrderStatus
 from shop.orders import authorizations
 from shop.services import ConfigError
-from tests.support import hidden, wait_for
-
-from .conftest import calls, clear_faults, db_rows, set_fault
-from .test_shop import FLEX_DOWN, RESCUED, pay, services_of, status_label
+from tests.support import (
+    FLEX_DOWN,
+    RESCUED,
+    calls,
+    clear_faults,
+    db_rows,
+    hidden,
+    pay,
+    services_of,
+    set_fault,
+    status_label,
+    wait_for,
+)
 
 AUTHORIZATION = {"FLEX_TRANSACTION_TYPE": "AUTHORIZATION"}
 

@@ -11,9 +11,7 @@ import urllib3
 
 from flex import FlexClient, ProcessorResult
 from flex.cit import DECLINED, MIN_VAULT_SECONDS, PAID, CitFlow
-
-from .conftest import flex_config, set_fault
-from .test_flex_client import card, purchase
+from tests.support import card, flex_config, purchase, set_fault
 
 
 class WatchedPool(urllib3.PoolManager):

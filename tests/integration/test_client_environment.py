@@ -5,21 +5,18 @@ token."""
 from __future__ import annotations
 
 import shutil
-import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
+from werkzeug.wrappers import Request, Response
 
 from flex import FlexClient, FlexConfig
 from flex.errors import FlexUnavailableError
-from flex.models import Card
+from tests.support import APPROVED, LoopbackServer, calls, card, flex_config
 
-from .conftest import calls, flex_config
-
-CARD = Card("4242424242424242", "123", 12, 2034, "Ada Lovelace")
+CARD = card(APPROVED)
 
 
 def test_a_netrc_entry_for_the_flex_host_does_not_replace_the_bearer(
@@ -57,8 +54,8 @@ def test_proxy_from_the_environment_is_used_unless_no_proxy_covers_the_host(
 @pytest.fixture
 def tls_server(tmp_path):
     """A loopback HTTPS server with a certificate made for 127.0.0.1 (openssl), answering
-    each request on a kept-alive connection with a transmit's answer, until the client
-    closes it. Yields (its API URL, the certificate's file)."""
+    every request, on kept-alive connections, with a transmit's answer. Yields (its API URL,
+    the certificate's file)."""
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("openssl is not installed")
@@ -69,39 +66,14 @@ def tls_server(tmp_path):
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    listener = socket.create_server(("127.0.0.1", 0))
-    answer = b'{"transmitId": "t-1"}'
 
-    def answer_on(raw: socket.socket) -> None:
-        try:
-            with context.wrap_socket(raw, server_side=True) as conn, \
-                    conn.makefile("rb") as reader:
-                while reader.readline() not in (b"", b"\r\n"):  # a request line
-                    while reader.readline() not in (b"", b"\r\n"):  # its headers
-                        pass
-                    reader.read(2)  # the test's body: {}
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: "
-                                 + str(len(answer)).encode() + b"\r\n\r\n" + answer)
-        except OSError:  # e.g. a client that refused the certificate
-            pass
+    @Request.application
+    def transmit_answer(request: Request) -> Response:
+        return Response(b'{"transmitId": "t-1"}', 200, content_type="application/json")
 
-    def accept() -> None:
-        while True:
-            try:
-                raw, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            connections.append(threading.Thread(target=answer_on, args=(raw,), daemon=True))
-            connections[-1].start()
-
-    connections: list[threading.Thread] = []
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    yield f"https://127.0.0.1:{listener.getsockname()[1]}/v1", cert
-    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone may not)
-    listener.close()
-    for thread in [acceptor, *connections]:  # each ends when its client closes
-        thread.join(5)
+    server = LoopbackServer(transmit_answer, ssl_context=context)
+    yield f"{server.url}/v1", cert
+    server.stop()
 
 
 def test_tls_is_verified_against_the_ca_bundle_from_the_environment(tls_server, monkeypatch):

@@ -12,11 +12,9 @@ import time
 import pytest
 import requests
 
-from tests.support import ROOT, Shopper, ShopServer
+from tests.support import ROOT, Shopper, ShopServer, db_rows, flex_settings, sandbox_orders
 
-from .conftest import db_rows, flex_settings
-
-pytestmark = pytest.mark.storage
+pytestmark = [pytest.mark.storage, pytest.mark.slow]  # kill -9 of shop processes
 
 # crash point, card -> the order's final outcome after recovery, processor ledger entries.
 # The vault call runs in parallel with the processor's authorization, so a kill when /tokenize
@@ -68,16 +66,11 @@ def crashed(server: ShopServer) -> bool:
     return server.process.returncode == -9
 
 
-def sandbox_orders(server, order_id: str) -> list[dict]:
-    decided = requests.get(f"{server.url}/_sandbox/orders", timeout=5).json()
-    return [o for o in decided if o["merchant_order_id"] == order_id]
-
-
 @pytest.mark.parametrize(("point", "card"), CHECKOUT_CRASHES)
 def test_kill_9_during_checkout_is_recovered(shop, fresh_sandbox, database_url, point, card):
     server = shop.start(SHOP_CRASH_AT=point, FLEX_RELAY="0")
     shopper = Shopper(server.url)
-    form = shopper.checkout_form(card)
+    form = shopper.ready_to_pay(card)
     order_id = form["checkout_id"]
     with pytest.raises(requests.ConnectionError):
         shopper.post("/checkout", form)

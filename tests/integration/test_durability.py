@@ -8,11 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support import Shopper, ShopServer, hidden, wait_for
+from tests.support import (
+    Shopper,
+    ShopServer,
+    calls,
+    clear_faults,
+    db_rows,
+    flex_settings,
+    hidden,
+    set_fault,
+    wait_for,
+)
 
-from .conftest import calls, clear_faults, db_rows, flex_settings, set_fault
-
-pytestmark = pytest.mark.storage
+pytestmark = [pytest.mark.storage, pytest.mark.slow]  # shop processes, kill -9
 
 
 @pytest.fixture
@@ -38,7 +46,7 @@ def make_server(fresh_sandbox, database_url, tmp_path):
 def test_twenty_concurrent_submits_make_one_order(make_server, fresh_sandbox, database_url):
     server = make_server()
     shopper = Shopper(server.url)
-    form = shopper.checkout_form("4242424242424242")
+    form = shopper.ready_to_pay("4242424242424242")
     with ThreadPoolExecutor(20) as pool:
         responses = list(pool.map(lambda _: shopper.post("/checkout", form), range(20)))
 

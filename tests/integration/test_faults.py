@@ -10,10 +10,7 @@ import pytest
 import requests
 
 from shop.storage import db
-from tests.support import hidden
-
-from .conftest import calls, db_rows, set_fault
-from .test_shop import pay, status_label
+from tests.support import calls, db_rows, hidden, pay, set_fault, status_label
 
 FAULTS = {
     "past timeout": {"delay_ms": 800},

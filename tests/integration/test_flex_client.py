@@ -13,8 +13,6 @@ import requests
 import flex
 import flex_sandbox
 from flex import (
-    Address,
-    Card,
     FlexAuthError,
     FlexClient,
     FlexNotFoundError,
@@ -23,11 +21,8 @@ from flex import (
     FlexValidationError,
     OrderStatus,
     Outcome,
-    ProcessorResult,
-    Purchase,
 )
-
-from .conftest import calls, flex_config, set_fault
+from tests.support import DECLINE, calls, card, evaluate_payload, flex_config, purchase, set_fault
 
 CARDS = {
     "4000000000000002": "APPROVED",
@@ -35,27 +30,6 @@ CARDS = {
     "4000000000009995": "DECLINED",
     "4111111111111111": "DECLINED",
 }
-
-
-def card(number="4000000000000002") -> Card:
-    return Card(number=number, cvc="123", exp_month=12, exp_year=2034, holder_name="Ada Lovelace")
-
-
-def purchase(order_id="order-1", amount=1800) -> Purchase:
-    return Purchase(order_id, amount, "USD", "shopper@example.com",
-                    Address("1 Main St", "Springfield", "IL", "62701", "US"),
-                    customer_ip="127.0.0.1", sense_key=order_id)
-
-
-DECLINE = ProcessorResult(False, "txn-1", "05", "Do not honor", "SimulatedPSP",
-                          timestamp_utc="2026-11-24T12:00:00.000Z")
-
-
-def evaluate_payload(flex_client: FlexClient, number="4000000000000002", order_id="order-1",
-                     amount=1800) -> dict:
-    vaulted = flex_client.tokenize(card(number), email="shopper@example.com", sense_key=order_id)
-    return flex_client.evaluate_payload(purchase(order_id, amount), card(number).summary,
-                                        vaulted.token, DECLINE, idempotency_key=order_id)
 
 
 def transmit_payload(flex_client: FlexClient) -> dict:

@@ -11,27 +11,18 @@ import pytest
 import requests
 
 import flex_sandbox
-
-from .conftest import calls, set_fault
+from tests.support import (
+    OTHER_MID,
+    access_token,
+    assert_flat_validation,
+    assert_problem,
+    calls,
+    evaluation,
+    set_fault,
+)
 
 CARD = {"first_name": "Ada", "last_name": "Lovelace", "number": "4000000000000002",
         "verification_value": "123", "month": "12", "year": "2034"}
-OTHER_MID = "11111111-2222-3333-4444-555555555555"
-
-
-@pytest.fixture
-def api(fresh_sandbox):
-    """A requests session with a valid bearer."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {access_token(fresh_sandbox)}"
-    yield session
-    session.close()
-
-
-def access_token(server) -> str:
-    answer = requests.post(f"{server.api_url}/oauth2/token", timeout=5, json={
-        "AppKey": flex_sandbox.DEFAULT_APP_KEY, "AppSecret": flex_sandbox.DEFAULT_APP_SECRET})
-    return answer.json()["accessToken"]
 
 
 def tokenize(api, server, number="4000000000000002") -> str:
@@ -42,47 +33,11 @@ def tokenize(api, server, number="4000000000000002") -> str:
     return answer.json()["transaction"]["payment_method"]["token"]
 
 
-def evaluation(card: str, order_id="o-1", key="k-1", amount=1800, **extra) -> dict:
-    """An /evaluate body; `card` is a vault token or a raw PAN (sent with no `token` field)."""
-    method = {"cardNumber": card} if card.isdigit() else {"cardNumber": card, "token": True}
-    return {
-        "isDeclined": True, "isMIT": False, "mid": flex_sandbox.DEFAULT_MID, "orderId": order_id,
-        "idempotencyKey": key, "senseKey": order_id,
-        "transaction": {"id": "t", "amount": amount, "currency": "USD", "responseCode": "05",
-                        "responseCodeSource": "PSP", "avsResultCode": "NA",
-                        "cvvResultCode": "NA", "cavvResultCode": "NA"},
-        "payer": {"email": "a@b.co"},
-        "billingInformation": {"firstName": "Ada", "lastName": "Lovelace", "country": "US",
-                               "addressLine1": "1 Main", "city": "X", "zipcode": "62701"},
-        "paymentMethod": method, **extra,
-    }
-
-
 def transmission(**extra) -> dict:
     return {"isDeclined": False, "orderId": "o-9",
             "transaction": {"id": "t", "amount": 1800, "currency": "USD"},
             "payer": {"email": "a@b.co"},
             "paymentMethod": {"cardBinNumber": "42424242", "cardLast4Digits": "4242"}, **extra}
-
-
-def assert_problem(answer: requests.Response, status: int) -> dict:
-    """An error answered as RFC 9457 problem details (never HTML, never a redirect)."""
-    assert answer.status_code == status, answer.text
-    assert answer.headers["Content-Type"].startswith("application/problem+json")
-    body = answer.json()
-    assert body["status"] == status and body["title"] and body["type"]
-    assert body["traceId"].startswith("00-")
-    return body
-
-
-def assert_flat_validation(answer: requests.Response, *fields: str) -> dict:
-    """A 400 in the flat form real traffic shows: field -> [messages], plus TraceId."""
-    assert answer.status_code == 400, answer.text
-    body = answer.json()
-    assert body["TraceId"][0].startswith("00-") and "title" not in body
-    for name in fields:
-        assert isinstance(body[name], list) and body[name], name
-    return body
 
 
 # --- tokens ------------------------------------------------------------------------------

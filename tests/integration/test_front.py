@@ -22,9 +22,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import ROOT, Shopper, free_port, wait_for, wait_until_up
+from tests.support import (
+    PRODUCTION,
+    ROOT,
+    Shopper,
+    flex_settings,
+    free_port,
+    running,
+    wait_for,
+)
 
-from .conftest import PRODUCTION, flex_settings
+pytestmark = pytest.mark.slow  # starts gunicorn and nginx
 
 SLOW_CLIENTS = 40
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -37,17 +45,11 @@ def gunicorn(sandbox, tmp_path_factory):
     env = {**os.environ, **PRODUCTION, **flex_settings(sandbox), "TRUSTED_PROXIES": "1",
            "DATABASE": str(tmp_path / "shop.sqlite"), "FLEX_RELAY": "0",
            "PROCESSOR_LATENCY_MS": "0", "FLASK_SKIP_DOTENV": "1"}
-    with open(tmp_path / "gunicorn.log", "ab") as log:
-        process = subprocess.Popen(
+    with open(tmp_path / "gunicorn.log", "ab") as log, running(
             [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "2", "-b",
-             f"127.0.0.1:{port}", "app:create_app()"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+             f"127.0.0.1:{port}", "app:create_app()"], f"http://127.0.0.1:{port}/healthz",
+            env=env, stdout=log, stderr=subprocess.STDOUT):
         yield port
-    finally:
-        process.terminate()
-        process.wait(15)
 
 
 @pytest.fixture

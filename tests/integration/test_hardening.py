@@ -13,10 +13,16 @@ from app import DEV_SECRET_KEY, create_app
 from flex.cit import DECLINED, CitResult
 from flex.models import CardSummary, ProcessorResult
 from shop.checkout import payment
-from tests.support import checkout_form, fill_cart, hidden
-
-from .conftest import PRODUCTION, calls, sign_in, sqlite_files
-from .test_shop import pay, status_label
+from tests.support import (
+    PRODUCTION,
+    Shopper,
+    calls,
+    hidden,
+    pay,
+    sign_in,
+    sqlite_files,
+    status_label,
+)
 
 FLEX_ENDPOINTS = ("tokenize", "transmit", "evaluate", "refund")
 
@@ -50,8 +56,7 @@ def test_bad_checkout_input_is_refused_before_any_payment_call(client, fresh_san
                                                                case):
     caplog.set_level(logging.INFO)
     changes, status, message = CHECKOUT_CASES[case]
-    fill_cart(client)
-    form = checkout_form(client)
+    form = Shopper(client).ready_to_pay()
     form.update(changes)
     response = client.post("/checkout", data={k: v for k, v in form.items() if v is not None})
     assert response.status_code == status
@@ -113,8 +118,7 @@ def test_refund_of_an_unknown_order_is_a_404(client, fresh_sandbox):
 
 
 def test_oversized_body_is_a_413(client, fresh_sandbox):
-    fill_cart(client)
-    form = {**checkout_form(client), "address": "x" * 100_000}
+    form = {**Shopper(client).ready_to_pay(), "address": "x" * 100_000}
     response = client.post("/checkout", data=form)
     assert response.status_code == 413
     assert flex_calls(fresh_sandbox) == 0
@@ -130,15 +134,14 @@ CVC_ALONE = re.compile(rb"(?<![0-9A-Za-z])" + SENTINEL_CVC.encode() + rb"(?![0-9
 def test_card_data_and_secrets_never_stored_logged_or_shown(app, client, caplog):
     caplog.set_level(logging.DEBUG)
     pages, order_ids = [], []
+    shopper = Shopper(client)
     for number in SENTINEL_CARDS:
-        fill_cart(client)
-        form = {**checkout_form(client), "card_number": number, "cvc": SENTINEL_CVC}
+        form = {**shopper.ready_to_pay(number), "cvc": SENTINEL_CVC}
         pages.append(client.post("/checkout", data={**form, "zip_code": "bad"}).data)  # re-render
-        order = client.post("/checkout", data={**checkout_form(client), "card_number": number,
+        order = client.post("/checkout", data={**shopper.checkout_form(number),
                                                "cvc": SENTINEL_CVC})
         order_ids.append(order.headers["Location"].rsplit("/", 1)[-1])
-    fill_cart(client)
-    client.post("/checkout", data={**checkout_form(client), "card_number": "4000000000000002",
+    client.post("/checkout", data={**shopper.ready_to_pay("4000000000000002"),
                                    "cvc": SENTINEL_CVC})  # declined -> vault -> evaluate
     services = app.extensions["services"]
     assert services.relay.run_once() == 2
@@ -162,9 +165,9 @@ PAGES = ("/", "/cart", "/checkout", "/orders", "/flex", "/no-such-page")
 
 
 def test_security_headers_on_every_page(client, fresh_sandbox):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     order_id, _ = pay(client, "4242424242424242")
-    fill_cart(client)
+    Shopper(client).fill_cart()
     nonces = set()
     for path in (*PAGES, f"/orders/{order_id}"):
         response = client.get(path)
@@ -219,7 +222,7 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
                       follow_redirects=True)
     assert "Demo reset: every order was removed." in reset.text
     assert "No orders yet" in reset.text
-    fill_cart(demo)
+    Shopper(demo).fill_cart()
     assert "data-demo-shopper" in demo.get("/checkout").text  # a test card fills the form
 
     production = make_app(DATABASE=str(tmp_path / "live.sqlite"), **PRODUCTION).test_client()
@@ -234,7 +237,7 @@ def test_demo_reset_and_inspector_exist_only_outside_production(make_app, tmp_pa
                                data={"csrf_token": hidden(orders_page, "csrf_token")})
     assert response.status_code == 404
     assert order_id[:8] in production.get("/orders").text
-    fill_cart(production)
+    Shopper(production).fill_cart()
     assert "data-demo-shopper" not in production.get("/checkout").text  # never a made-up shopper
 
 
@@ -280,8 +283,7 @@ def test_flex_outage_still_says_the_payment_is_not_confirmed(client, fresh_sandb
 ])
 def test_ordinary_text_is_accepted(app, client, fresh_sandbox, field, value):
     """The refusals above do not catch what real shoppers type."""
-    fill_cart(client)
-    form = {**checkout_form(client), field: value}
+    form = {**Shopper(client).ready_to_pay(), field: value}
     response = client.post("/checkout", data=form)
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
 

@@ -16,9 +16,7 @@ import requests
 from shop.orders import lifecycle, records
 from shop.services import services
 from shop.storage import db
-
-from .conftest import db_rows
-from .test_shop import FLEX_DOWN, RESCUED, pay, status_label
+from tests.support import FLEX_DOWN, RESCUED, db_rows, pay, status_label
 
 KEY = base64.b64encode(b"the lifecycle fixes' webhook key, for tests only").decode()
 

@@ -39,20 +39,21 @@ from hypothesis.stateful import (
 )
 from jinja2 import BytecodeCache
 
-from tests.support import checkout_form, fill_cart, hidden
-
-from .conftest import close_app, flex_settings
-from .lifecycle_support import (
+from tests.support import (
     CARDS,
-    KEY,
+    WEBHOOK_KEY,
     CallHooks,
     Courier,
     CrashPoints,
     ShopClock,
+    Shopper,
     SimulatedCrash,
     agreement,
+    close_app,
     event_body,
-    flex_orders,
+    flex_settings,
+    hidden,
+    sandbox_orders,
     settle,
     shop_record,
     unapplied_events,
@@ -122,7 +123,7 @@ class LifecycleModel(RuleBasedStateMachine):
             "DATABASE_URL": f"sqlite:///{self.directory / f'{uuid.uuid4().hex}.sqlite'}",
             **flex_settings(self.sandbox),
             "FLEX_RELAY": False, "FLEX_READ_TIMEOUT": 2.0, "FLEX_DEADLINE": 3.0,
-            "PROCESSOR_LATENCY_MS": 0, "FLEX_WEBHOOK_KEY": KEY,
+            "PROCESSOR_LATENCY_MS": 0, "FLEX_WEBHOOK_KEY": WEBHOOK_KEY,
             "FLEX_TRANSACTION_TYPE": mode,
         })
         self.app.jinja_env.bytecode_cache = TEMPLATES  # compiled once, not once per example
@@ -167,10 +168,9 @@ class LifecycleModel(RuleBasedStateMachine):
         return answer
 
     def _checkout(self, card, quantity, crash, webhooks_during) -> str:
-        shopper = self.app.test_client()  # a new shopper: a cart of their own
-        fill_cart(shopper, quantity=quantity)
-        form = checkout_form(shopper) | {"card_number": card}
-        self._send(lambda: shopper.post("/checkout", data=form), crash,
+        shopper = Shopper(self.app.test_client())  # a new shopper: a cart of their own
+        form = shopper.ready_to_pay(card, quantity=quantity)
+        self._send(lambda: shopper.post("/checkout", form), crash,
                    "evaluate" if webhooks_during else None)
         self.placed.append(form["checkout_id"])
         self.tried["checkouts"] += 1
@@ -211,7 +211,7 @@ class LifecycleModel(RuleBasedStateMachine):
     # --- Flex's portal, the card network, and Flex's webhooks ----------------------------------
 
     def _flex_order(self, order_id: str) -> dict | None:
-        found = flex_orders(self.sandbox, order_id)
+        found = sandbox_orders(self.sandbox, order_id)
         return found[0] if found else None
 
     @rule(order=orders, share=st.sampled_from(["all that is left", "half", "a cent"]))

@@ -15,24 +15,23 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from tests.support import hidden
-
-from .conftest import db_rows
-from .lifecycle_support import (
+from tests.support import (
     FLEX_DOWN,
-    KEY,
     RESCUED,
+    WEBHOOK_KEY,
     CallHooks,
     Courier,
     ShopClock,
     agreement,
+    db_rows,
     event_body,
     flex_record,
+    hidden,
+    pay,
     settle,
     shop_record,
     status_label,
 )
-from .test_shop import pay
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.storage]  # SQLite and PostgreSQL
 
@@ -46,7 +45,7 @@ def shop(make_app, fresh_sandbox, database_url, monkeypatch):
     clock = ShopClock().install(monkeypatch)
 
     def build(**settings):
-        app = make_app(FLEX_WEBHOOK_KEY=KEY, **settings)
+        app = make_app(FLEX_WEBHOOK_KEY=WEBHOOK_KEY, **settings)
         courier = Courier(fresh_sandbox, app, clock)
         return SimpleNamespace(
             app=app, client=app.test_client(), courier=courier, clock=clock,

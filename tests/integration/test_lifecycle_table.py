@@ -27,9 +27,7 @@ from shop.orders.lifecycle import EVENTS, TABLE, Rule, State
 from shop.services import services
 from shop.storage.db import connect
 from shop.wording import status_label
-
-from .conftest import close_app, flex_settings
-from .test_shop import APPROVED, FLEX_DECLINED, FLEX_DOWN, RESCUED, pay
+from tests.support import APPROVED, FLEX_DECLINED, FLEX_DOWN, RESCUED, close_app, flex_settings, pay
 
 KEY = base64.b64encode(b"the lifecycle table's webhook key, for tests only").decode()
 HOST = "localhost"  # the test client's Host header, which Flex would have signed

@@ -11,11 +11,13 @@ import subprocess
 import venv
 from pathlib import Path
 
+import pytest
+
 import flex_sandbox
+from tests.support import ROOT, calls
 
-from .conftest import calls
+pytestmark = pytest.mark.slow  # starts a fresh virtualenv's python
 
-ROOT = Path(__file__).resolve().parents[2]
 # `requests` and what it imports: all the lifted package may need.
 REQUESTS_AND_ITS_DEPENDENCIES = ("requests", "urllib3", "idna", "charset_normalizer", "certifi")
 FORBIDDEN = ("flask", "werkzeug", "jinja2", "shop", "app", "flex_sandbox")

@@ -25,29 +25,33 @@ import pytest
 import requests
 
 from tests.support import (
+    APPROVED,
+    RESCUED,
     ROOT,
     Shopper,
+    calls,
     child_pids,
+    clear_faults,
+    db_rows,
+    flex_settings,
     free_port,
     hidden,
     process_state,
+    set_fault,
     wait_for,
     wait_until_up,
 )
 
-from .conftest import calls, clear_faults, db_rows, flex_settings, set_fault
+pytestmark = pytest.mark.slow  # starts gunicorn nodes, relays, PostgreSQL
 
-APPROVED = "4242424242424242"  # the processor approves: paid, a transmit is queued
-RESCUED = "4000000000000002"  # the processor declines, Flex approves: rescued, no transmit
 CHECKOUTS, KILL_AFTER = 200, 104
 RELAY_DEADLINE = 5  # seconds; a relay leases a row for twice that
 
 
 @pytest.fixture
-def database_url(postgres_cluster):
-    url = postgres_cluster.create_schema()
-    yield url
-    postgres_cluster.drop_schema(url)
+def database_url(postgres_url):
+    """Every node of this module on PostgreSQL (SQLite is one machine's)."""
+    return postgres_url
 
 
 class Processes:
@@ -138,7 +142,7 @@ def sandbox_connections(pid: int, port: int) -> set[int]:
 def checkout(card: str, cart_node: str, pay_node: str) -> str:
     """One shopper: cart and checkout page on `cart_node`, the payment on `pay_node`."""
     shopper = Shopper(cart_node)
-    form = shopper.checkout_form(card)
+    form = shopper.ready_to_pay(card)
     response = shopper.http.post(f"{pay_node}/checkout", data=form, allow_redirects=False,
                                  timeout=30)
     assert response.status_code == 302, response.text[:300]

@@ -19,19 +19,24 @@ from flex_sandbox import shared
 from shop.backoffice import access
 from shop.services import ConfigError
 from shop.storage import db
-from tests.support import checkout_form, fill_cart, free_port, hidden, wait_for
-
-from .conftest import (
+from tests.support import (
+    APPROVED,
     MERCHANT_PASSWORD,
     PRODUCTION,
+    RESCUED,
+    Shopper,
     calls,
     clear_faults,
     close_app,
     db_rows,
+    free_port,
+    hidden,
+    pay,
     set_fault,
     sign_in,
+    status_label,
+    wait_for,
 )
-from .test_shop import APPROVED, RESCUED, pay, status_label
 
 TAMPERED_CARTS = {
     "a billion mugs": {"mug": 10**9},
@@ -53,11 +58,11 @@ def test_a_tampered_cart_cookie_is_validated_on_read(client, case):
     expected = 0 if case in ("a billion mugs", "not a mapping") else 1
     assert f"Cart ({expected})" in cart
     if expected:
-        assert checkout_form(client)["expected_total_cents"] == "2900"  # one tee
+        assert Shopper(client).checkout_form()["expected_total_cents"] == "2900"  # one tee
 
 
 def test_a_cart_cookie_with_too_many_lines_keeps_one_per_product(client):
-    fill_cart(client, "mug", 1)
+    Shopper(client).fill_cart("mug", 1)
     with client.session_transaction() as session:
         session["cart"] = {**{f"x{i}": 1 for i in range(200)}, "mug": 10, "tee": 10}
     assert "Cart (20)" in client.get("/cart").text
@@ -261,13 +266,6 @@ def _after_the_processor_answers(app, monkeypatch, action) -> None:
     monkeypatch.setattr(processor, "authorize", authorize_then_act)
 
 
-@pytest.fixture
-def postgres_url(postgres_cluster):
-    url = postgres_cluster.create_schema()
-    yield url
-    postgres_cluster.drop_schema(url)
-
-
 @pytest.mark.parametrize("card", [APPROVED, RESCUED])
 def test_a_postgresql_restart_mid_checkout_costs_a_retry_not_a_500(
         make_app, postgres_cluster, postgres_url, fresh_sandbox, monkeypatch, caplog, card):
@@ -301,8 +299,7 @@ def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_se
     app = make_app(DATABASE_URL=postgres_url, DATABASE_RETRY_SECONDS=0.5)
     client = app.test_client()
     _after_the_processor_answers(app, monkeypatch, postgres_cluster.pause)
-    fill_cart(client)
-    form = checkout_form(client)
+    form = Shopper(client).ready_to_pay()
     try:
         answer = client.post("/checkout", data=form)
     finally:
@@ -322,8 +319,7 @@ def test_a_database_down_past_the_retries_says_we_are_confirming_and_recovery_se
 def test_a_checkout_that_never_got_its_order_says_nothing_was_charged(client, fresh_sandbox):
     """The database was down before the order row (which comes before the charge) was
     written: the confirming page's link then tells the shopper nothing was charged."""
-    fill_cart(client)
-    checkout_id = checkout_form(client)["checkout_id"]
+    checkout_id = Shopper(client).ready_to_pay()["checkout_id"]
     with client.session_transaction() as session:
         session["orders"] = [checkout_id]  # remembered by the checkout that then failed
     page = client.get(f"/orders/{checkout_id}")
@@ -396,6 +392,7 @@ def test_no_plain_http_warning_in_the_demo(client, fresh_sandbox, caplog):
 
 # --- demo: the embedded sandbox is restarted when it dies -------------------------------------
 
+@pytest.mark.slow  # the embedded sandbox process, kill -9
 def test_the_demo_restarts_a_killed_sandbox_and_checkout_works_again(tmp_path):
     app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "shop.sqlite"),
                       "FLEX_RELAY": False, "PROCESSOR_LATENCY_MS": 0})
@@ -424,9 +421,9 @@ def test_the_demo_restarts_a_killed_sandbox_and_checkout_works_again(tmp_path):
 
 
 def test_a_production_checkout_shows_no_test_cards(production, client, fresh_sandbox):
-    shopper = production()
-    fill_cart(shopper)
-    page = shopper.get("/checkout").text
+    shopper = Shopper(production())
+    shopper.fill_cart()
+    page = shopper.get("/checkout")
     assert "Card number" in page and "Use test card" not in page  # real shoppers type a card
-    fill_cart(client)
+    Shopper(client).fill_cart()
     assert "Use test card 4000 0000 0000 0002" in client.get("/checkout").text  # the demo has them

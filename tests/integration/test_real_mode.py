@@ -8,47 +8,30 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-import flex_sandbox
 from app import create_app
-from tests.support import checkout_form, fill_cart, free_port, wait_until_up
+from tests.support import ROOT, SandboxAt, Shopper, close_app, flex_settings, free_port, running
 
-from .conftest import close_app
-
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # starts the sandbox and `flask` as processes
 
 
 @pytest.fixture(scope="module")
 def flex_process():
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flex_sandbox", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/widget.js", process)
+    with running([sys.executable, "-m", "flex_sandbox", "--port", str(port)], f"{url}/widget.js",
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def real_env(url: str, tmp_path, **overrides) -> dict:
     env = {
         **os.environ,
         "DATABASE": str(tmp_path / "shop.sqlite"),
-        "FLEX_API_URL": f"{url}/v1",
-        "FLEX_APP_KEY": flex_sandbox.DEFAULT_APP_KEY,
-        "FLEX_APP_SECRET": flex_sandbox.DEFAULT_APP_SECRET,
-        "FLEX_MID": flex_sandbox.DEFAULT_MID,
-        "FLEX_SITE_ID": flex_sandbox.DEFAULT_SITE_ID,
-        "FLEX_TOKENIZATION_KEY": flex_sandbox.DEFAULT_TOKENIZATION_KEY,
-        "FLEX_SENSEJS_URL": f"{url}/widget.js",
+        **flex_settings(SandboxAt(url)),
         "FLEX_RELAY": "0",
     }
     env.update(overrides)
@@ -126,8 +109,7 @@ def test_placeholder_from_env_example_is_refused(flex_process, tmp_path):
 def test_checkout_then_reset_against_the_separate_process(flex_process, shop_app, tmp_path):
     env = real_env(flex_process, tmp_path)
     client = shop_app(env).test_client()
-    fill_cart(client)
-    form = {**checkout_form(client), "card_number": "4000000000000002"}
+    form = Shopper(client).ready_to_pay("4000000000000002")
     order_page = client.post("/checkout", data=form, follow_redirects=True)
     assert "Rescued by Flex" in order_page.get_data(as_text=True)
     evaluations = sandbox_calls(flex_process, "evaluate")
@@ -142,8 +124,7 @@ def test_relay_as_its_own_process_delivers_what_the_web_process_queued(flex_proc
                                                                     tmp_path):
     env = real_env(flex_process, tmp_path, FLEX_RELAY_POLL_SECONDS="0.1")
     client = shop_app(env).test_client()  # FLEX_RELAY=0: the web process only queues
-    fill_cart(client)
-    form = checkout_form(client)  # 4242…: approved, transmit queued
+    form = Shopper(client).ready_to_pay()  # 4242…: approved, transmit queued
     assert "Paid" in client.post("/checkout", data=form, follow_redirects=True).text
 
     def transmitted() -> list[dict]:

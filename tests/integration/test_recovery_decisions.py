@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import requests
 
 from flex.models import FlexOrder, OrderStatus
 from flex.recovery import (
@@ -20,42 +19,7 @@ from flex.recovery import (
     UnknownRefund,
     refund_verdict,
 )
-
-from .conftest import calls, set_fault
-from .test_flex_client import evaluate_payload
-
-
-class MemoryStore:
-    """The RecoveryStore protocol in memory: what the library asks the merchant to keep."""
-
-    def __init__(self, evaluates=(), refunds=()):
-        self.evaluates = list(evaluates)
-        self.refunds = list(refunds)
-        self.settled: dict = {}
-        self.retried: dict = {}
-
-    def due_evaluates(self, now, limit):
-        return [e for e in self.evaluates if e.order_id not in self.settled][:limit]
-
-    def settle_evaluate(self, order_id, decision, order_session_key, steps, reason):
-        self.settled[order_id] = (decision, order_session_key, steps, reason)
-
-    def retry_evaluate(self, order_id, retry_at, steps, reason):
-        self.retried[order_id] = (retry_at, steps, reason)
-
-    def due_refunds(self, now, limit):
-        return [r for r in self.refunds if r.refund_id not in self.settled][:limit]
-
-    def settle_refund(self, refund_id, verdict, steps, reason):
-        self.settled[refund_id] = (verdict, None, steps, reason)
-
-    def retry_refund(self, refund_id, retry_at, steps, reason):
-        self.retried[refund_id] = (retry_at, steps, reason)
-
-
-def sandbox_orders(server, order_id: str) -> list[dict]:
-    decided = requests.get(f"{server.url}/_sandbox/orders", timeout=5).json()
-    return [o for o in decided if o["merchant_order_id"] == order_id]
+from tests.support import MemoryStore, calls, evaluate_payload, sandbox_orders, set_fault
 
 
 def settle(flex_client, item: UnansweredEvaluate):

@@ -10,10 +10,7 @@ from app import create_app
 from flex.models import Card
 from shop.services import ConfigError
 from shop.storage import db
-from tests.support import wait_for
-
-from .conftest import db_rows, set_fault
-from .test_shop import pay, status_label
+from tests.support import db_rows, pay, set_fault, status_label, wait_for
 
 
 @pytest.mark.storage

@@ -7,24 +7,19 @@ import time
 from datetime import datetime
 
 from flex import FlexClient, payloads
-from flex.models import Address, Card, ProcessorResult, Purchase
+from flex.models import ProcessorResult
 from flex.outbox import Relay
 from shop.storage import db
 from shop.storage.flex_store import SqlOutbox, enqueue_transmit, transmit_counts
-
-from .conftest import calls, flex_config, set_fault
+from tests.support import APPROVED, calls, card, flex_config, purchase, set_fault
 
 ROWS, BATCH, SENDERS = 45, 20, 8
-CARD = Card("4242424242424242", "123", 12, 2034, "Ada Lovelace").summary
-APPROVED = ProcessorResult(True, "txn-1", "00", "Approved", "SimulatedPSP",
+APPROVAL = ProcessorResult(True, "txn-1", "00", "Approved", "SimulatedPSP",
                            timestamp_utc="2026-11-24T12:00:00.000Z")
 
 
 def transmit_payload(order_id: str, mid: str) -> dict:
-    purchase = Purchase(order_id, 1800, "USD", "shopper@example.com",
-                        Address("1 Main St", "Springfield", "IL", "62701", "US"),
-                        customer_ip="127.0.0.1", sense_key=order_id)
-    return payloads.transmit_body(purchase, CARD, APPROVED, mid=mid)
+    return payloads.transmit_body(purchase(order_id), card(APPROVED).summary, APPROVAL, mid=mid)
 
 
 def test_relay_drains_a_backlog_several_at_a_time_without_waiting_for_the_poll(

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest injects the imported fixtures `api` and `flex` by name
 """What Flex's own clients send and read, answered as Flex does: empty path segments, the
 refund success body, phone and secondaryEmail on lookups, and a 3-D Secure evaluation
 answered SUBMITTED and decided later."""
@@ -11,10 +10,7 @@ import pytest
 import requests
 
 from flex import FlexRefundRefused
-from tests.support import wait_for
-
-from .test_flex_sandbox import api, evaluation  # noqa: F401 - api is a fixture
-from .test_sandbox_orders import APPROVE, DECLINE, decide, flex  # noqa: F401 - flex too
+from tests.support import FLEX_DECLINED, RESCUED, decide, evaluation, wait_for
 
 THREE_D_SECURE = {  # the object a published Flex client sends when the processor ran 3DS
     "threeDsVersion": "2.2.0", "EcommerceIndicator": "05",
@@ -44,7 +40,7 @@ def test_double_slashes_answer_as_the_single_slash_paths(flex, fresh_sandbox, ap
     lookup = api.get(f"{base}//v1///orders//{key}", timeout=5)
     assert lookup.json()["refundedAmount"] == 100
     evaluate = api.post(f"{base}/v1//evaluate", timeout=5,
-                        json=evaluation(DECLINE, "o-2", str(uuid.uuid4())))
+                        json=evaluation(FLEX_DECLINED, "o-2", str(uuid.uuid4())))
     assert evaluate.json()["status"] == "DECLINED"
     token = requests.post(f"{base}/v1//oauth2//token", timeout=5, json={
         "AppKey": "sandbox-app-key", "AppSecret": "sandbox-app-secret"})
@@ -76,7 +72,7 @@ def test_the_client_reads_both_refund_answers(flex_client, fresh_sandbox, api):
         flex_client.refund(key, 5000)
 
 
-def decide_with(api, sandbox, card=APPROVE, **extra) -> str:
+def decide_with(api, sandbox, card=RESCUED, **extra) -> str:
     answer = api.post(f"{sandbox.api_url}/evaluate", timeout=5,
                       json=evaluation(card, "o-c", str(uuid.uuid4()), **extra))
     return answer.json()["orderSessionKey"]
@@ -86,7 +82,7 @@ def decide_with(api, sandbox, card=APPROVE, **extra) -> str:
 
 
 def test_lookup_has_phone_and_secondary_email(flex):
-    body = evaluation(APPROVE, "o-p", str(uuid.uuid4()))
+    body = evaluation(RESCUED, "o-p", str(uuid.uuid4()))
     body["payer"] = {"email": "a@b.co", "phone": "+15555550100",
                      "secondaryEmail": "ada@example.org"}
     key = flex("POST", "/evaluate", json=body).json()["orderSessionKey"]
@@ -109,7 +105,7 @@ def held(fresh_sandbox):
 
 def test_three_d_secure_is_submitted_then_decided(flex, held):
     answer = flex("POST", "/evaluate", json=evaluation(
-        APPROVE, "o-3ds", str(uuid.uuid4()), threeDSecure=THREE_D_SECURE)).json()
+        RESCUED, "o-3ds", str(uuid.uuid4()), threeDSecure=THREE_D_SECURE)).json()
     assert answer["status"] == "SUBMITTED" and answer["success"] is True
     key = answer["orderSessionKey"]
     order = flex("GET", f"/orders/{key}").json()
@@ -130,7 +126,7 @@ def test_three_d_secure_is_submitted_then_decided(flex, held):
 
 def test_a_submitted_decline_sends_order_cancelled(flex, held):
     key = flex("POST", "/evaluate", json=evaluation(
-        DECLINE, "o-3ds-d", str(uuid.uuid4()), threeDSecure=THREE_D_SECURE)).json()[
+        FLEX_DECLINED, "o-3ds-d", str(uuid.uuid4()), threeDSecure=THREE_D_SECURE)).json()[
         "orderSessionKey"]
     assert control(held, "POST", f"/orders/{key}/decide").json()["statusName"] == "CANCELLED"
     sent = [d["event"] for d in control(held, "GET", "/webhooks").json() if d["order"] == key]
@@ -142,7 +138,7 @@ def test_the_delay_is_a_setting_and_the_decision_comes_by_itself(flex, fresh_san
     control(fresh_sandbox, "PUT", "/webhooks", json={"submitted_delay": 0})
     try:
         key = flex("POST", "/evaluate", json=evaluation(
-            APPROVE, "o-3ds-t", str(uuid.uuid4()), threeDSecure=THREE_D_SECURE)).json()[
+            RESCUED, "o-3ds-t", str(uuid.uuid4()), threeDSecure=THREE_D_SECURE)).json()[
             "orderSessionKey"]
         assert wait_for(lambda: flex("GET", f"/orders/{key}").json()["status"] == 7)
     finally:
@@ -151,9 +147,8 @@ def test_the_delay_is_a_setting_and_the_decision_comes_by_itself(flex, fresh_san
 
 def test_an_empty_three_d_secure_object_is_decided_at_once(flex):
     answer = flex("POST", "/evaluate", json=evaluation(
-        APPROVE, "o-no3ds", str(uuid.uuid4()), threeDSecure={})).json()
+        RESCUED, "o-no3ds", str(uuid.uuid4()), threeDSecure={})).json()
     assert answer["status"] == "APPROVED"
-
 
 
 # --- Flex's Node sample, as published (only its base URL changed) ------------------------------

@@ -7,33 +7,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 
-from .test_flex_sandbox import (
+from tests.support import (
+    CHALLENGED,
+    FLEX_DECLINED,
     OTHER_MID,
-    api,  # noqa: F401 - the fixture
     assert_flat_validation,
     assert_problem,
-    evaluation,
+    decide,
 )
-
-APPROVE, DECLINE, CHALLENGE = "4000000000000002", "4000000000009995", "4000000000000127"
-
-
-@pytest.fixture
-def flex(api, fresh_sandbox):  # noqa: F811 - pytest's fixture injection
-    """Calls Flex's API on the fresh sandbox: flex("POST", "/evaluate", json=…)."""
-    def call(method: str, path: str, **kwargs) -> requests.Response:
-        return api.request(method, f"{fresh_sandbox.api_url}{path}", timeout=5, **kwargs)
-    return call
-
-
-def decide(flex, card=APPROVE, order_id="o-1", amount=1800, **extra) -> str:
-    """Evaluates a decline; the new order's orderSessionKey."""
-    answer = flex("POST", "/evaluate", json=evaluation(card, order_id, str(uuid.uuid4()),
-                                                       amount, **extra))
-    assert answer.status_code == 200, answer.text
-    return answer.json()["orderSessionKey"]
 
 
 def authorize(flex, order_id="o-auth", amount=1800) -> str:
@@ -65,7 +47,7 @@ def test_order_lookup_has_the_documented_fields(flex):
     assert (body["refundedAmount"], body["expiryDate"], body["success"]) == (0, None, True)
 
 
-@pytest.mark.parametrize("card", [DECLINE, CHALLENGE])
+@pytest.mark.parametrize("card", [FLEX_DECLINED, CHALLENGED])
 def test_declined_and_challenged_orders_are_cancelled(flex, card):
     body = flex("GET", f"/orders/{decide(flex, card)}").json()
     assert (body["status"], body["statusName"]) == (2, "CANCELLED")
@@ -80,7 +62,7 @@ def test_unknown_order_is_a_404_problem(flex):
 
 def test_order_list_filters_newest_first(flex):
     first = decide(flex, order_id="m-1")
-    second = decide(flex, DECLINE, order_id="m-2")
+    second = decide(flex, FLEX_DECLINED, order_id="m-2")
     third = decide(flex, order_id="m-1")  # a merchant orderId may be evaluated again
     everything = flex("GET", "/orders").json()
     assert [o["id"] for o in everything["items"]] == [third, second, first]
@@ -122,7 +104,7 @@ def test_order_list_refuses_bad_parameters(flex, params, field):
 
 
 def test_outcome_words(flex):
-    approved, declined = decide(flex), decide(flex, DECLINE, order_id="o-2")
+    approved, declined = decide(flex), decide(flex, FLEX_DECLINED, order_id="o-2")
     authorized = authorize(flex)
     cancelled = authorize(flex, order_id="o-void")
     flex("POST", f"/orders/{cancelled}/cancel").raise_for_status()
@@ -145,7 +127,7 @@ def test_outcome_words(flex):
 
 
 def test_refund_rules(flex):
-    approved, declined = decide(flex), decide(flex, DECLINE, order_id="o-2")
+    approved, declined = decide(flex), decide(flex, FLEX_DECLINED, order_id="o-2")
 
     def refund(key, amount, **extra):
         return flex("POST", f"/orders/{key}/refund",

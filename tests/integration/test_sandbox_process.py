@@ -9,13 +9,21 @@ import subprocess
 import sys
 import uuid
 
+import pytest
 import requests
 
 import flex_sandbox
-from tests.support import ROOT, free_port, wait_until_up
+from tests.support import (
+    ROOT,
+    WEBHOOK_KEY,
+    Subscriber,
+    access_token,
+    evaluation,
+    free_port,
+    wait_until_up,
+)
 
-from .test_flex_sandbox import access_token, evaluation
-from .test_sandbox_webhooks import KEY, Subscriber
+pytestmark = pytest.mark.slow  # starts `python -m flex_sandbox`
 
 
 class _Server:
@@ -26,7 +34,8 @@ class _Server:
 def test_the_process_prints_credentials_and_sends_webhooks_from_env():
     hook = Subscriber()
     port = free_port()
-    env = {**os.environ, "FLEX_SANDBOX_WEBHOOK_URL": hook.url, "FLEX_SANDBOX_WEBHOOK_KEY": KEY}
+    env = {**os.environ, "FLEX_SANDBOX_WEBHOOK_URL": hook.url,
+           "FLEX_SANDBOX_WEBHOOK_KEY": WEBHOOK_KEY}
     process = subprocess.Popen([sys.executable, "-m", "flex_sandbox", "--port", str(port)],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)

@@ -14,58 +14,10 @@ import uuid
 
 import pytest
 import requests
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 import flex_sandbox
 from flex_sandbox.webhooks import signed_headers
-
-from .conftest import set_fault
-from .test_flex_sandbox import access_token, evaluation
-
-KEY = base64.b64encode(b"subscriber key for the tests, 32+ bytes long").decode()
-
-
-class Subscriber:
-    """A merchant's webhook endpoint: records every POST; answers `statuses` in turn (then
-    200); a status of None holds the answer until released (a subscriber that times out)."""
-
-    def __init__(self, statuses=()):
-        self.received: list[dict] = []
-        self.statuses = list(statuses)
-        self.release = threading.Event()
-        self._changed = threading.Condition()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/webhooks/flex"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
-        self._thread.start()
-
-    @Request.application
-    def _app(self, request: Request) -> Response:
-        with self._changed:
-            self.received.append({"headers": dict(request.headers), "body": request.get_data()})
-            status = self.statuses.pop(0) if self.statuses else 200
-            self._changed.notify_all()
-        if status is None:
-            self.release.wait(5)
-            status = 200
-        return Response("ok", status)
-
-    def wait_for(self, count: int, timeout: float = 5) -> list[dict]:
-        with self._changed:
-            assert self._changed.wait_for(lambda: len(self.received) >= count, timeout), (
-                f"{len(self.received)} of {count} webhooks arrived")
-            return list(self.received)
-
-    def events(self) -> list[dict]:
-        with self._changed:
-            return [json.loads(r["body"]) for r in self.received]
-
-    def close(self) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+from tests.support import WEBHOOK_KEY, Subscriber, access_token, deliveries, evaluation, set_fault
 
 
 @pytest.fixture
@@ -78,7 +30,7 @@ def subscriber():
 @pytest.fixture
 def server(subscriber):
     """A sandbox sending to `subscriber`, retrying fast."""
-    config = {"faults": {}, "webhook_url": subscriber.url, "webhook_key": KEY,
+    config = {"faults": {}, "webhook_url": subscriber.url, "webhook_key": WEBHOOK_KEY,
               "webhook_backoff": 0.01, "webhook_attempts": 3, "webhook_timeout": 0.5,
               "lost_answer_webhook_delay": 0}
     with flex_sandbox.serve(config=config) as sandbox:
@@ -93,10 +45,6 @@ def flex(server, method: str, path: str, **kwargs) -> requests.Response:
 def decide(server, card="4000000000000002", order_id="o-1", **extra) -> requests.Response:
     return flex(server, "POST", "/evaluate",
                 json=evaluation(card, order_id, str(uuid.uuid4()), **extra))
-
-
-def deliveries(server) -> list[dict]:
-    return requests.get(f"{server.url}/_sandbox/webhooks", timeout=5).json()
 
 
 def settled(server, count: int, timeout: float = 5) -> list[dict]:
@@ -144,7 +92,7 @@ def test_an_approved_decision_sends_a_signed_order_completed(server, subscriber)
     assert len(headers["x-fc-nonce"]) == 32 and headers["x-fc-date"].endswith(" GMT")
     signed = (f"POST\n{headers['x-fc-nonce']};{headers['x-fc-date']};{headers['host']};"
               f"{headers['x-fc-content-sha512']}")
-    expected = base64.b64encode(hmac.new(base64.b64decode(KEY), signed.encode(),
+    expected = base64.b64encode(hmac.new(base64.b64decode(WEBHOOK_KEY), signed.encode(),
                                          hashlib.sha512).digest()).decode()
     assert headers["x-fc-authorization"].endswith(f"&Signature={expected}")
     [delivery] = settled(server, 1)
@@ -285,17 +233,17 @@ def test_subscribing_at_run_time():
             decide(server)
             assert deliveries(server)[0]["last_status"] == "no subscriber"
             for bad in ({"url": hook.url, "key": "not base64!"}, {"url": hook.url},
-                        {"url": "ftp://x", "key": KEY}):
+                        {"url": "ftp://x", "key": WEBHOOK_KEY}):
                 answer = requests.put(f"{server.url}/_sandbox/webhooks", json=bad, timeout=5)
                 assert answer.status_code == 400, bad
             answer = requests.put(f"{server.url}/_sandbox/webhooks", timeout=5,
-                                  json={"url": hook.url, "key": KEY})
-            assert answer.json()["url"] == hook.url and KEY not in answer.text
+                                  json={"url": hook.url, "key": WEBHOOK_KEY})
+            assert answer.json()["url"] == hook.url and WEBHOOK_KEY not in answer.text
             decide(server, order_id="o-2")
             assert json.loads(hook.wait_for(1)[0]["body"])["ExternalOrderId"] == "o-2"
             other = Subscriber()
             try:
-                server.subscribe(other.url, KEY)  # what the embedded demo calls
+                server.subscribe(other.url, WEBHOOK_KEY)  # what the embedded demo calls
                 decide(server, order_id="o-3")
                 assert json.loads(other.wait_for(1)[0]["body"])["ExternalOrderId"] == "o-3"
             finally:
@@ -308,7 +256,7 @@ def test_shutdown_leaves_no_thread_behind(subscriber):
     before = set(threading.enumerate())
     subscriber.statuses = [500] * 10
     with flex_sandbox.serve(config={"faults": {}, "webhook_url": subscriber.url,
-                                    "webhook_key": KEY, "webhook_backoff": 30}) as server:
+                                    "webhook_key": WEBHOOK_KEY, "webhook_backoff": 30}) as server:
         decide(server)
         subscriber.wait_for(1)  # the sender now waits 30 s before its next attempt
         assert any(t.name == "flex-sandbox-webhooks" for t in threading.enumerate())

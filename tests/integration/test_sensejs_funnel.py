@@ -7,10 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from tests.support import fill_cart, hidden
-
-from .conftest import calls
-from .test_shop import RESCUED
+from tests.support import APPROVED, RESCUED, Shopper, calls, hidden
 
 
 def sense_key(html: str) -> str | None:
@@ -21,19 +18,14 @@ def sense_key(html: str) -> str | None:
 
 
 def test_one_sense_key_from_cart_to_confirmation(client, fresh_sandbox):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     cart = client.get("/cart").get_data(as_text=True)
     key = sense_key(cart)
     assert key and sense_key(client.get("/cart").get_data(as_text=True)) == key  # stays
     checkout = client.get("/checkout").get_data(as_text=True)
     assert hidden(checkout, "checkout_id") == sense_key(checkout) == key
 
-    form = {name: hidden(checkout, name)
-            for name in ("csrf_token", "checkout_id", "expected_total_cents")}
-    response = client.post("/checkout", data={
-        **form, "email": "shopper@example.com", "name": "Ada Lovelace", "card_number": RESCUED,
-        "expiry": "12/34", "cvc": "123", "address": "1 Main St", "city": "Springfield",
-        "state": "IL", "zip_code": "62701", "country": "US"})
+    response = client.post("/checkout", data=Shopper(client).checkout_form(RESCUED, checkout))
     assert response.headers["Location"].endswith(f"/orders/{key}")
     assert sense_key(client.get(f"/orders/{key}").get_data(as_text=True)) == key
     [evaluate] = [c for c in calls(fresh_sandbox, "evaluate") if c["request"]["orderId"] == key]
@@ -46,7 +38,7 @@ def test_one_sense_key_from_cart_to_confirmation(client, fresh_sandbox):
 
 
 def test_a_reload_of_checkout_is_a_new_attempt_with_its_own_key(client):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     client.get("/cart")
     first = client.get("/checkout").get_data(as_text=True)
     again = client.get("/checkout").get_data(as_text=True)
@@ -55,23 +47,17 @@ def test_a_reload_of_checkout_is_a_new_attempt_with_its_own_key(client):
 
 
 def test_only_the_shopper_who_placed_an_order_runs_sensejs_on_it(app, client):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     checkout = client.get("/checkout").get_data(as_text=True)
     order_id = hidden(checkout, "checkout_id")
-    client.post("/checkout", data={
-        **{n: hidden(checkout, n) for n in ("csrf_token", "checkout_id",
-                                            "expected_total_cents")},
-        "email": "shopper@example.com", "name": "Ada Lovelace",
-        "card_number": "4242424242424242", "expiry": "12/34", "cvc": "123",
-        "address": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
-        "country": "US"})
+    client.post("/checkout", data=Shopper(client).checkout_form(APPROVED, checkout))
     assert sense_key(client.get(f"/orders/{order_id}").get_data(as_text=True)) == order_id
     someone_else = app.test_client()  # e.g. the merchant: not the shopper's device
     assert sense_key(someone_else.get(f"/orders/{order_id}").get_data(as_text=True)) is None
 
 
 def test_csp_allows_the_sensejs_origin_for_scripts_and_connections(client, fresh_sandbox):
-    fill_cart(client)
+    Shopper(client).fill_cart()
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(fresh_sandbox.url))
     for path in ("/cart", "/checkout"):
         policy = dict(part.strip().split(" ", 1) for part in client.get(path).headers[

@@ -19,19 +19,19 @@ import requests
 
 from flex_sandbox import shared
 from tests.support import (
+    PRODUCTION,
+    RESCUED,
     ROOT,
     Shopper,
+    calls,
     child_pids,
     free_port,
+    pay,
     processes_mentioning,
     wait_for,
     wait_until_up,
 )
 
-from .conftest import PRODUCTION, calls
-from .test_shop import pay
-
-RESCUED = "4000000000000002"  # processor declines, Flex approves: refundable through Flex
 CONTROL_PATHS = ("/_sandbox/calls", "/_sandbox/reset", "/_sandbox/orders",
                  "/_sandbox/faults/evaluate", "/_sandbox/tokens/expire")
 
@@ -133,6 +133,7 @@ def gunicorn(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_workers_share_one_sandbox_that_outlives_a_worker_and_leaves_with_gunicorn(
         gunicorn, tmp_path):
     server = gunicorn(workers=2)
@@ -193,6 +194,7 @@ def test_workers_share_one_sandbox_that_outlives_a_worker_and_leaves_with_gunico
         requests.get(f"{sandbox_url}/widget.js", timeout=5)
 
 
+@pytest.mark.slow
 def test_four_workers_booting_together_start_one_sandbox(gunicorn, tmp_path):
     server = gunicorn(workers=4)
     footers = set()
@@ -204,6 +206,7 @@ def test_four_workers_booting_together_start_one_sandbox(gunicorn, tmp_path):
     assert len(processes_mentioning(f"{tmp_path}/{shared.URL_FILE}")) == 1
 
 
+@pytest.mark.slow
 def test_a_killed_sandbox_is_detected_and_replaced(tmp_path, sandbox):
     # A URL file nobody holds, naming a server that even answers: left by a killed run.
     (tmp_path / shared.URL_FILE).write_text(f"{sandbox.url}\n")
@@ -227,6 +230,7 @@ def test_a_killed_sandbox_is_detected_and_replaced(tmp_path, sandbox):
     assert shared.running_url(tmp_path) is None
 
 
+@pytest.mark.slow
 def test_a_sandbox_that_stops_cleanly_leaves_no_url_behind(tmp_path):
     joined = shared.join(tmp_path, unused_grace=0.2)
     assert (tmp_path / shared.URL_FILE).read_text().strip() == joined.url
@@ -237,6 +241,7 @@ def test_a_sandbox_that_stops_cleanly_leaves_no_url_behind(tmp_path):
         shared.START_LOCK, shared.USERS_FILE]
 
 
+@pytest.mark.slow
 def test_production_refuses_to_start_without_flex_api_url(tmp_path):
     env = {**os.environ, **PRODUCTION, "DATABASE": str(tmp_path / "shop.sqlite")}
     env.pop("FLEX_API_URL", None)

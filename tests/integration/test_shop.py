@@ -3,42 +3,26 @@ on loopback and the shop configured exactly as for Flex's real sandbox (FLEX_API
 
 from __future__ import annotations
 
-import re
-import time
-
 import pytest
 
 from app import create_app
-from shop.services import ConfigError, services
+from shop.services import ConfigError
 from shop.storage import db
-from tests.support import checkout_form, fill_cart, hidden
-
-from .conftest import calls, db_rows, sqlite_files
-
-APPROVED = "4242424242424242"
-RESCUED = "4000000000000002"
-CHALLENGED = "4000000000000127"
-FLEX_DECLINED = "4000000000009995"
-FLEX_DOWN = "4000000000000119"
-
-
-def pay(client, card: str, sku="mug", quantity=1):
-    """Fills the cart, pays with `card`; returns (order id, order page html)."""
-    fill_cart(client, sku, quantity)
-    form = checkout_form(client)
-    form["card_number"] = card
-    response = client.post("/checkout", data=form)
-    assert response.status_code == 302, response.get_data(as_text=True)[:500]
-    order_id = response.headers["Location"].rsplit("/", 1)[-1]
-    assert order_id == form["checkout_id"]
-    return order_id, client.get(f"/orders/{order_id}").get_data(as_text=True)
-
-
-def status_label(html: str) -> str:
-    """The text of the page's one role="status" element: the order's status label."""
-    found = re.findall(r'role="status"[^>]*>\s*([^<]*?)\s*<', html)
-    assert len(found) == 1, f"expected one status label, found {found}"
-    return found[0]
+from tests.support import (
+    APPROVED,
+    CHALLENGED,
+    FLEX_DECLINED,
+    FLEX_DOWN,
+    RESCUED,
+    Shopper,
+    calls,
+    db_rows,
+    hidden,
+    pay,
+    services_of,
+    sqlite_files,
+    status_label,
+)
 
 
 @pytest.mark.storage
@@ -155,8 +139,7 @@ def test_declined_order_cannot_be_refunded(client):
 
 @pytest.mark.storage
 def test_replayed_checkout_returns_the_same_order(client, fresh_sandbox):
-    fill_cart(client)
-    form = checkout_form(client)
+    form = Shopper(client).ready_to_pay()
     first = client.post("/checkout", data=form)
     second = client.post("/checkout", data=form)
     assert first.headers["Location"] == second.headers["Location"]
@@ -176,8 +159,7 @@ def test_customer_ip_sent_to_flex_believes_only_trusted_proxies(make_app, fresh_
 
 
 def test_csrf_is_enforced(client, fresh_sandbox):
-    fill_cart(client)
-    form = checkout_form(client)
+    form = Shopper(client).ready_to_pay()
     del form["csrf_token"]
     response = client.post("/checkout", data=form)
     assert response.status_code == 400
@@ -186,8 +168,7 @@ def test_csrf_is_enforced(client, fresh_sandbox):
 
 
 def test_invalid_card_gets_a_clear_message_and_no_calls(client, fresh_sandbox):
-    fill_cart(client)
-    form = checkout_form(client)
+    form = Shopper(client).ready_to_pay()
     form["card_number"] = "4242 4242 4242 4241"
     response = client.post("/checkout", data=form)
     assert response.status_code == 400
@@ -200,8 +181,9 @@ def test_invalid_card_gets_a_clear_message_and_no_calls(client, fresh_sandbox):
 def test_card_number_never_reaches_the_database(app, client):
     for card in (APPROVED, RESCUED, FLEX_DECLINED):
         pay(client, card)
-    services_of(app).relay.run_once()
-    time.sleep(0.2)  # let background vault calls finish writing their log rows
+    services = services_of(app)
+    services.relay.run_once()
+    services.flow.close()  # waits for the background vault calls, which log their rows
     for path in sqlite_files(app):
         data = path.read_bytes()
         for card in (APPROVED, RESCUED, FLEX_DECLINED):
@@ -217,12 +199,6 @@ def test_real_mode_refuses_to_start_without_a_setting(fresh_sandbox, tmp_path):
             "FLEX_APP_SECRET": "",
             "FLEX_RELAY": False,
         })
-
-
-def services_of(app):
-    with app.app_context():
-        return services()
-
 
 
 def test_processor_authorization_is_timed_on_the_order_timeline(app, client):

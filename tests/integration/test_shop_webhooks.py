@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 import flex_sandbox
 from flex.webhooks import sign
@@ -20,14 +18,24 @@ from shop.orders import records
 from shop.services import ConfigError, services
 from shop.storage import db
 from shop.storage.db import get_db
-from shop.webhooks.effects import apply_due
 from shop.webhooks.events import SqlNonceStore
-from tests.support import hidden, wait_for
-
-from .conftest import clear_faults, db_rows, set_fault
-from .test_shop import FLEX_DOWN, RESCUED, pay, status_label
-
-KEY = base64.b64encode(b"the shop's webhook subscriber key, for tests only!").decode()
+from tests.support import (
+    FLEX_DOWN,
+    RESCUED,
+    WEBHOOK_KEY,
+    LiveShop,
+    clear_faults,
+    db_rows,
+    deliveries,
+    hidden,
+    label_of,
+    pay,
+    set_fault,
+    settles_to,
+    status_label,
+    sweep,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -38,63 +46,10 @@ def sandbox():
         yield server
 
 
-class LiveShop:
-    """The app served on a free loopback port by a thread; `stop()` ends and joins it."""
-
-    def __init__(self, app):
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.host = f"127.0.0.1:{self._server.server_port}"
-        self.webhook_url = f"http://{self.host}/webhooks/flex"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def post(self, body: dict | bytes, *, key: str = KEY, headers: dict | None = None,
-             **signing) -> requests.Response:
-        """POSTs `body` signed as Flex signs it (`headers` replace signed ones: tampering)."""
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        signed = sign(raw, key, self.host, **signing)
-        return requests.post(self.webhook_url, data=raw, headers={**signed, **(headers or {})},
-                             timeout=10)
-
-
-@pytest.fixture
-def shop(make_app, fresh_sandbox):
-    """(app, its live server) with the sandbox delivering webhooks to it at once."""
-    app = make_app(FLEX_WEBHOOK_KEY=KEY)
-    live = LiveShop(app)
-    try:
-        requests.put(f"{fresh_sandbox.url}/_sandbox/webhooks", timeout=5, json={
-            "url": live.webhook_url, "key": KEY, "lost_answer_delay": 0}).raise_for_status()
-        yield app, live
-    finally:
-        live.stop()
-
-
 def event(name: str, order_id: str | None, session_key: str | None, **fields) -> dict:
     return {"Event": name, "TimeStamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "EventData": None, "ExternalOrderId": order_id, "OrderId": session_key,
             "ConfirmationId": "22ACD1D9", "IsTestMode": True, "IsResent": False, **fields}
-
-
-def sweep(app) -> int:
-    """What the relay loop does every round: apply the stored events that had to wait."""
-    with app.app_context():
-        return apply_due(app.extensions["database"], services().client)
-
-
-def label_of(client, order_id: str) -> str:
-    return status_label(client.get(f"/orders/{order_id}").get_data(as_text=True))
-
-
-def settles_to(app, client, order_id: str, label: str, timeout: float = 15) -> bool:
-    """Polls (bounded) until the order shows `label`, sweeping as the relay would."""
-    return wait_for(lambda: sweep(app) is not None and label_of(client, order_id) == label,
-                    timeout)
 
 
 def stored_events(url: str, order_id: str | None = None) -> list[tuple]:
@@ -115,14 +70,10 @@ def session_key(client, order_id: str) -> str:
         return records.get(get_db(), order_id).order_session_key
 
 
-def deliveries(sandbox) -> list[dict]:
-    return requests.get(f"{sandbox.url}/_sandbox/webhooks", timeout=5).json()
-
-
 @pytest.mark.storage
-def test_order_completed_settles_an_order_awaiting_confirmation(shop, client, fresh_sandbox,
+def test_order_completed_settles_an_order_awaiting_confirmation(webhook_shop, client, fresh_sandbox,
                                                                 database_url):
-    app, _ = shop
+    app, _ = webhook_shop
     order_id, page = pay(client, FLEX_DOWN)  # Flex decides APPROVED; its answer is lost
     assert status_label(page) == "Awaiting confirmation"
     assert settles_to(app, client, order_id, "Rescued by Flex")
@@ -138,8 +89,9 @@ def test_order_completed_settles_an_order_awaiting_confirmation(shop, client, fr
 
 
 @pytest.mark.storage
-def test_a_refund_in_flex_portal_shows_on_the_order(shop, client, fresh_sandbox, database_url):
-    app, _ = shop
+def test_a_refund_in_flex_portal_shows_on_the_order(webhook_shop, client, fresh_sandbox,
+                                                    database_url):
+    app, _ = webhook_shop
     order_id, _ = pay(client, RESCUED)  # $18.00
     key = session_key(client, order_id)
     portal = f"{fresh_sandbox.url}/_sandbox/orders/{key}/refund"
@@ -156,9 +108,9 @@ def test_a_refund_in_flex_portal_shows_on_the_order(shop, client, fresh_sandbox,
 
 
 @pytest.mark.storage
-def test_the_shops_own_refund_is_not_counted_again_by_its_webhook(shop, client, fresh_sandbox,
-                                                                  database_url):
-    app, _ = shop
+def test_the_shops_own_refund_is_not_counted_again_by_its_webhook(webhook_shop, client,
+                                                                  fresh_sandbox, database_url):
+    app, _ = webhook_shop
     order_id, _ = pay(client, RESCUED)
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
     # Flex refunds, then answers half a second later: its order.refunded arrives while the
@@ -173,9 +125,9 @@ def test_the_shops_own_refund_is_not_counted_again_by_its_webhook(shop, client, 
 
 
 @pytest.mark.storage
-def test_a_chargeback_shows_chargeback_and_stops_refunds(shop, client, fresh_sandbox,
+def test_a_chargeback_shows_chargeback_and_stops_refunds(webhook_shop, client, fresh_sandbox,
                                                         database_url):
-    app, _ = shop
+    app, _ = webhook_shop
     order_id, _ = pay(client, RESCUED)
     key = session_key(client, order_id)
     requests.post(f"{fresh_sandbox.url}/_sandbox/orders/{key}/chargeback",
@@ -188,12 +140,12 @@ def test_a_chargeback_shows_chargeback_and_stops_refunds(shop, client, fresh_san
 
 
 @pytest.mark.storage
-def test_a_replayed_delivery_is_refused_and_changes_nothing(shop, client, database_url):
-    app, live = shop
+def test_a_replayed_delivery_is_refused_and_changes_nothing(webhook_shop, client, database_url):
+    app, live = webhook_shop
     order_id, _ = pay(client, RESCUED)
     body = json.dumps(event("payment.chargeback.received", order_id,
                             session_key(client, order_id))).encode()
-    headers = sign(body, KEY, live.host)
+    headers = sign(body, WEBHOOK_KEY, live.host)
     first = requests.post(live.webhook_url, data=body, headers=headers, timeout=10)
     assert first.status_code == 200
     replay = requests.post(live.webhook_url, data=body, headers=headers, timeout=10)
@@ -206,9 +158,9 @@ def test_a_replayed_delivery_is_refused_and_changes_nothing(shop, client, databa
 
 
 @pytest.mark.storage
-def test_a_resent_event_is_accepted_and_changes_nothing(shop, client, fresh_sandbox,
+def test_a_resent_event_is_accepted_and_changes_nothing(webhook_shop, client, fresh_sandbox,
                                                        database_url):
-    app, _ = shop
+    app, _ = webhook_shop
     order_id, _ = pay(client, RESCUED)
     key = session_key(client, order_id)
     requests.post(f"{fresh_sandbox.url}/_sandbox/orders/{key}/refund",
@@ -229,7 +181,7 @@ def test_a_resent_event_is_accepted_and_changes_nothing(shop, client, fresh_sand
 def _tampered_body(live, body):
     raw = json.dumps(body).encode()
     return requests.post(live.webhook_url, data=raw.replace(b"22ACD1D9", b"22ACD1DA"),
-                         headers=sign(raw, KEY, live.host), timeout=10)
+                         headers=sign(raw, WEBHOOK_KEY, live.host), timeout=10)
 
 
 @pytest.mark.storage
@@ -248,9 +200,10 @@ def _tampered_body(live, body):
     ("no signature", lambda live, body: live.post(body, headers={"x-fc-authorization": ""}),
      "missing header x-fc-authorization"),
 ])
-def test_a_forged_or_stale_delivery_is_refused_and_nothing_stored(shop, client, database_url,
-                                                                 case, send, reason):
-    app, live = shop
+def test_a_forged_or_stale_delivery_is_refused_and_nothing_stored(webhook_shop, client,
+                                                                 database_url, case, send,
+                                                                 reason):
+    app, live = webhook_shop
     order_id, _ = pay(client, RESCUED)
     body = event("payment.chargeback.received", order_id, session_key(client, order_id))
     answer = send(live, body)
@@ -262,8 +215,8 @@ def test_a_forged_or_stale_delivery_is_refused_and_nothing_stored(shop, client, 
 
 
 @pytest.mark.storage
-def test_an_unknown_event_type_or_order_is_stored_and_ignored(shop, database_url):
-    _, live = shop
+def test_an_unknown_event_type_or_order_is_stored_and_ignored(webhook_shop, database_url):
+    _, live = webhook_shop
     assert live.post(event("payout.created.v2", None, "fa4c0e7a")).status_code == 200
     assert live.post(event("order.completed", "not-our-order", "b1d2")).status_code == 200
     assert sorted(stored_events(database_url)) == [
@@ -274,8 +227,8 @@ def test_an_unknown_event_type_or_order_is_stored_and_ignored(shop, database_url
 
 
 @pytest.mark.storage
-def test_an_unknown_event_type_for_our_order_is_ignored(shop, client, database_url):
-    _, live = shop
+def test_an_unknown_event_type_for_our_order_is_ignored(webhook_shop, client, database_url):
+    _, live = webhook_shop
     order_id, _ = pay(client, RESCUED)
     answer = live.post(event("challenge.presented", order_id, session_key(client, order_id)))
     assert answer.status_code == 200
@@ -285,9 +238,9 @@ def test_an_unknown_event_type_for_our_order_is_ignored(shop, client, database_u
 
 
 @pytest.mark.storage
-def test_a_refund_left_unknown_is_settled_by_order_refunded(shop, client, fresh_sandbox,
+def test_a_refund_left_unknown_is_settled_by_order_refunded(webhook_shop, client, fresh_sandbox,
                                                            database_url):
-    app, _ = shop
+    app, _ = webhook_shop
     order_id, page = pay(client, RESCUED)
     set_fault(fresh_sandbox, "refund", hang=True, times=1)  # Flex refunds; its answer is lost
     try:
@@ -321,22 +274,22 @@ def test_a_key_that_is_not_base64_stops_start_up(make_app):
 def test_the_signed_host_can_be_set_for_a_proxy_that_rewrites_host(make_app):
     """Flex signed the public host; the proxy in front delivers with its own Host header."""
     raw = json.dumps(event("payout.created", None, None)).encode()
-    public = sign(raw, KEY, "shop.example.com")
+    public = sign(raw, WEBHOOK_KEY, "shop.example.com")
     as_delivered = {**public, "host": "10.0.0.7:8000"}
-    strict = make_app(FLEX_WEBHOOK_KEY=KEY).test_client()
+    strict = make_app(FLEX_WEBHOOK_KEY=WEBHOOK_KEY).test_client()
     assert strict.post("/webhooks/flex", data=raw, headers=as_delivered).status_code == 401
-    behind_proxy = make_app(FLEX_WEBHOOK_KEY=KEY, FLEX_WEBHOOK_HOST="shop.example.com")
+    behind_proxy = make_app(FLEX_WEBHOOK_KEY=WEBHOOK_KEY, FLEX_WEBHOOK_HOST="shop.example.com")
     answer = behind_proxy.test_client().post("/webhooks/flex", data=raw, headers=as_delivered)
     assert answer.status_code == 200, answer.get_json()
 
 
 @pytest.mark.storage
-def test_order_cancelled_while_awaiting_confirmation_asks_flex_first(shop, client,
+def test_order_cancelled_while_awaiting_confirmation_asks_flex_first(webhook_shop, client,
                                                                      fresh_sandbox,
                                                                      database_url):
     """A destructive event is checked against Flex's record: this order.cancelled names an
     order Flex in fact charged (its answer was lost), so the order becomes Rescued by Flex."""
-    app, live = shop
+    app, live = webhook_shop
     requests.put(f"{fresh_sandbox.url}/_sandbox/webhooks", json={"lost_answer_delay": 3600},
                  timeout=5).raise_for_status()  # Flex's own order.completed stays held back
     order_id, page = pay(client, FLEX_DOWN)
@@ -368,7 +321,7 @@ def test_order_expired_asks_flex_before_ending_an_authorization(make_app, fresh_
     """Authorization mode: a destructive event is checked against Flex's record first. A
     signed order.expired that Flex's order contradicts (still CAPTUREREQUIRED) changes
     nothing; once Flex has voided the hold, the same event ends the order: not charged."""
-    app = make_app(FLEX_WEBHOOK_KEY=KEY, FLEX_TRANSACTION_TYPE="AUTHORIZATION")
+    app = make_app(FLEX_WEBHOOK_KEY=WEBHOOK_KEY, FLEX_TRANSACTION_TYPE="AUTHORIZATION")
     live = LiveShop(app)
     try:
         client = app.test_client()

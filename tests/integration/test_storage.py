@@ -12,9 +12,7 @@ import psycopg
 import pytest
 
 from shop.storage import db
-
-from .conftest import calls, db_rows, set_fault
-from .test_shop import pay
+from tests.support import calls, db_rows, pay, set_fault
 
 pytestmark = pytest.mark.storage
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest injects the imported fixtures by name
 """The 3-D Secure card end to end through the shop: the simulated processor authenticates
 it, then declines; /evaluate carries `threeDSecure`; Flex answers SUBMITTED, so the order
 awaits confirmation, and Flex's later decision (its webhook) settles it."""
@@ -10,18 +9,31 @@ import dataclasses
 import pytest
 import requests
 
+import flex_sandbox
 from flex.cit import DECLINED, CitFlow
 from flex.recovery import LATER, Decision, Recovery, UnansweredEvaluate
 from shop.checkout.processor import three_d_secure_result
-from tests.support import wait_for
+from tests.support import (
+    DECLINE,
+    THREE_D_SECURE,
+    MemoryStore,
+    calls,
+    card,
+    db_rows,
+    pay,
+    purchase,
+    settles_to,
+    status_label,
+    wait_for,
+)
 
-from .conftest import calls, db_rows
-from .test_flex_client import DECLINE, card, purchase
-from .test_recovery_decisions import MemoryStore
-from .test_shop import pay, status_label
-from .test_shop_webhooks import sandbox, settles_to, shop  # noqa: F401 - fixtures
 
-THREE_D_SECURE = "4000008400001629"
+@pytest.fixture
+def sandbox():
+    """A sandbox per test (not per module), as in test_shop_webhooks.py: its sender thread,
+    with whatever it still means to deliver, ends with the test."""
+    with flex_sandbox.serve(port=0) as server:
+        yield server
 
 
 @pytest.fixture
@@ -44,9 +56,9 @@ def decide(sandbox, key: str, decision: str | None = None) -> None:
                   timeout=5).raise_for_status()
 
 
-def test_3ds_card_is_submitted_awaits_confirmation_then_is_rescued(shop, client, held,
+def test_3ds_card_is_submitted_awaits_confirmation_then_is_rescued(webhook_shop, client, held,
                                                                    database_url):
-    app, _ = shop
+    app, _ = webhook_shop
     order_id, page = pay(client, THREE_D_SECURE)
     assert status_label(page) == "Awaiting confirmation"
     assert "Try another card" not in page  # Flex may still charge it: never pay twice
@@ -65,8 +77,8 @@ def test_3ds_card_is_submitted_awaits_confirmation_then_is_rescued(shop, client,
     assert settles_to(app, client, order_id, "Rescued by Flex")
 
 
-def test_3ds_card_declined_later_is_declined_not_charged(shop, client, held):
-    app, _ = shop
+def test_3ds_card_declined_later_is_declined_not_charged(webhook_shop, client, held):
+    app, _ = webhook_shop
     order_id, page = pay(client, THREE_D_SECURE)
     assert status_label(page) == "Awaiting confirmation"
     decide(held, flex_order_key(held, order_id), "DECLINED")  # order.cancelled

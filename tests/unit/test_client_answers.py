@@ -5,11 +5,10 @@ answers; the server also records what the client sent."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from werkzeug.wrappers import Request, Response
 
 from flex import (
     Card,
@@ -25,6 +24,7 @@ from flex import (
     OrderStatus,
     Outcome,
 )
+from tests.support import LoopbackServer
 
 ENVELOPE = {"success": True, "result": None, "status": None, "statusCode": None, "errors": [],
             "customProperties": {}}
@@ -54,42 +54,23 @@ class Recorded:
         self.answers: dict[tuple[str, str], tuple[int, object]] = {
             ("POST", "/v1/oauth2/token"): (200, TOKEN)}
         self.received: list[dict] = []
-        recorded = self
+        self._server = LoopbackServer(self._app)
+        self.api_url = f"{self._server.url}/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                self._answer()
-
-            def do_POST(self):  # noqa: N802
-                self._answer()
-
-            def _answer(self):
-                url = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                recorded.received.append({
-                    "method": self.command, "path": url.path, "query": parse_qs(url.query),
-                    "body": json.loads(raw) if raw else None,
-                    "authorization": self.headers.get("Authorization")})
-                status, body = recorded.answers.get((self.command, url.path),
-                                                    (404, {"status": 404, "title": "Not Found"}))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                kind = "application/problem+json" if status >= 400 and "title" in body else (
-                    "application/json")
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-        self.api_url = f"http://127.0.0.1:{self.server.server_port}/v1"
+    @Request.application
+    def _app(self, request: Request) -> Response:
+        raw = request.get_data()
+        path = urlsplit(request.environ["RAW_URI"]).path  # as sent: still percent-encoded
+        self.received.append({
+            "method": request.method, "path": path,
+            "query": parse_qs(request.query_string.decode()),
+            "body": json.loads(raw) if raw else None,
+            "authorization": request.headers.get("Authorization")})
+        status, body = self.answers.get((request.method, path),
+                                        (404, {"status": 404, "title": "Not Found"}))
+        kind = "application/problem+json" if status >= 400 and "title" in body else (
+            "application/json")
+        return Response(json.dumps(body), status, content_type=kind)
 
     def answer(self, method: str, path: str, status: int, body: object) -> None:
         self.answers[(method, "/v1" + path)] = (status, body)
@@ -98,9 +79,7 @@ class Recorded:
         return [r for r in self.received if r["path"] == "/v1" + path]
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self._server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 WRITES = re.compile(r"\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(orders|refunds)\b", re.I)
 # Migrations are history: the ones written before the rename keep the old column names.
 HISTORY = {"shop/storage/migrations/001_orders.sql",
