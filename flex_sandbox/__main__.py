@@ -6,7 +6,8 @@ from werkzeug.serving import run_simple
 
 from .app import create_sandbox_app
 
-parser = argparse.ArgumentParser(description="Local Flex sandbox simulator")
+parser = argparse.ArgumentParser(prog="python -m flex_sandbox",
+                                 description="Local Flex sandbox simulator")
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=8100)
 parser.add_argument("--url-file", help="run as a shared sandbox: publish its URL in this file, "
