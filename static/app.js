@@ -30,26 +30,26 @@
     }
   });
 
-  // Checkout: a test card's button fills the Card number field and, in demo mode (the table
-  // carries a demo shopper), every other field still empty, so paying is one more click.
+  // Checkout, demo mode only (production shows no test cards): a test card's button fills
+  // the Card number field and, from the table's demo shopper, every other field still empty,
+  // so paying is one more click.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-fill-card]");
     if (!button) return;
     var field = document.getElementById(button.dataset.fillTarget);
-    if (!field) return;
-    field.value = button.dataset.fillCard;
     var table = button.closest("[data-demo-shopper]");
-    var filled = "Card number filled with test card " + button.dataset.fillCard + ".";
-    if (table) {
-      var shopper = JSON.parse(table.dataset.demoShopper);
-      Object.keys(shopper).forEach(function (id) {
-        var input = document.getElementById(id);
-        if (input && !input.value) input.value = shopper[id];
-      });
-      filled = "Form filled with test card " + button.dataset.fillCard + " and a demo shopper.";
-    }
+    if (!field || !table) return;
+    field.value = button.dataset.fillCard;
+    var shopper = JSON.parse(table.dataset.demoShopper);
+    Object.keys(shopper).forEach(function (id) {
+      var input = document.getElementById(id);
+      if (input && !input.value) input.value = shopper[id];
+    });
     var live = document.getElementById("card-filled");
-    if (live) live.textContent = filled;
+    if (live) {
+      live.textContent = "Form filled with test card " + button.dataset.fillCard +
+        " and a demo shopper.";
+    }
     field.focus();
   });
 

@@ -130,12 +130,12 @@ def _render_checkout(form: CheckoutForm, lines, total: int, form_error: str | No
     form.card_number.data = form.cvc.data = ""  # never echo card data back into a page
     if not form.country.data:
         form.country.data = "US"
+    demo = demo_tools()  # production's shoppers are real people: no test cards, no demo shopper
     return render_template(
         "storefront/checkout.html", form=form, lines=lines, total_cents=total,
         checkout_id=checkout_id, sensejs=services().sensejs, sense_key=checkout_id,
-        # Production's shoppers are real people: no test cards, no demo shopper.
-        test_cards=_test_cards() if demo_tools() else [],
-        form_error=form_error, demo_shopper=_demo_fill(form) if demo_tools() else None,
+        form_error=form_error, test_cards=_test_cards() if demo else [],
+        demo_shopper=_demo_fill(form) if demo else None,
     ), status
 
 
