@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 import flex_sandbox
+from bench.load import hidden  # the bench's own helpers (it imports nothing from the tests)
+from bench.servers import free_port
 from flex import Address, Card, FlexClient, FlexConfig, ProcessorResult, Purchase
 from flex.errors import FlexUnavailableError
 from flex.webhooks import sign
@@ -52,12 +53,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- processes, ports, waiting ---------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def wait_for(predicate, timeout: float = 15.0):
     """Polls `predicate` until it is truthy or `timeout` s pass; returns its last value."""
@@ -274,13 +269,6 @@ class Subscriber:
 
 
 # --- pages ----------------------------------------------------------------------------------
-
-def hidden(html: str, name: str) -> str:
-    """The value of the form field `name` in a page."""
-    match = re.search(rf'name="{name}"[^>]*value="([^"]*)"', html)
-    assert match, f"no field {name}"
-    return match[1]
-
 
 def status_label(html: str) -> str:
     """The text of the page's one role="status" element: the order's status label."""
