@@ -54,7 +54,7 @@ class Scenario:
         env = shop_env(database, sandbox_url, flex_enabled=self.flex_enabled,
                        relay_in_web=self.relay_in_web)
         return Shop(env, factory=self.factory, relay=not self.relay_in_web,
-                    cpus=CORES[0] if self.pinned else None)
+                    cpus=CORES[0] if self.pinned else None, shoppers=SATURATION)
 
     @property
     def load_cpus(self) -> tuple[int, ...] | None:
@@ -64,7 +64,7 @@ class Scenario:
     def start_cluster(self, sandbox_url: str, postgres: PostgresCluster) -> Cluster:
         """NODES web nodes and NODES relays on a schema of their own in `postgres`."""
         return Cluster(shop_env("", sandbox_url, flex_enabled=self.flex_enabled), postgres,
-                       NODES)
+                       NODES, SATURATION)
 
 
 SCENARIOS = (

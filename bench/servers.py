@@ -22,6 +22,9 @@ from .postgres import PostgresCluster
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS, THREADS = 2, 8
 PROCESSOR_MS = 80
+# The relay as docs/DEPLOY.md runs it: at the idle scheduling class, so it uses only CPU the
+# web workers leave over (a transmit can wait; a shopper should not).
+RELAY_PRIORITY = ("chrt", "--idle", "0")
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
@@ -69,9 +72,12 @@ class Process:
             os.killpg(self.popen.pid, signal.SIGKILL)
 
 
-def gunicorn(factory: str, port: int, workers: int, threads: int) -> list[str]:
+def gunicorn(factory: str, port: int, workers: int, threads: int,
+             connections: int | None = None) -> list[str]:
+    """The command line; `connections`: the most a worker holds open at once."""
+    cap = ["--worker-connections", str(connections)] if connections else []
     return [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
-            "--keep-alive", "75", "-b", f"127.0.0.1:{port}", factory]
+            "--keep-alive", "75", *cap, "-b", f"127.0.0.1:{port}", factory]
 
 
 class Sandbox(Process):
@@ -114,17 +120,21 @@ class Shop:
     """The web workers and, in the production layout, the relay process beside them."""
 
     def __init__(self, env: dict, *, factory: str = "app:create_app()", relay: bool = True,
-                 cpus: tuple[int, ...] | None = None):
-        """`cpus`: the cores the web workers and the relay run on (all, if None)."""
+                 cpus: tuple[int, ...] | None = None, shoppers: int | None = None):
+        """`cpus`: the cores the web workers and the relay run on (all, if None);
+        `shoppers`: the most that shop at once, each on a kept-alive connection. Each worker
+        takes an equal share of them: left to the kernel, one worker got 20 of 32 and the
+        other 12 (17/15 and 18/14 in the next turns), and as each worker is one GIL, the
+        fuller one's shoppers waited longer, so a turn's p95 followed the split, not Flex."""
         port = free_port()
         self.database = env.get("DATABASE_URL") or env["DATABASE"]  # a URL or a SQLite file
-        self.web = Process(gunicorn(factory, port, WORKERS, THREADS), env,
+        share = -(-shoppers // WORKERS) if shoppers else None
+        self.web = Process(gunicorn(factory, port, WORKERS, THREADS, share), env,
                            f"http://127.0.0.1:{port}/", cpus)
         self.url = self.web.url
         self.relay = None
         if relay:
-            # Niced: background delivery yields the CPU to shoppers' requests.
-            self.relay = Process(["nice", "-n", "10", sys.executable, "-m", "flask", "--app",
+            self.relay = Process([*RELAY_PRIORITY, sys.executable, "-m", "flask", "--app",
                                   "app", "flex", "relay"], env, cpus=cpus)
 
     @property
@@ -146,13 +156,16 @@ class Cluster:
     gunicorn master, FLEX_RELAY=0) and as many relay processes, on one PostgreSQL database
     (a schema of its own in `postgres`). Every node signs sessions with the same key."""
 
-    def __init__(self, env: dict, postgres: PostgresCluster, nodes: int = 2):
+    def __init__(self, env: dict, postgres: PostgresCluster, nodes: int = 2,
+                 shoppers: int | None = None):
+        """`shoppers`: the most that shop at once, spread evenly over the nodes."""
         self.postgres = postgres
         self.database = postgres.create_schema()
         self.nodes: list[Shop] = []
         try:
             for _ in range(nodes):
-                self.nodes.append(Shop({**env, "DATABASE_URL": self.database}))
+                self.nodes.append(Shop({**env, "DATABASE_URL": self.database},
+                                       shoppers=shoppers and -(-shoppers // nodes)))
         except Exception:
             self.stop()
             raise

@@ -255,6 +255,36 @@ def test_a_sqlite_claim_updates_its_rows_by_key_however_long_the_backlog(tmp_pat
     assert plan[0].startswith("SEARCH flex_outbox USING") and "(order_id=?)" in plan[0], plan
 
 
+def test_sqlite_writers_of_one_process_take_turns_without_sqlites_busy_wait(tmp_path):
+    """Threads of one process queue for the SQLite file's write lock in the process, so
+    none of them meets SQLite's own lock (whose wait sleeps 1, 2, 5 … 100 ms between looks):
+    with SQLite's wait and the retry of a locked BEGIN turned off, 8 threads of transactions
+    and single writes all land."""
+    url = f"sqlite:///{tmp_path / 'writers.db'}"
+    db.migrate(url)
+    database = db.Database(url, retry_seconds=0)  # and no second try of a locked BEGIN
+    starting_line = threading.Barrier(8)
+
+    def write(thread: int) -> None:
+        with database.connection() as conn:
+            conn.raw.execute("PRAGMA busy_timeout = 0")  # "database is locked" at once
+            starting_line.wait()
+            for n in range(25):
+                with conn:
+                    conn.execute("INSERT INTO schema_migrations (version, name, applied_at)"
+                                 " VALUES (?, ?, ?)", (1000 + thread * 100 + n, "t", 0.0))
+                    conn.execute("UPDATE schema_migrations SET applied_at = applied_at + 1"
+                                 " WHERE version = ?", (1000 + thread * 100 + n,))
+                conn.execute("UPDATE schema_migrations SET name = 'w' WHERE version = ?",
+                             (1000 + thread * 100 + n,))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))  # re-raises a thread's "database is locked"
+
+    assert db_rows(url, "SELECT COUNT(*), SUM(applied_at) FROM schema_migrations"
+                   " WHERE version >= 1000 AND name = 'w'") == [(200, 200.0)]
+
+
 def test_call_log_rows_from_many_threads_are_each_stored_before_add_returns(database_url):
     """SqlCallLog writes the rows that wait on each other in one transaction (a group commit),
     and a row is in the database, in call order within its thread, when its add returns;
