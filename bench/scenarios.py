@@ -12,7 +12,7 @@ from .servers import WORKERS, Cluster, Shop, shop_env
 
 LATENCY = {"tokenize": {"delay_ms": 60}, "evaluate": {"delay_ms": 150},
            "transmit": {"delay_ms": 50}}
-DEFAULTS = {"BENCH_CHECKOUTS": 300, "BENCH_ROUNDS": 3, "BENCH_SATURATION_CHECKOUTS": 900}
+DEFAULTS = {"BENCH_CHECKOUTS": 300, "BENCH_ROUNDS": 5, "BENCH_SATURATION_CHECKOUTS": 1500}
 KNOBS = {name: int(os.environ.get(name, default)) for name, default in DEFAULTS.items()}
 CHECKOUTS, ROUNDS = KNOBS["BENCH_CHECKOUTS"], KNOBS["BENCH_ROUNDS"]  # per scenario
 SATURATION_CHECKOUTS = KNOBS["BENCH_SATURATION_CHECKOUTS"]  # per scenario, all rounds
