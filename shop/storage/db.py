@@ -24,6 +24,7 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from importlib import resources
@@ -91,13 +92,13 @@ class Connection:
     was lost is swapped for a fresh one from `pool`."""
 
     def __init__(self, raw, engine: str, pool=None, retry_seconds: float = RETRY_SECONDS,
-                 writer: threading.RLock | None = None):
+                 writer: SqliteWriter | None = None):
         self.raw = raw
         self.engine = engine
         self._transaction = None
         self._pool = pool
         self.retry_seconds = retry_seconds
-        self._writer = writer  # SQLite: its file's writers in this process (`_writer_for`)
+        self._writer = writer  # SQLite: the turn to write its file (`SqliteWriter`)
 
     def execute(self, sql: str, params: Sequence = ()):
         if self._transaction is None and self._lost():
@@ -149,11 +150,10 @@ class Connection:
         return self
 
     def _hold_writer(self) -> None:
-        """SQLite: waits for this process's other writers of the file (see `_writer_for`)."""
+        """SQLite: waits for this file's other writers (see `SqliteWriter`)."""
         if self._writer is not None and not self._writer.acquire(timeout=SQLITE_BUSY_SECONDS):
             raise DatabaseUnavailable(
-                f"the database stayed locked for {SQLITE_BUSY_SECONDS:g} s (a write of this "
-                "process held it)")
+                f"the database stayed locked for {SQLITE_BUSY_SECONDS:g} s")
 
     def _retrying(self, attempt):
         """attempt(), again on a fresh connection after a pause while the database is
@@ -227,20 +227,80 @@ def connect(url: str) -> Connection:
     return Connection(psycopg.connect(url, autocommit=True, row_factory=_rows), POSTGRESQL)
 
 
-_writers: dict[str, threading.RLock] = {}  # SQLite file -> its writers in this process
+class SqliteWriter:
+    """The turn to write one SQLite file, for the threads of this process and the other
+    processes on the machine (web workers, relays). SQLite lets one connection write at a
+    time, and one that finds the file locked sleeps in growing steps (1, 2, 5, 10 … 100 ms)
+    before it looks again, however soon the lock is free: at 32 shoppers, BEGIN IMMEDIATE
+    waited 9 ms on average and up to 0.4 s. Threads queue on a lock, which passes to the
+    next one the moment it is released; processes on a lock file beside the database,
+    looked at every millisecond at most. Re-entrant: a thread that writes on a second
+    connection inside its transaction meets SQLite's lock, as before, not a deadlock here."""
+
+    POLL_CAP = 0.001  # seconds between two looks at a lock file another process holds
+
+    def __init__(self, path: str):
+        self._threads = threading.RLock()
+        self._depth = 0  # how many times the owning thread holds it
+        # Private like the database: another user holding it would stop every write.
+        self._file = os.fdopen(os.open(f"{path}.write-lock", os.O_CREAT | os.O_RDWR,
+                                       PRIVATE_FILE), "r+")
+        weakref.finalize(self, self._file.close)
+
+    def acquire(self, timeout: float) -> bool:
+        """True once this thread may write; False if that took longer than `timeout` s."""
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            return False
+        if self._depth == 0 and not self._lock_file(deadline):
+            self._threads.release()
+            return False
+        self._depth += 1
+        return True
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def _lock_file(self, deadline: float) -> bool:
+        pause = self.POLL_CAP / 16
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # gone with the process
+                return True
+            except BlockingIOError:
+                if time.monotonic() + pause > deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, self.POLL_CAP)
+
+
+# SQLite file -> its writer turn in this process, while a connection to the file holds it
+_writers: weakref.WeakValueDictionary[str, SqliteWriter] = weakref.WeakValueDictionary()
 _writers_guard = threading.Lock()
 
 
-def _writer_for(path: str) -> threading.RLock:
-    """The lock this process's writers of one SQLite file queue on. SQLite lets one
-    connection write at a time, and one that finds the file locked sleeps in growing steps
-    (1, 2, 5, 10 … 100 ms) before it looks again: at 32 shoppers, BEGIN IMMEDIATE waited
-    9 ms on average and up to 0.4 s, most of it asleep after the lock was free. A thread
-    waiting here takes the lock the moment the one before releases it; SQLite's own wait is
-    left for the other processes. Re-entrant: a thread that writes on a second connection
-    inside its transaction meets SQLite's lock, as before, not a deadlock here."""
+def _writer_for(path: str) -> SqliteWriter:
+    """This process's turn to write the SQLite file at `path`."""
+    path = os.path.realpath(path)
     with _writers_guard:
-        return _writers.setdefault(os.path.realpath(path), threading.RLock())
+        writer = _writers.get(path)
+        if writer is None:
+            writer = _writers[path] = SqliteWriter(path)
+        return writer
+
+
+def _forget_writers() -> None:
+    """In a forked child: a process of its own takes turns of its own (the lock file's open
+    description is shared across a fork, so the parent's would not keep the child out)."""
+    global _writers_guard
+    _writers.clear()
+    _writers_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writers)
 
 
 class Database:

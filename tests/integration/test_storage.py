@@ -3,10 +3,11 @@ one transmit per checkout, and the outbox as several relays and failures see it.
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -255,34 +256,45 @@ def test_a_sqlite_claim_updates_its_rows_by_key_however_long_the_backlog(tmp_pat
     assert plan[0].startswith("SEARCH flex_outbox USING") and "(order_id=?)" in plan[0], plan
 
 
-def test_sqlite_writers_of_one_process_take_turns_without_sqlites_busy_wait(tmp_path):
-    """Threads of one process queue for the SQLite file's write lock in the process, so
-    none of them meets SQLite's own lock (whose wait sleeps 1, 2, 5 … 100 ms between looks):
-    with SQLite's wait and the retry of a locked BEGIN turned off, 8 threads of transactions
-    and single writes all land."""
-    url = f"sqlite:///{tmp_path / 'writers.db'}"
-    db.migrate(url)
-    database = db.Database(url, retry_seconds=0)  # and no second try of a locked BEGIN
-    starting_line = threading.Barrier(8)
+def write_in_turns(url: str, first: int, threads: int = 4, rows: int = 25) -> None:
+    """`threads` threads each writing `rows` rows (a transaction, then a write on its own),
+    with SQLite's wait for a locked file and the retry of a locked BEGIN both off, so a
+    writer that met SQLite's lock would fail with "database is locked"."""
+    database = db.Database(url, retry_seconds=0)
+    starting_line = threading.Barrier(threads)
 
     def write(thread: int) -> None:
         with database.connection() as conn:
-            conn.raw.execute("PRAGMA busy_timeout = 0")  # "database is locked" at once
+            conn.raw.execute("PRAGMA busy_timeout = 0")
             starting_line.wait()
-            for n in range(25):
+            for version in range(first + thread * rows, first + (thread + 1) * rows):
                 with conn:
                     conn.execute("INSERT INTO schema_migrations (version, name, applied_at)"
-                                 " VALUES (?, ?, ?)", (1000 + thread * 100 + n, "t", 0.0))
+                                 " VALUES (?, ?, ?)", (version, "t", 0.0))
                     conn.execute("UPDATE schema_migrations SET applied_at = applied_at + 1"
-                                 " WHERE version = ?", (1000 + thread * 100 + n,))
+                                 " WHERE version = ?", (version,))
                 conn.execute("UPDATE schema_migrations SET name = 'w' WHERE version = ?",
-                             (1000 + thread * 100 + n,))
+                             (version,))
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(write, range(8)))  # re-raises a thread's "database is locked"
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(write, range(threads)))  # re-raises a thread's "database is locked"
+
+
+def test_sqlite_writers_take_turns_without_sqlites_busy_wait(tmp_path):
+    """Threads of a process, and processes, take turns to write a SQLite file before they
+    reach SQLite's own lock, whose wait sleeps 1, 2, 5 … 100 ms between looks: 3 processes
+    of 4 threads, with SQLite's wait off, and every write lands."""
+    url = f"sqlite:///{tmp_path / 'writers.db'}"
+    db.migrate(url)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=spawn) as processes:
+        others = [processes.submit(write_in_turns, url, 2000 + 1000 * n) for n in range(2)]
+        write_in_turns(url, 1000)
+        for other in others:
+            other.result()  # re-raises that process's "database is locked"
 
     assert db_rows(url, "SELECT COUNT(*), SUM(applied_at) FROM schema_migrations"
-                   " WHERE version >= 1000 AND name = 'w'") == [(200, 200.0)]
+                   " WHERE version >= 1000 AND name = 'w'") == [(300, 300.0)]
 
 
 def test_call_log_rows_from_many_threads_are_each_stored_before_add_returns(database_url):
