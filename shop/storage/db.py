@@ -233,11 +233,10 @@ class SqliteWriter:
     time, and one that finds the file locked sleeps in growing steps (1, 2, 5, 10 … 100 ms)
     before it looks again, however soon the lock is free: at 32 shoppers, BEGIN IMMEDIATE
     waited 9 ms on average and up to 0.4 s. Threads queue on a lock, which passes to the
-    next one the moment it is released; processes on a lock file beside the database,
-    looked at every millisecond at most. Re-entrant: a thread that writes on a second
-    connection inside its transaction meets SQLite's lock, as before, not a deadlock here."""
-
-    POLL_CAP = 0.001  # seconds between two looks at a lock file another process holds
+    next one the moment it is released; processes on a lock file beside the database
+    (`flock`), which wakes a waiting process the moment it is released. Re-entrant: a
+    thread that writes on a second connection inside its transaction meets SQLite's lock,
+    as before, not a deadlock here."""
 
     def __init__(self, path: str):
         self._threads = threading.RLock()
@@ -248,13 +247,16 @@ class SqliteWriter:
         weakref.finalize(self, self._file.close)
 
     def acquire(self, timeout: float) -> bool:
-        """True once this thread may write; False if that took longer than `timeout` s."""
-        deadline = time.monotonic() + timeout
+        """True once this thread may write; False if this process's other writers held it
+        for longer than `timeout` seconds."""
         if not self._threads.acquire(timeout=timeout):
             return False
-        if self._depth == 0 and not self._lock_file(deadline):
-            self._threads.release()
-            return False
+        if self._depth == 0:
+            try:
+                self._lock_file()
+            except BaseException:
+                self._threads.release()
+                raise
         self._depth += 1
         return True
 
@@ -264,17 +266,14 @@ class SqliteWriter:
             fcntl.flock(self._file, fcntl.LOCK_UN)
         self._threads.release()
 
-    def _lock_file(self, deadline: float) -> bool:
-        pause = self.POLL_CAP / 16
-        while True:
-            try:
-                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # gone with the process
-                return True
-            except BlockingIOError:
-                if time.monotonic() + pause > deadline:
-                    return False
-                time.sleep(pause)
-                pause = min(pause * 2, self.POLL_CAP)
+    def _lock_file(self) -> None:
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # gone with the process
+        except BlockingIOError:
+            # Woken the moment the other process lets go. If it never does (hung in its
+            # transaction), this thread waits with it, and the process's other writers give
+            # up after SQLITE_BUSY_SECONDS, as they did on SQLite's lock.
+            fcntl.flock(self._file, fcntl.LOCK_EX)
 
 
 # SQLite file -> its writer turn in this process, while a connection to the file holds it
