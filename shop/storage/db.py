@@ -12,6 +12,9 @@ lost, or SQLite says "database is locked") is retried on a fresh connection for 
 SELECT on its own. Both are always safe to send again: nothing of a transaction was sent
 yet, and a read changes nothing. This is the one place that retries; callers write their
 transactions as if the database never went away.
+
+SQLite writers, threads and processes alike, take turns before they reach SQLite's own lock
+(`SqliteWriter`), whose wait sleeps up to 100 ms between looks at a locked file.
 """
 
 from __future__ import annotations
