@@ -120,26 +120,47 @@ def running(command: list[str], ready_url: str, **popen) -> Iterator[subprocess.
         process.wait(15)
 
 
+RUNNING_ON = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")  # werkzeug's start line
+
+
 class ShopServer:
-    """The real app as its own process (`flask run`, threaded) on a free loopback port.
+    """The real app as its own process (`flask run`, threaded) on a loopback port.
     Settings come from `env` on top of this process's environment; output goes to `log`."""
 
     def __init__(self, env: dict, log: Path):
         self.env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
         self.log = log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port: int | None = None  # known once started; a restart keeps it
+        self.url: str | None = None
         self.process: subprocess.Popen | None = None
 
     def start(self) -> ShopServer:
+        """Starts the app: the first time on a port the OS picks (a free port chosen here
+        could be taken by another test's server before flask binds it, and the test would
+        talk to that one), then again on the same port, so a restart keeps the URL."""
+        started = len(RUNNING_ON.findall(self.log.read_text())) if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(self.port),
-                 "--no-reload", "--no-debugger"],
+                [sys.executable, "-m", "flask", "--app", "app", "run",
+                 "--port", str(self.port or 0), "--no-reload", "--no-debugger"],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
+        self.port = self._bound_port(started)
+        self.url = f"http://127.0.0.1:{self.port}"
         wait_until_up(self.url, self.process)
         return self
+
+    def _bound_port(self, lines_before: int, timeout: float = 20.0) -> int:
+        """The port this start's server printed it listens on (werkzeug's "Running on")."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ports = RUNNING_ON.findall(self.log.read_text())
+            if len(ports) > lines_before:
+                return int(ports[lines_before])
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: see {self.log}")
+            time.sleep(0.05)
+        raise RuntimeError(f"the server did not say where it listens within {timeout} s")
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, exactly like a crash."""
