@@ -38,7 +38,7 @@ from werkzeug.wrappers import Request, Response
 
 import flex_sandbox
 from bench.load import hidden  # the bench's own helpers (it imports nothing from the tests)
-from bench.servers import free_port
+from bench.servers import free_port as free_port  # re-exported for the tests that need one
 from flex import Address, Card, FlexClient, FlexConfig, ProcessorResult, Purchase
 from flex.errors import FlexUnavailableError
 from flex.webhooks import sign
@@ -725,20 +725,20 @@ class RunningShop:
 
 @contextmanager
 def running_shop(tmp_path_factory, name: str, **settings: str) -> Iterator[RunningShop]:
-    """The app as its own process with its embedded sandbox, on free loopback ports."""
-    sandbox_port = free_port()
+    """The app as its own process with its embedded sandbox, on loopback ports the OS picks
+    (the sandbox's is read from the URL file it publishes beside the database)."""
     directory = tmp_path_factory.mktemp(name)
     database = str(directory / "shop.sqlite")
     server = ShopServer({
         "DATABASE": database,
-        "FLEX_API_URL": None,  # always the embedded sandbox, on a port we know
+        "FLEX_API_URL": None,  # always the embedded sandbox
         "FLEX_SANDBOX_FAULTS": None,
         # A lost /evaluate answer stays "Awaiting confirmation" for the whole session: its
         # webhook (which would settle it) is held back, so tests see that state steadily.
         "FLEX_SANDBOX_LOST_ANSWER_WEBHOOK_DELAY": "3600",
         # Likewise a SUBMITTED (3-D Secure) evaluation waits until a test decides it.
         "FLEX_SANDBOX_SUBMITTED_DELAY": "3600",
-        "FLEX_SANDBOX_PORT": str(sandbox_port),
+        "FLEX_SANDBOX_PORT": None,
         "PROCESSOR_LATENCY_MS": "50",
         "FLEX_RELAY_POLL_SECONDS": "0.2",
         "FLEX_READ_TIMEOUT": "3",
@@ -747,7 +747,7 @@ def running_shop(tmp_path_factory, name: str, **settings: str) -> Iterator[Runni
     }, tmp_path_factory.mktemp(f"{name}-log") / "server.log")
     try:
         server.start()
-        yield RunningShop(server.url, SandboxAt(f"http://127.0.0.1:{sandbox_port}"), database)
+        yield RunningShop(server.url, SandboxAt(shared.running_url(directory)), database)
     finally:
         server.stop()
         # The sandbox process beside the database leaves by itself once the shop has gone.
