@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -55,6 +56,11 @@ class Shopper:
         if response.status_code != 302 or "/orders/" not in response.headers["Location"]:
             raise RuntimeError(f"checkout failed: {response.status_code}")
         return elapsed
+
+
+def percentile(values: Sequence[float], p: int) -> float:
+    """The `p`th percentile of `values` (statistics.quantiles, its default method)."""
+    return statistics.quantiles(values, n=100)[p - 1]
 
 
 def hidden(html: str, name: str) -> str:

@@ -15,7 +15,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from .load import drive
+from .load import drive, percentile
 from .servers import Cluster, Sandbox, Shop
 
 FLEX_CALLS = ("token", "tokenize", "transmit", "evaluate", "refund", "order")
@@ -56,7 +56,8 @@ class Saturated:
         return self.checkouts / self.busy_seconds
 
     def percentile(self, p: int) -> float:
-        return statistics.quantiles(self.latencies_ms, n=100)[p - 1]
+        """The `p`th percentile of the POST /checkout latencies, in ms."""
+        return percentile(self.latencies_ms, p)
 
     def cpu_ms(self, seconds: float) -> float:
         """CPU ms per checkout."""
@@ -68,7 +69,7 @@ class Saturated:
 
     @property
     def lag_p95(self) -> float:
-        return statistics.quantiles(self.lags_s, n=100)[94]
+        return percentile(self.lags_s, 95)
 
     @property
     def drain_max(self) -> float | None:

@@ -7,6 +7,7 @@ import os
 import statistics
 from dataclasses import dataclass, field
 
+from .load import percentile
 from .postgres import PostgresCluster
 from .servers import WORKERS, Cluster, Shop, shop_env
 
@@ -104,7 +105,7 @@ class Result:
 
     @property
     def p95(self) -> float:
-        return statistics.quantiles(self.latencies_ms, n=100)[94]
+        return percentile(self.latencies_ms, 95)
 
 
 
